@@ -1,0 +1,50 @@
+"""Pieces every engine shares: timestamps and the result envelope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from bench.host import host_info, library_versions
+from bench.results import EpochMetrics, RunResult
+from bench.spec import RunConfig
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def diverged(m: EpochMetrics) -> bool:
+    """A run diverged when its training loss is no longer a finite number."""
+    return not math.isfinite(m.train_loss)
+
+
+def make_result(
+    cfg: RunConfig,
+    epochs: list[EpochMetrics],
+    *,
+    compile_s: float,
+    total_s: float,
+    started_at: str,
+    seeds_in_program: int,
+    threads: int,
+) -> RunResult:
+    """Wrap an engine's per-epoch metrics; NaN/inf training loss marks the run diverged."""
+    status, error = "ok", ""
+    bad = next((e for e in epochs if diverged(e)), None)
+    if bad is not None:
+        status, error = "diverged", f"training loss became {bad.train_loss} in epoch {bad.epoch}"
+    return RunResult(
+        config=cfg,
+        status=status,
+        epochs=epochs,
+        error=error,
+        compile_s=compile_s,
+        total_s=total_s,
+        started_at=started_at,
+        finished_at=now_iso(),
+        seeds_in_program=seeds_in_program,
+        threads=threads,
+        host=host_info(),
+        versions=library_versions(),
+    )

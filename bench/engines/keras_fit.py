@@ -1,0 +1,77 @@
+"""The reference engine: Keras ``model.fit``, one seed at a time.
+
+This is the notebook's way of training, with its speed knobs (``jit_compile``,
+``steps_per_execution``) taken from the spec. Each epoch is one ``fit`` call on the
+seed's own permutation of the data (shuffle=False), so data order is paired across
+placements and identical to the stacked engine's.
+
+Compile time: Keras compiles inside the first ``fit`` call, so it cannot be timed apart
+exactly. It is estimated as the first epoch's excess over the median of the later ones,
+and that excess is removed from the first epoch's time. With one epoch it is 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+from bench.datasets import Dataset
+from bench.engines.common import diverged, make_result, now_iso
+from bench.pairing import epoch_order
+from bench.results import EpochMetrics, RunResult
+from bench.spec import RunConfig
+
+
+def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
+    import keras
+    import tensorflow as tf
+
+    from bench.model import build_model, make_optimizer
+
+    started_at, t_start = now_iso(), time.perf_counter()
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg, data.n_features, data.n_classes)
+    model.compile(
+        optimizer=make_optimizer(cfg),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=cfg.engine.jit_compile,
+        steps_per_execution=cfg.engine.steps_per_execution,
+    )
+    epochs: list[EpochMetrics] = []
+    raw_s: list[float] = []
+    for epoch in range(1, cfg.epochs + 1):
+        order = epoch_order(cfg.seed, epoch, len(data.x_train))
+        x, y = data.x_train[order], data.y_train[order]
+        t0 = time.perf_counter()
+        hist = model.fit(
+            x, y, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
+            validation_data=(data.x_val, data.y_val),
+        ).history
+        raw_s.append(time.perf_counter() - t0)
+        m = EpochMetrics(
+            epoch=epoch,
+            train_loss=float(hist["loss"][-1]),
+            train_acc=float(hist["accuracy"][-1]),
+            val_loss=float(hist["val_loss"][-1]),
+            val_acc=float(hist["val_accuracy"][-1]),
+            epoch_s=raw_s[-1],
+        )
+        epochs.append(m)
+        if diverged(m) or not np.isfinite(m.val_loss):
+            break
+    compile_s = 0.0
+    if len(raw_s) > 1:
+        compile_s = max(0.0, raw_s[0] - statistics.median(raw_s[1:]))
+        epochs[0].epoch_s = raw_s[0] - compile_s
+    return make_result(
+        cfg, epochs, compile_s=compile_s, total_s=time.perf_counter() - t_start,
+        started_at=started_at, seeds_in_program=1,
+        threads=tf.config.threading.get_intra_op_parallelism_threads(),
+    )
+
+
+def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
+    return [train_one(cfg, data) for cfg in configs]

@@ -1,0 +1,72 @@
+"""What one training run produces, independent of the engine that trained it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.spec import RunConfig
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch of one run. ``epoch`` counts from 1; ``epoch_s`` excludes compilation."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    epoch_s: float
+
+
+@dataclass
+class RunResult:
+    """A finished run, ready for the store. ``status`` is ok, diverged (NaN/inf loss) or failed."""
+
+    config: RunConfig
+    status: str
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    error: str = ""
+    compile_s: float = 0.0
+    total_s: float = 0.0
+    started_at: str = ""
+    finished_at: str = ""
+    seeds_in_program: int = 1
+    concurrent_workers: int = 1
+    threads: int = 0
+    attempts: int = 1
+    host: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def epochs_to_target(self) -> int | None:
+        """First epoch whose validation accuracy reaches the target; None when censored."""
+        return epochs_to_target(self.epochs, self.config.target_accuracy)
+
+    @property
+    def time_to_target_s(self) -> float | None:
+        """Training wall time (compilation excluded) up to and including the target epoch."""
+        reached = self.epochs_to_target
+        if reached is None:
+            return None
+        return float(sum(e.epoch_s for e in self.epochs[:reached]))
+
+    @property
+    def train_s(self) -> float:
+        return float(sum(e.epoch_s for e in self.epochs))
+
+
+def epochs_to_target(epochs: list[EpochMetrics], target: float) -> int | None:
+    """The censoring-aware definition used everywhere: None means "not within the budget"."""
+    for e in epochs:
+        if not math.isnan(e.val_acc) and e.val_acc >= target:
+            return e.epoch
+    return None
+
+
+def is_finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)

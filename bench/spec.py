@@ -1,0 +1,384 @@
+"""Grid specs: parse a TOML file, validate it before any training, expand it into runs.
+
+A spec has two tables. ``[grid]`` holds settings shared by every run (name, seeds, target,
+epoch budget, validation split, engine). ``[factors]`` maps each factor to its levels; a
+scalar is a single level. Everything here is pure (no TensorFlow, no I/O but reading the
+file), so that a bad spec is rejected in milliseconds with a message naming the bad key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench import __version__
+
+
+class SpecError(ValueError):
+    """A grid spec that cannot be run; the message names the bad key and what is allowed."""
+
+
+PLACEMENTS = ("none", "before", "after", "after+input")
+ACTIVATIONS = ("leaky_relu", "relu", "sigmoid", "tanh")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal")
+DATASETS = ("mnist", "fashion_mnist", "digits", "synthetic")
+ENGINES = ("keras", "stacked")
+
+#: Training-split sizes before the validation hold-out, for up-front combination checks.
+DATASET_TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "digits": 1797, "synthetic": 12000}
+
+#: Factor name -> default level. Every factor becomes a column of the ``runs`` table.
+FACTOR_DEFAULTS: dict[str, Any] = {
+    "dataset": "mnist",
+    "placement": "none",
+    "activation": "leaky_relu",
+    "hidden": (300, 100),
+    "initializer": "he_normal",
+    "optimizer": "sgd",
+    "learning_rate": 1e-3,
+    "batch_size": 32,
+    "bn_momentum": 0.99,
+    "bn_epsilon": 1e-3,
+}
+
+#: ``[grid]`` key -> default. ``None`` means required.
+GRID_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "seeds": 5,
+    "epochs": 10,
+    "target_accuracy": 0.9,
+    "validation_size": 5000,
+    "train_limit": 0,  # 0 = use every training example left after the validation split
+    "data_path": "",  # explicit dataset file or folder; empty = the usual search path
+}
+
+#: ``[engine]`` key -> default. These are speed knobs: recorded with every run.
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "name": "stacked",
+    "jit_compile": True,
+    "steps_per_execution": 200,
+    "seeds_per_program": 8,
+    "threads": 0,  # TensorFlow intra-op threads per worker; 0 = cores // jobs
+    "deterministic": True,  # TensorFlow op determinism (Keras then declines jit_compile)
+}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How runs are trained. Not part of a run's identity except ``name`` (see ``run_id``)."""
+
+    name: str = ENGINE_DEFAULTS["name"]
+    jit_compile: bool = ENGINE_DEFAULTS["jit_compile"]
+    steps_per_execution: int = ENGINE_DEFAULTS["steps_per_execution"]
+    seeds_per_program: int = ENGINE_DEFAULTS["seeds_per_program"]
+    threads: int = ENGINE_DEFAULTS["threads"]
+    deterministic: bool = ENGINE_DEFAULTS["deterministic"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One cell of the grid with one seed: everything that determines the result."""
+
+    grid: str
+    seed: int
+    dataset: str
+    placement: str
+    activation: str
+    hidden: tuple[int, ...]
+    initializer: str
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    bn_momentum: float
+    bn_epsilon: float
+    epochs: int
+    target_accuracy: float
+    validation_size: int
+    train_limit: int
+    data_path: str = ""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields hashed into ``run_id``: result-affecting settings only.
+
+        The grid name, the data path and the speed knobs do not change what is computed,
+        so the same run requested by two grids is trained once.
+        """
+        d = asdict(self)
+        for key in ("grid", "data_path", "engine"):
+            d.pop(key)
+        d["hidden"] = list(self.hidden)
+        d["engine_name"] = self.engine.name
+        d["harness_version"] = __version__
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return _digest(self.identity())
+
+    @property
+    def cell_id(self) -> str:
+        """Hash of the identity without the seed: runs of one cell differ only by seed."""
+        d = self.identity()
+        d.pop("seed")
+        return _digest(d)
+
+    @property
+    def hidden_label(self) -> str:
+        return "-".join(str(h) for h in self.hidden)
+
+    def factor_values(self) -> dict[str, Any]:
+        """Factor name -> level, as stored in the ``runs`` table (hidden as ``"300-100"``)."""
+        values = {name: getattr(self, name) for name in FACTOR_DEFAULTS}
+        values["hidden"] = self.hidden_label
+        return values
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A validated grid spec."""
+
+    name: str
+    seeds: tuple[int, ...]
+    epochs: int
+    target_accuracy: float
+    validation_size: int
+    train_limit: int
+    data_path: str
+    factors: dict[str, tuple[Any, ...]]
+    engine: EngineSettings
+    source_text: str = ""
+
+    @property
+    def varying_factors(self) -> list[str]:
+        """Factors with more than one level: the axes of the study."""
+        return [k for k, levels in self.factors.items() if len(levels) > 1]
+
+    def expand(self) -> list[RunConfig]:
+        """Every (cell, seed) pair, cells in factor order, seeds innermost."""
+        names = list(FACTOR_DEFAULTS)
+        runs = []
+        for combo in itertools.product(*(self.factors[n] for n in names)):
+            levels = dict(zip(names, combo))
+            for seed in self.seeds:
+                runs.append(
+                    RunConfig(
+                        grid=self.name,
+                        seed=seed,
+                        epochs=self.epochs,
+                        target_accuracy=self.target_accuracy,
+                        validation_size=self.validation_size,
+                        train_limit=self.train_limit,
+                        data_path=self.data_path,
+                        engine=self.engine,
+                        **levels,
+                    )
+                )
+        return runs
+
+    def with_engine(self, **changes: Any) -> GridSpec:
+        return replace(self, engine=replace(self.engine, **changes))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _fail(key: str, problem: str, allowed: str | None = None) -> SpecError:
+    msg = f"{key}: {problem}"
+    if allowed:
+        msg += f" (allowed: {allowed})"
+    return SpecError(msg)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _choice(key: str, v: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v not in allowed:
+        raise _fail(key, f"unknown value {v!r}", ", ".join(allowed))
+    return v
+
+
+def _positive_number(key: str, v: Any, *, below_one: bool = False) -> float:
+    if not _is_number(v) or v <= 0 or (below_one and v >= 1):
+        bound = "a number in (0, 1)" if below_one else "a positive number"
+        raise _fail(key, f"{v!r} is not {bound}")
+    return float(v)
+
+
+def _positive_int(key: str, v: Any, *, minimum: int = 1) -> int:
+    if not _is_int(v) or v < minimum:
+        raise _fail(key, f"{v!r} is not an integer >= {minimum}")
+    return int(v)
+
+
+def _hidden(key: str, v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not v or not all(_is_int(h) and 1 <= h <= 65536 for h in v):
+        raise _fail(key, f"{v!r} is not a non-empty list of layer widths (integers 1..65536)")
+    return tuple(int(h) for h in v)
+
+
+_LEVEL_CHECKS = {
+    "dataset": lambda k, v: _choice(k, v, DATASETS),
+    "placement": lambda k, v: _choice(k, v, PLACEMENTS),
+    "activation": lambda k, v: _choice(k, v, ACTIVATIONS),
+    "initializer": lambda k, v: _choice(k, v, INITIALIZERS),
+    "optimizer": lambda k, v: _choice(k, v, OPTIMIZERS),
+    "hidden": _hidden,
+    "learning_rate": lambda k, v: _positive_number(k, v),
+    "batch_size": lambda k, v: _positive_int(k, v),
+    "bn_momentum": lambda k, v: _positive_number(k, v, below_one=True),
+    "bn_epsilon": lambda k, v: _positive_number(k, v),
+}
+
+
+def _levels(name: str, raw: Any) -> tuple[Any, ...]:
+    key = f"factors.{name}"
+    # ``hidden = [300, 100]`` is one level; ``hidden = [[300, 100], [100]]`` is two.
+    if name == "hidden":
+        is_many = isinstance(raw, list) and raw and all(isinstance(x, list) for x in raw)
+        items = raw if is_many else [raw]
+    else:
+        items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise _fail(key, "empty list of levels; give at least one level")
+    levels = tuple(_LEVEL_CHECKS[name](key, item) for item in items)
+    if len(set(levels)) != len(levels):
+        raise _fail(key, f"repeated level in {raw!r}")
+    return levels
+
+
+def _seeds(raw: Any) -> tuple[int, ...]:
+    if _is_int(raw):
+        if raw < 1:
+            raise _fail("grid.seeds", f"{raw!r} is not a count >= 1 or a list of seeds")
+        return tuple(range(raw))
+    if isinstance(raw, list) and raw and all(_is_int(s) and 0 <= s < 2**31 for s in raw):
+        if len(set(raw)) != len(raw):
+            raise _fail("grid.seeds", f"repeated seed in {raw!r}")
+        return tuple(raw)
+    raise _fail("grid.seeds", f"{raw!r} is not a count >= 1 or a non-empty list of seeds 0..2^31-1")
+
+
+def _check_keys(table: str, raw: dict, allowed: dict) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise _fail(f"{table}.{key}" if table else key, "unknown key", ", ".join(allowed))
+
+
+def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
+    """Validate a parsed TOML document and return the spec; raise SpecError otherwise."""
+    if not isinstance(data, dict):
+        raise SpecError("spec: the document is not a TOML table")
+    _check_keys("", data, {"grid": 0, "factors": 0, "engine": 0})
+    grid_raw, factors_raw, engine_raw = (data.get(k, {}) for k in ("grid", "factors", "engine"))
+    for table, raw in (("grid", grid_raw), ("factors", factors_raw), ("engine", engine_raw)):
+        if not isinstance(raw, dict):
+            raise _fail(table, f"must be a table ([{table}]), got {type(raw).__name__}")
+    _check_keys("grid", grid_raw, GRID_DEFAULTS)
+    _check_keys("factors", factors_raw, FACTOR_DEFAULTS)
+    _check_keys("engine", engine_raw, ENGINE_DEFAULTS)
+
+    grid = {**GRID_DEFAULTS, **grid_raw}
+    name = grid["name"]
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise _fail("grid.name", f"{name!r} is not a non-empty name (required)")
+    target = grid["target_accuracy"]
+    if not _is_number(target) or not 0 < target <= 1:
+        raise _fail("grid.target_accuracy", f"{target!r} is not a number in (0, 1]")
+    if not isinstance(grid["data_path"], str):
+        raise _fail("grid.data_path", f"{grid['data_path']!r} is not a path string")
+
+    factors = {
+        name_: _levels(name_, factors_raw[name_]) if name_ in factors_raw else (default,)
+        for name_, default in FACTOR_DEFAULTS.items()
+    }
+
+    engine = {**ENGINE_DEFAULTS, **engine_raw}
+    engine_settings = EngineSettings(
+        name=_choice("engine.name", engine["name"], ENGINES),
+        jit_compile=_bool("engine.jit_compile", engine["jit_compile"]),
+        steps_per_execution=_positive_int("engine.steps_per_execution", engine["steps_per_execution"]),
+        seeds_per_program=_positive_int("engine.seeds_per_program", engine["seeds_per_program"]),
+        threads=_positive_int("engine.threads", engine["threads"], minimum=0),
+        deterministic=_bool("engine.deterministic", engine["deterministic"]),
+    )
+    validation_size = _positive_int("grid.validation_size", grid["validation_size"], minimum=1)
+    train_limit = _positive_int("grid.train_limit", grid["train_limit"], minimum=0)
+    _check_combinations(factors, validation_size, train_limit)
+    return GridSpec(
+        name=name.strip(),
+        seeds=_seeds(grid["seeds"]),
+        epochs=_positive_int("grid.epochs", grid["epochs"]),
+        target_accuracy=float(target),
+        validation_size=validation_size,
+        train_limit=train_limit,
+        data_path=grid["data_path"],
+        factors=factors,
+        engine=engine_settings,
+        source_text=source_text,
+    )
+
+
+def _check_combinations(
+    factors: dict[str, tuple[Any, ...]], validation_size: int, train_limit: int
+) -> None:
+    """Reject combinations that cannot run, before any training."""
+    for dataset in factors["dataset"]:
+        available = DATASET_TRAIN_SIZES[dataset]
+        if validation_size >= available:
+            raise _fail(
+                "grid.validation_size",
+                f"{validation_size} leaves no training data in {dataset!r} "
+                f"({available} training examples); use fewer than {available}",
+            )
+        n_train = available - validation_size
+        if train_limit:
+            n_train = min(n_train, train_limit)
+        for batch in factors["batch_size"]:
+            if batch > n_train:
+                raise _fail(
+                    "factors.batch_size",
+                    f"{batch} is larger than the {n_train} training examples of {dataset!r}",
+                )
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _fail(key, f"{v!r} is not true or false")
+    return v
+
+
+def load_spec(path: str | Path) -> GridSpec:
+    """Read and validate a spec file. Raises SpecError for a missing file or bad TOML too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec file ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: malformed TOML ({exc})") from None
+    try:
+        return parse_spec(data, source_text=text)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None

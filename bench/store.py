@@ -1,0 +1,292 @@
+"""The results store: one SQLite file in WAL mode, one transaction per finished run.
+
+A killed grid loses at most the runs in flight, because each run's row and its epochs are
+written together or not at all. Reading is plain SQL (``reports`` reads the same tables
+through :func:`open_readonly` without importing TensorFlow).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.results import RunResult
+from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig
+
+SCHEMA_VERSION = 1
+FACTOR_COLUMNS = list(FACTOR_DEFAULTS)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written; the message says which file and why."""
+
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS grids (
+    name TEXT PRIMARY KEY,
+    spec_toml TEXT NOT NULL,
+    factors_json TEXT NOT NULL,      -- the factors with more than one level
+    n_runs INTEGER NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS grid_runs (
+    grid TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (grid, run_id)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    grid TEXT NOT NULL,              -- the grid that first trained it
+    cell_id TEXT NOT NULL,
+    {", ".join(f"{c} {'REAL' if c in ('learning_rate', 'bn_momentum', 'bn_epsilon') else 'INTEGER' if c == 'batch_size' else 'TEXT'} NOT NULL" for c in FACTOR_COLUMNS)},
+    seed INTEGER NOT NULL,
+    epochs_budget INTEGER NOT NULL,
+    target_accuracy REAL NOT NULL,
+    validation_size INTEGER NOT NULL,
+    train_limit INTEGER NOT NULL,
+    engine TEXT NOT NULL,
+    engine_json TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')),
+    error TEXT NOT NULL DEFAULT '',
+    epochs_run INTEGER NOT NULL,
+    epochs_to_target INTEGER,        -- NULL: censored at epochs_budget
+    time_to_target_s REAL,
+    compile_s REAL,
+    train_s REAL,
+    total_s REAL,
+    final_train_loss REAL, final_train_acc REAL,
+    final_val_loss REAL, final_val_acc REAL, best_val_acc REAL,
+    seeds_in_program INTEGER NOT NULL,
+    concurrent_workers INTEGER NOT NULL,
+    threads INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    machine_fingerprint TEXT NOT NULL,
+    host_json TEXT NOT NULL,
+    versions_json TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch INTEGER NOT NULL,
+    train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL,
+    epoch_s REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE INDEX IF NOT EXISTS runs_by_grid ON runs(grid);
+CREATE INDEX IF NOT EXISTS grid_runs_by_run ON grid_runs(run_id);
+"""
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        if not path.exists():
+            raise StoreError(f"{path}: no such store")
+        uri = f"file:{path.resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=30)
+    else:
+        if path.parent and not path.parent.exists():
+            raise StoreError(f"{path}: folder {path.parent} does not exist")
+        conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"{path}: not a bnbench store ({exc})") from None
+    return conn
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse stores written by a newer (or unknown) schema instead of misreading them."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
+        row = None
+    if row is None:
+        raise StoreError(f"{path}: not a bnbench store (no schema_version)")
+    version = int(row[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: store schema version {version} is newer than this bnbench "
+            f"understands ({SCHEMA_VERSION}); upgrade bnbench"
+        )
+    if version < SCHEMA_VERSION:
+        raise StoreError(f"{path}: store schema version {version} is older than {SCHEMA_VERSION}")
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to an existing store, schema checked."""
+    path = Path(path)
+    conn = _connect(path, readonly=True)
+    check_schema(conn, path)
+    return conn
+
+
+class Store:
+    """Read/write access to one store file. Create it on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        is_new = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self.conn = _connect(self.path, readonly=False)
+            if is_new:
+                with self.conn:
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                    self.conn.executescript(_SCHEMA)
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+            else:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            check_schema(self.conn, self.path)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot open store for writing ({exc})") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def register_grid(self, spec: GridSpec, runs: Iterable[RunConfig]) -> None:
+        """Record the grid and which runs belong to it (a run may belong to several grids)."""
+        runs = list(runs)
+        try:
+            with self.conn:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO grids (name, spec_toml, factors_json, n_runs) "
+                    "VALUES (?, ?, ?, ?)",
+                    (spec.name, spec.source_text, json.dumps(spec.varying_factors), len(runs)),
+                )
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO grid_runs VALUES (?, ?)",
+                    [(spec.name, r.run_id) for r in runs],
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot write ({exc})") from None
+
+    def write_result(self, result: RunResult) -> bool:
+        """Store one finished run and its epochs in a single transaction.
+
+        Returns False (and writes nothing) if the run is already stored, so a run that two
+        processes both finished is kept once.
+        """
+        row = result_row(result)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            with self.conn:
+                cur = self.conn.execute(
+                    f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", tuple(row.values())
+                )
+                if cur.rowcount == 0:
+                    return False
+                self.conn.executemany(
+                    "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (row["run_id"], e.epoch, e.train_loss, e.train_acc, e.val_loss,
+                         e.val_acc, e.epoch_s)
+                        for e in result.epochs
+                    ],
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot write run {row['run_id']} ({exc})") from None
+        return True
+
+    # ------------------------------------------------------------------ reading
+
+    def stored_run_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT run_id FROM runs")}
+
+    def runs_frame(self, grid: str | None = None) -> pd.DataFrame:
+        return read_runs(self.conn, grid)
+
+    def epochs_frame(self, grid: str | None = None) -> pd.DataFrame:
+        return read_epochs(self.conn, grid)
+
+
+def result_row(result: RunResult) -> dict[str, Any]:
+    """The ``runs`` row of a result (column name -> value)."""
+    from bench.host import machine_fingerprint  # local: keeps import cheap
+
+    cfg = result.config
+    last = result.epochs[-1] if result.epochs else None
+    finite_val = [e.val_acc for e in result.epochs if e.val_acc == e.val_acc]
+    return {
+        "run_id": cfg.run_id,
+        "grid": cfg.grid,
+        "cell_id": cfg.cell_id,
+        **cfg.factor_values(),
+        "seed": cfg.seed,
+        "epochs_budget": cfg.epochs,
+        "target_accuracy": cfg.target_accuracy,
+        "validation_size": cfg.validation_size,
+        "train_limit": cfg.train_limit,
+        "engine": cfg.engine.name,
+        "engine_json": json.dumps(cfg.engine.__dict__, sort_keys=True),
+        "config_json": json.dumps(cfg.identity(), sort_keys=True),
+        "status": result.status,
+        "error": result.error,
+        "epochs_run": len(result.epochs),
+        "epochs_to_target": result.epochs_to_target,
+        "time_to_target_s": result.time_to_target_s,
+        "compile_s": result.compile_s,
+        "train_s": result.train_s,
+        "total_s": result.total_s,
+        "final_train_loss": last.train_loss if last else None,
+        "final_train_acc": last.train_acc if last else None,
+        "final_val_loss": last.val_loss if last else None,
+        "final_val_acc": last.val_acc if last else None,
+        "best_val_acc": max(finite_val) if finite_val else None,
+        "seeds_in_program": result.seeds_in_program,
+        "concurrent_workers": result.concurrent_workers,
+        "threads": result.threads,
+        "attempts": result.attempts,
+        "machine_fingerprint": machine_fingerprint(result.host, result.versions),
+        "host_json": json.dumps(result.host, sort_keys=True),
+        "versions_json": json.dumps(result.versions, sort_keys=True),
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+    }
+
+
+def read_runs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
+    """The ``runs`` table as a DataFrame; with ``grid``, only that grid's runs."""
+    if grid is None:
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY grid, cell_id, seed", conn)
+    return pd.read_sql_query(
+        "SELECT r.* FROM runs r JOIN grid_runs g ON g.run_id = r.run_id "
+        "WHERE g.grid = ? ORDER BY r.cell_id, r.seed",
+        conn,
+        params=(grid,),
+    )
+
+
+def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
+    """The ``epochs`` table as a DataFrame; with ``grid``, only that grid's runs."""
+    if grid is None:
+        return pd.read_sql_query("SELECT * FROM epochs ORDER BY run_id, epoch", conn)
+    return pd.read_sql_query(
+        "SELECT e.* FROM epochs e JOIN grid_runs g ON g.run_id = e.run_id "
+        "WHERE g.grid = ? ORDER BY e.run_id, e.epoch",
+        conn,
+        params=(grid,),
+    )
+
+
+def read_grids(conn: sqlite3.Connection) -> pd.DataFrame:
+    return pd.read_sql_query("SELECT * FROM grids ORDER BY created_at, name", conn)
