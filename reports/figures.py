@@ -1,0 +1,206 @@
+"""The report's figures as inline SVG strings (matplotlib's Agg backend, seaborn styling).
+
+Large grids are capped at ``MAX_CELLS`` facets so a report of thousands of runs stays
+readable and renders in seconds; each figure says how many cells it shows.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from reports import stats  # noqa: E402
+from reports.load import StoreData  # noqa: E402
+
+MAX_CELLS = 12
+MAX_FOREST_ROWS = 40
+BAND_RESAMPLES = 500
+
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "bnbench", "figure.dpi": 80})
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def to_svg(fig: plt.Figure) -> str:
+    """The figure as an ``<svg>`` element (XML prolog stripped so it can be inlined)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def palette(placements: list[str]) -> dict[str, tuple]:
+    return dict(zip(placements, sns.color_palette("colorblind", max(len(placements), 1))))
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.2, ncols: int = 3):
+    cols = min(ncols, max(n, 1))
+    rows = math.ceil(max(n, 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             sharey=True)
+    flat = axes.ravel()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat
+
+
+def _title(ax: plt.Axes, cell: str) -> None:
+    ax.set_title(cell if len(cell) <= 48 else cell[:45] + "...", fontsize=10)
+
+
+def median_band(matrix: np.ndarray, n_resamples: int = BAND_RESAMPLES) -> tuple[np.ndarray, ...]:
+    """Per-column median with a percentile bootstrap band, all columns at once."""
+    med = np.nanmedian(matrix, axis=0)
+    n = matrix.shape[0]
+    if n < 2:
+        return med, med, med
+    idx = np.random.default_rng(stats.SEED).integers(0, n, size=(n_resamples, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot = np.nanmedian(matrix[idx], axis=1)
+        low, high = np.nanquantile(boot, [0.025, 0.975], axis=0)
+    return med, low, high
+
+
+def learning_curves(data: StoreData) -> str:
+    """Validation accuracy by epoch: median and 95% bootstrap band per placement, per cell."""
+    ep = data.epochs[data.epochs["status"].isin(("ok", "diverged"))]
+    if ep.empty:
+        return ""
+    cells = data.cells[:MAX_CELLS]
+    colors = palette(data.placements)
+    target = float(data.runs["target_accuracy"].median())
+    fig, axes = _grid(len(cells))
+    for ax, cell in zip(axes, cells):
+        for placement in data.placements:
+            sub = ep[(ep["cell"] == cell) & (ep["placement"] == placement)]
+            if sub.empty:
+                continue
+            m = sub.pivot_table(index="run_id", columns="epoch", values="val_acc", aggfunc="first")
+            med, low, high = median_band(m.to_numpy(dtype=float))
+            x = m.columns.to_numpy()
+            ax.plot(x, med, color=colors[placement], label=placement, marker="o", ms=3)
+            ax.fill_between(x, low, high, color=colors[placement], alpha=0.2, lw=0)
+        ax.axhline(target, color="grey", ls="--", lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy")
+        _title(ax, cell)
+    axes[0].legend(title="placement", fontsize=8)
+    return to_svg(fig)
+
+
+def km_curves(data: StoreData) -> str:
+    """Kaplan–Meier step curves: fraction of seeds at target by epoch (censoring-aware)."""
+    runs = data.runs[data.runs["analysed"]]
+    if runs.empty:
+        return ""
+    cells = data.cells[:MAX_CELLS]
+    colors = palette(data.placements)
+    fig, axes = _grid(len(cells))
+    for ax, cell in zip(axes, cells):
+        for placement in data.placements:
+            sub = runs[(runs["cell"] == cell) & (runs["placement"] == placement)]
+            if sub.empty:
+                continue
+            km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
+            budget = float(sub["epochs_budget"].max())
+            x = np.append(km["epoch"].to_numpy(), budget)
+            y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
+            ax.step(x, y, where="post", color=colors[placement], label=f"{placement} (n={len(sub)})")
+        ax.axhline(0.5, color="grey", ls=":", lw=1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("fraction of seeds at target")
+        _title(ax, cell)
+        ax.legend(fontsize=7)
+    return to_svg(fig)
+
+
+def time_per_epoch(data: StoreData) -> str:
+    """Per-run median epoch time: box plus every run as a point."""
+    runs = data.runs[data.runs["analysed"] & data.runs["epoch_s_median"].notna()]
+    runs = runs[runs["cell"].isin(data.cells[:MAX_CELLS])]
+    if runs.empty:
+        return ""
+    many = runs["cell"].nunique() > 1
+    x = "cell" if many else "placement"
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * runs[x].nunique() + 2), 3.8))
+    kw = dict(data=runs, x=x, y="epoch_s_median", hue="placement", hue_order=data.placements,
+              palette=palette(data.placements), ax=ax)
+    sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.5}, legend=False)
+    sns.stripplot(**kw, dodge=many, size=3, jitter=0.2, legend=many)
+    ax.set_ylabel("time per epoch (s)")
+    ax.set_xlabel("" if many else "placement")
+    if many:
+        ax.tick_params(axis="x", rotation=20)
+    return to_svg(fig)
+
+
+def forest(comparisons: pd.DataFrame) -> str:
+    """Median paired differences with 95% CIs, one panel per metric."""
+    comps = comparisons[np.isfinite(comparisons["diff"].to_numpy(float))]
+    if comps.empty:
+        return ""
+    metrics = list(dict.fromkeys(comps["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.9 + 0.32 * min(
+        MAX_FOREST_ROWS, comps.groupby("metric").size().max())), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sub = comps[comps["metric"] == metric].head(MAX_FOREST_ROWS)
+        scale = 100.0 if metric == "final_val_acc" else 1.0
+        y = np.arange(len(sub))[::-1]
+        d = sub["diff"].to_numpy(float) * scale
+        lo = sub["diff_low"].to_numpy(float) * scale
+        hi = sub["diff_high"].to_numpy(float) * scale
+        err = np.vstack([np.nan_to_num(d - lo), np.nan_to_num(hi - d)])
+        sig = sub["p_holm"].to_numpy(float) < 0.05
+        ax.errorbar(d, y, xerr=err, fmt="none", ecolor="0.4", capsize=2)
+        ax.scatter(d[sig], y[sig], color="C3", zorder=3, label="Holm p < 0.05")
+        ax.scatter(d[~sig], y[~sig], color="0.5", zorder=3, label="not significant")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels([f"{c[:30]} · {p} vs {r}" for c, p, r in
+                            zip(sub["cell"], sub["placement"], sub["reference"])], fontsize=8)
+        unit = {"final_val_acc": "pp", "epochs_to_target": "epochs", "epoch_s": "s"}.get(metric, "")
+        ax.set_xlabel(f"{sub['label'].iloc[0]} difference ({unit})")
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def interaction(data: StoreData) -> str:
+    """Median final accuracy by each non-placement factor's level, one line per placement."""
+    factors = data.cell_factors[:3]
+    runs = data.runs[data.runs["analysed"] & data.runs["final_val_acc"].notna()]
+    if not factors or runs.empty or len(data.placements) < 2:
+        return ""
+    fig, axes = plt.subplots(1, len(factors), figsize=(4.4 * len(factors), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, factor in zip(axes[0], factors):
+        sns.pointplot(data=runs, x=factor, y="final_val_acc", hue="placement",
+                      hue_order=data.placements, palette=palette(data.placements),
+                      estimator="median", errorbar=None, dodge=0.2, ax=ax)
+        ax.set_ylabel("median final validation accuracy")
+        ax.tick_params(axis="x", rotation=20)
+        if ax is not axes[0][0] and ax.get_legend():
+            ax.get_legend().remove()
+    return to_svg(fig)
+
+
+def all_figures(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:
+    return {
+        "learning_curves": learning_curves(data),
+        "km": km_curves(data),
+        "time_per_epoch": time_per_epoch(data),
+        "forest": forest(comparisons),
+        "interaction": interaction(data),
+    }
