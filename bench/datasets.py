@@ -77,6 +77,8 @@ def _check_images(name: str, source: str, x: np.ndarray, y: np.ndarray, n_min: i
 
 def _load_mnist(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
     tried = _mnist_candidates(data_path)
+    if data_path and not tried[0].is_file():  # an explicit path is the user's choice: no fallback
+        raise DatasetError(f"mnist: {tried[0]} does not exist")
     for path in tried:
         if path.is_file():
             try:
@@ -86,8 +88,6 @@ def _load_mnist(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
                 raise DatasetError(f"{path}: not a readable mnist.npz ({exc})") from None
             _check_images("mnist", str(path), x, y, 1000)
             return x, y, str(path)
-    if data_path:  # an explicit path that does not exist is the user's mistake: say so
-        raise DatasetError(f"mnist: {tried[0]} does not exist")
     try:
         import keras
 
@@ -119,6 +119,8 @@ def _read_idx(path: Path) -> np.ndarray:
 def _load_fashion(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
     tried = _fashion_candidates(data_path)
     names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    if data_path:
+        tried = tried[:1]  # an explicit folder is the user's choice: no fallback
     for folder in tried:
         files = [next((folder / (n + s) for s in (".gz", "") if (folder / (n + s)).is_file()), None)
                  for n in names]

@@ -5,6 +5,10 @@ This is the notebook's way of training, with its speed knobs (``jit_compile``,
 seed's own permutation of the data (shuffle=False), so data order is paired across
 placements and identical to the stacked engine's.
 
+XLA: Keras declines ``jit_compile`` while TensorFlow op determinism is on, so with
+``engine.deterministic = true`` (the default) this engine asks for no XLA rather than
+have Keras warn and fall back; set ``deterministic = false`` to measure Keras with XLA.
+
 Compile time: Keras compiles inside the first ``fit`` call, so it cannot be timed apart
 exactly. It is estimated as the first epoch's excess over the median of the later ones,
 and that excess is removed from the first epoch's time. With one epoch it is 0.
@@ -37,7 +41,7 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
         optimizer=make_optimizer(cfg),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=cfg.engine.jit_compile,
+        jit_compile=cfg.engine.jit_compile and not cfg.engine.deterministic,
         steps_per_execution=cfg.engine.steps_per_execution,
     )
     epochs: list[EpochMetrics] = []
