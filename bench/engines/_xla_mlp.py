@@ -1,0 +1,191 @@
+"""The notebook MLP in plain TensorFlow, S seeds stacked on a leading axis.
+
+Every tensor carries the seed axis first: kernels ``[S, in, out]``, activations
+``[S, batch, width]``. Seeds never mix: the only cross-seed op is the sum of per-seed
+losses handed to the tape, whose derivative w.r.t. each seed's loss is exactly 1, so each
+seed's gradient is its own loss's gradient (and a NaN in one seed cannot leak into another).
+
+The math mirrors Keras 3 op for op (see ``keras/src``): ``tf.nn.moments`` (biased variance,
+used for the moving variance too) and ``tf.nn.batch_normalization`` for BN; moving averages
+``moving * momentum + batch * (1 - momentum)``; the softmax output's loss computed from the
+logits by ``sparse_softmax_cross_entropy_with_logits`` (Keras takes the logits cached on the
+softmax output, so no 1e-7 clipping happens in ``fit``); SGD, SGD momentum (0.9, not
+Nesterov) and Adam (0.9, 0.999, 1e-7) with Keras' update formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from bench.model import LEAKY_RELU_SLOPE
+from bench.pairing import initial_weights
+from bench.spec import RunConfig
+
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7
+SGD_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """What the compiled program depends on (one cell; seeds only change the numbers)."""
+
+    sizes: tuple[int, ...]  # (features, *hidden, classes)
+    placement: str
+    activation: str
+    optimizer: str
+    learning_rate: float
+    bn_momentum: float
+    bn_epsilon: float
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, n_features: int, n_classes: int) -> NetSpec:
+        return cls((n_features, *cfg.hidden, n_classes), cfg.placement, cfg.activation,
+                   cfg.optimizer, cfg.learning_rate, cfg.bn_momentum, cfg.bn_epsilon)
+
+    @property
+    def bn_widths(self) -> list[int]:
+        """Width of each BN layer, in forward order."""
+        if self.placement == "none":
+            return []
+        widths = [self.sizes[0]] if self.placement == "after+input" else []
+        return widths + list(self.sizes[1:-1])
+
+
+def _activate(name: str, h: tf.Tensor) -> tf.Tensor:
+    if name == "leaky_relu":
+        return tf.nn.leaky_relu(h, alpha=LEAKY_RELU_SLOPE)
+    if name == "relu":
+        return tf.nn.relu(h)
+    if name == "sigmoid":
+        return tf.sigmoid(h)
+    if name == "tanh":
+        return tf.tanh(h)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class StackedMLP:
+    """Variables and step/eval functions for S seeds of one cell."""
+
+    def __init__(self, spec: NetSpec, seeds: list[int], initializer: str):
+        self.spec, self.n_seeds = spec, len(seeds)
+        per_seed = [initial_weights(s, list(spec.sizes), initializer) for s in seeds]
+        n_dense = len(spec.sizes) - 1
+        self.kernels = [tf.Variable(np.stack([w[i][0] for w in per_seed])) for i in range(n_dense)]
+        self.biases = [tf.Variable(np.stack([w[i][1] for w in per_seed])) for i in range(n_dense)]
+        S = self.n_seeds
+        self.gammas = [tf.Variable(np.ones((S, d), np.float32)) for d in spec.bn_widths]
+        self.betas = [tf.Variable(np.zeros((S, d), np.float32)) for d in spec.bn_widths]
+        self.moving_means = [tf.Variable(np.zeros((S, d), np.float32)) for d in spec.bn_widths]
+        self.moving_vars = [tf.Variable(np.ones((S, d), np.float32)) for d in spec.bn_widths]
+        self.trainable = self.kernels + self.biases + self.gammas + self.betas
+        self.slots: list[list[tf.Variable]] = []
+        if spec.optimizer in ("momentum", "adam"):
+            self.slots.append([tf.Variable(tf.zeros_like(v)) for v in self.trainable])
+        if spec.optimizer == "adam":
+            self.slots.append([tf.Variable(tf.zeros_like(v)) for v in self.trainable])
+        self.iterations = tf.Variable(0, dtype=tf.int64)
+        # Keras' Mean metrics: float32 totals and a shared sample count.
+        self.loss_total = tf.Variable(tf.zeros(S))
+        self.correct_total = tf.Variable(tf.zeros(S))
+        self.count = tf.Variable(0.0)
+
+    # ------------------------------------------------------------------ forward
+    def _bn(self, h: tf.Tensor, i: int, training: bool) -> tf.Tensor:
+        sp = self.spec
+        if training:
+            mean, var = tf.nn.moments(h, axes=[1])  # [S, d] each; biased variance
+            m = sp.bn_momentum
+            self.moving_means[i].assign(self.moving_means[i] * m + mean * (1.0 - m))
+            self.moving_vars[i].assign(self.moving_vars[i] * m + var * (1.0 - m))
+        else:
+            mean, var = self.moving_means[i], self.moving_vars[i]
+        return tf.nn.batch_normalization(
+            h, mean[:, None, :], var[:, None, :], self.betas[i][:, None, :],
+            self.gammas[i][:, None, :], sp.bn_epsilon)
+
+    def logits(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        """x: [S, B, F] (or [B, F], shared by all seeds) -> logits [S, B, C]."""
+        sp, bn = self.spec, 0
+        h = x
+        if sp.placement == "after+input":
+            if h.shape.rank == 2:
+                h = tf.broadcast_to(h[None], [self.n_seeds, *h.shape])
+            h, bn = self._bn(h, 0, training), 1
+        for layer in range(len(sp.sizes) - 1):
+            eq = "sbi,sio->sbo" if h.shape.rank == 3 else "bi,sio->sbo"
+            h = tf.einsum(eq, h, self.kernels[layer]) + self.biases[layer][:, None, :]
+            if layer == len(sp.sizes) - 2:
+                return h
+            if sp.placement == "before":
+                h, bn = self._bn(h, bn, training), bn + 1
+            h = _activate(sp.activation, h)
+            if sp.placement in ("after", "after+input"):
+                h, bn = self._bn(h, bn, training), bn + 1
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ training
+    def _apply(self, grads: list[tf.Tensor]) -> None:
+        sp, lr = self.spec, self.spec.learning_rate
+        if sp.optimizer == "sgd":
+            for v, g in zip(self.trainable, grads):
+                v.assign_sub(g * lr)
+        elif sp.optimizer == "momentum":
+            for v, m, g in zip(self.trainable, self.slots[0], grads):
+                m.assign(m * SGD_MOMENTUM - g * lr)
+                v.assign_add(m)
+        else:
+            step = tf.cast(self.iterations + 1, tf.float32)
+            b1p = tf.pow(tf.constant(ADAM_BETA_1, tf.float32), step)
+            b2p = tf.pow(tf.constant(ADAM_BETA_2, tf.float32), step)
+            alpha = lr * tf.sqrt(1 - b2p) / (1 - b1p)
+            for v, m, s, g in zip(self.trainable, self.slots[0], self.slots[1], grads):
+                m.assign_add((g - m) * (1 - ADAM_BETA_1))
+                s.assign_add((tf.square(g) - s) * (1 - ADAM_BETA_2))
+                v.assign_sub((m * alpha) / (tf.sqrt(s) + ADAM_EPSILON))
+        self.iterations.assign_add(1)
+
+    def train_step(self, x: tf.Tensor, y: tf.Tensor) -> None:
+        """One SGD step for every seed. x: [S, B, F] float32, y: [S, B] int32."""
+        with tf.GradientTape() as tape:
+            logits = self.logits(x, training=True)
+            per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            loss = tf.reduce_mean(per_sample, axis=1)  # [S]: Keras' sum_over_batch_size
+            total = tf.reduce_sum(loss)
+        grads = tape.gradient(total, self.trainable)
+        batch = tf.cast(tf.shape(y)[1], tf.float32)
+        hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
+        self.loss_total.assign_add(loss * batch)
+        self.correct_total.assign_add(tf.reduce_sum(hits, axis=1))
+        self.count.assign_add(batch)
+        self._apply(grads)
+
+    def reset_metrics(self) -> None:
+        for v in (self.loss_total, self.correct_total, self.count):
+            v.assign(tf.zeros_like(v))
+
+    def train_metrics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-seed (mean loss, accuracy) since the last reset, as Keras' Mean metric."""
+        count = self.count.numpy()
+        return self.loss_total.numpy() / count, self.correct_total.numpy() / count
+
+    # ------------------------------------------------------------------ evaluation
+    def eval_sums(self, x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Inference-mode (moving statistics) per-seed sums of loss and hits.
+
+        x: [nb, VB, F] shared by all seeds, y/w: [nb, VB]; w masks the padding.
+        """
+        def body(i, loss_sum, hit_sum):
+            logits = self.logits(x[i], training=False)  # [S, VB, C]
+            labels = tf.broadcast_to(y[i][None], tf.shape(logits)[:2])
+            per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                           tf.float32)
+            return i + 1, loss_sum + tf.reduce_sum(per * w[i], 1), hit_sum + tf.reduce_sum(hits * w[i], 1)
+
+        zeros = tf.zeros([self.n_seeds])
+        _, loss_sum, hit_sum = tf.while_loop(
+            lambda i, *_: i < tf.shape(x)[0], body, (tf.constant(0), zeros, zeros))
+        return loss_sum, hit_sum

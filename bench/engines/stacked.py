@@ -1,0 +1,187 @@
+"""The fast engine: S seeds of one cell trained together in one compiled XLA program.
+
+Why it is fast: ``model.fit`` pays Python/Keras overhead per step and runs one small
+matmul at a time. Here one ``tf.function(jit_compile=True)`` call runs up to
+``steps_per_execution`` SGD steps for S seeds at once (weights ``[S, in, out]``, batched
+``tf.einsum``), so the per-step overhead is a loop iteration inside XLA and each matmul is
+S times larger.
+
+Data feeding (measured, see docs/performance.md): the training set is passed once per cell
+as a tensor *argument* (uint8 when it is exactly ``k/255``, converted in-graph), and each
+call gets only the ``[K, S, B]`` int32 indices of its batches; batches are gathered inside
+the program. Nothing large is captured as a constant.
+
+Exactness: each seed has its own batches (``epoch_order(seed, epoch, n)``), BN statistics
+and moving averages, the Keras initial weights (``initial_weights``), and Keras' update and
+metric formulas (see ``_xla_mlp``). Every step of the epoch runs, the last partial batch in
+its own, separately compiled program (K=1, B=n mod batch). The chunk loop count is a tensor,
+so the remainder chunk (fewer than K steps) reuses the K-step program.
+
+Compile time: each program is first called with a loop count of 0. That call traces,
+compiles with XLA and runs no step, so its wall time is the compile time, recorded apart
+from the epochs' training time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bench.datasets import Dataset
+from bench.engines.common import make_result, now_iso
+from bench.pairing import epoch_order
+from bench.results import EpochMetrics, RunResult
+from bench.spec import RunConfig
+
+#: Largest validation slice evaluated at once (bounds S x slice x width floats).
+_EVAL_FLOATS = 1 << 25
+
+
+def _as_uint8(x: np.ndarray) -> np.ndarray | None:
+    """x as uint8 codes when x is exactly ``codes / 255`` (as MNIST is), else None.
+
+    In-graph ``cast(codes, float32) / 255`` is the same IEEE division NumPy did when the
+    dataset was loaded, so the values are bit-identical and 4x less memory is touched.
+    """
+    codes = np.rint(x * 255.0)
+    if codes.min() < 0 or codes.max() > 255:
+        return None
+    codes = codes.astype(np.uint8)
+    if not np.array_equal(codes.astype(np.float32) / np.float32(255.0), x):
+        return None
+    return codes
+
+
+class _Program:
+    """The compiled training and evaluation functions for one group of seeds."""
+
+    def __init__(self, cfgs: list[RunConfig], data: Dataset):
+        import tensorflow as tf
+
+        from bench.engines._xla_mlp import NetSpec, StackedMLP
+
+        cfg = cfgs[0]
+        self.tf = tf
+        self.net = StackedMLP(NetSpec.from_config(cfg, data.n_features, data.n_classes),
+                              [c.seed for c in cfgs], cfg.initializer)
+        codes = _as_uint8(data.x_train)
+        self.x_train = tf.constant(codes if codes is not None else data.x_train)
+        self.y_train = tf.constant(data.y_train.astype(np.int32))
+        self.x_val, self.y_val, self.w_val = self._eval_batches(data, len(cfgs), max(cfg.hidden))
+        jit = cfg.engine.jit_compile
+        self.train_fn = tf.function(self._train_steps, jit_compile=jit, reduce_retracing=False)
+        self.eval_fn = tf.function(self.net.eval_sums, jit_compile=jit)
+
+    def _eval_batches(self, data: Dataset, n_seeds: int, width: int):
+        """Validation set as [nb, VB, F] padded slices with a 0/1 weight mask."""
+        tf, n = self.tf, len(data.x_val)
+        vb = max(1, min(n, _EVAL_FLOATS // max(1, n_seeds * max(width, data.n_features))))
+        nb = -(-n // vb)
+        x = np.zeros((nb * vb, data.n_features), np.float32)
+        y = np.zeros(nb * vb, np.int32)
+        w = np.zeros(nb * vb, np.float32)
+        x[:n], y[:n], w[:n] = data.x_val, data.y_val, 1.0
+        shape = (nb, vb)
+        return (tf.constant(x.reshape(*shape, -1)), tf.constant(y.reshape(shape)),
+                tf.constant(w.reshape(shape)))
+
+    def _train_steps(self, x_all, y_all, idx, n_steps):
+        """Run ``n_steps`` (<= idx.shape[0]) steps; step i trains on rows idx[i] ([S, B])."""
+        tf = self.tf
+        for i in tf.range(n_steps):
+            rows = idx[i]
+            x = tf.gather(x_all, rows)
+            if x.dtype == tf.uint8:
+                x = tf.cast(x, tf.float32) / 255.0
+            self.net.train_step(x, tf.gather(y_all, rows))
+
+    def train(self, idx: np.ndarray, n_steps: int) -> None:
+        tf = self.tf
+        self.train_fn(self.x_train, self.y_train, tf.constant(idx), tf.constant(n_steps, tf.int32))
+
+    def compile(self, k: int, batch: int) -> float:
+        """Trace and XLA-compile the K-step program for this batch size; return seconds."""
+        t0 = time.perf_counter()
+        self.train(np.zeros((k, self.net.n_seeds, batch), np.int32), 0)
+        return time.perf_counter() - t0
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        loss_sum, hit_sum = self.eval_fn(self.x_val, self.y_val, self.w_val)
+        n = float(self.w_val.numpy().sum())
+        return loss_sum.numpy() / n, hit_sum.numpy() / n
+
+
+def _batches(orders: np.ndarray, start: int, k: int, batch: int, k_pad: int) -> np.ndarray:
+    """Indices [k_pad, S, batch] for steps start..start+k (zero-padded beyond k)."""
+    n_seeds = orders.shape[0]
+    idx = np.zeros((k_pad, n_seeds, batch), np.int32)
+    block = orders[:, start * batch:(start + k) * batch].reshape(n_seeds, k, batch)
+    idx[:k] = block.transpose(1, 0, 2)
+    return idx
+
+
+def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
+    """Train one program's seeds; one result per config, in order."""
+    import tensorflow as tf
+
+    started_at, t_start = now_iso(), time.perf_counter()
+    cfg, n_seeds, n = cfgs[0], len(cfgs), len(data.x_train)
+    batch = cfg.batch_size
+    full, rem = divmod(n, batch)
+    k = max(1, min(cfg.engine.steps_per_execution, full))
+
+    t0 = time.perf_counter()
+    prog = _Program(cfgs, data)
+    if full:
+        prog.compile(k, batch)
+    if rem:
+        prog.compile(1, rem)
+    prog.evaluate()  # compiles the evaluation program; its result is discarded
+    compile_s = time.perf_counter() - t0
+
+    history: list[list[EpochMetrics]] = [[] for _ in cfgs]
+    live = np.ones(n_seeds, bool)
+    for epoch in range(1, cfg.epochs + 1):
+        t_epoch = time.perf_counter()
+        orders = np.stack([epoch_order(c.seed, epoch, n) for c in cfgs]).astype(np.int32)
+        prog.net.reset_metrics()
+        for start in range(0, full, k):
+            steps = min(k, full - start)
+            prog.train(_batches(orders, start, steps, batch, k), steps)
+        if rem:
+            prog.train(orders[:, full * batch:][None], 1)
+        train_loss, train_acc = prog.net.train_metrics()
+        val_loss, val_acc = prog.evaluate()
+        epoch_s = (time.perf_counter() - t_epoch) / n_seeds
+        for s in np.flatnonzero(live):
+            m = EpochMetrics(epoch, float(train_loss[s]), float(train_acc[s]),
+                             float(val_loss[s]), float(val_acc[s]), epoch_s)
+            history[s].append(m)
+            # Same stopping rule as the Keras engine: a seed stops at a non-finite loss.
+            if not (np.isfinite(m.train_loss) and np.isfinite(m.val_loss)):
+                live[s] = False
+        if not live.any():
+            break
+
+    total_s = (time.perf_counter() - t_start) / n_seeds
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    return [
+        make_result(c, history[s], compile_s=compile_s / n_seeds, total_s=total_s,
+                    started_at=started_at, seeds_in_program=n_seeds, threads=threads)
+        for s, c in enumerate(cfgs)
+    ]
+
+
+def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
+    """Train every seed of one cell, ``engine.seeds_per_program`` seeds per program."""
+    if not configs:
+        return []
+    cells = {c.cell_id for c in configs}
+    if len(cells) != 1:
+        raise ValueError(f"train_cell expects the seeds of one cell, got {len(cells)} cells")
+    per = max(1, configs[0].engine.seeds_per_program)
+    results: list[RunResult] = []
+    for i in range(0, len(configs), per):
+        results.extend(_train_group(configs[i:i + per], data))
+    return results
