@@ -1,0 +1,67 @@
+"""``bnbench report STORE``: render the statistical report of a results store.
+
+Reads the store read-only through the ``reports`` package (which never imports TensorFlow),
+so it runs anywhere, even while a grid is still writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.errors import UsageError
+
+DESCRIPTION = """\
+Render the report of a results store: findings in plain words, per cell x placement
+summaries with 95% bootstrap intervals, seed-paired comparisons against placement
+'none' (median paired difference, Cliff's delta, Wilcoxon p, Holm-corrected across the
+report), Kaplan-Meier curves and log-rank tests for epochs to target (censored runs stay
+censored), figures, a methods section generated from the data, every failed and diverged
+run with its error, and the raw per-run table.
+
+HTML is one self-contained file (inline SVG and CSS, no scripts, nothing fetched).
+Markdown holds the same tables without figures, for CI logs."""
+
+EPILOG = """\
+examples:
+  bnbench report results.db                      # writes report.html
+  bnbench report results.db --grid placement -o placement.html
+  bnbench report results.db --format markdown -o -   # to stdout
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="render the statistical HTML (or Markdown) report of a results store",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("store", metavar="STORE", help="results store (SQLite file written by 'bnbench run')")
+    p.add_argument("-o", "--output", metavar="PATH", default=None,
+                   help="where to write the report ('-' for stdout; default: report.html or "
+                   "report.md next to the current folder)")
+    p.add_argument("--grid", metavar="NAME", default=None,
+                   help="only the runs this grid requested (default: every run in the store)")
+    p.add_argument("--format", choices=("html", "markdown"), default="html",
+                   help="html (default) or markdown")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports.render import render_report  # pandas/matplotlib only when reporting
+
+    default = "report.html" if args.format == "html" else "report.md"
+    out = args.output or default
+    if out != "-":
+        target = Path(out)
+        if target.is_dir():
+            raise UsageError(f"{target}: is a folder; give a file name for the report")
+        if not target.parent.exists():
+            raise UsageError(f"{target}: folder {target.parent} does not exist")
+    text = render_report(args.store, grid=args.grid, fmt=args.format)
+    if out == "-":
+        print(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
