@@ -1,0 +1,113 @@
+"""Loading and tables on synthetic stores with planted effects."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import EFFECT
+from synthetic_store import make_spec
+
+from bench.errors import UsageError
+from bench.store import StoreError
+from reports.load import load
+from reports.tables import build_tables, failures, raw_runs
+
+
+@pytest.fixture(scope="module")
+def planted(planted_store):
+    data = load(planted_store)
+    return data, build_tables(data, n_resamples=1000)
+
+
+def test_load_labels_cells_by_varying_factors(planted):
+    data, _ = planted
+    assert data.cells == ["activation=relu", "activation=tanh"]
+    assert data.placements == ["none", "before", "after"]
+    assert data.reference == "none"
+    assert data.cell_factors == ["activation"]
+    assert len(data.runs) == 60
+
+
+def test_summary_counts_every_status(planted):
+    _, t = planted
+    s = t.summary.set_index(["cell", "placement"])
+    row = s.loc[("activation=relu", "before")]
+    assert (row["n_seeds"], row["n_ok"], row["n_failed"]) == (10, 9, 1)
+    row = s.loc[("activation=relu", "after")]
+    assert (row["n_ok"], row["n_diverged"]) == (9, 1)
+    assert row["n_reached"] == 9 and row["success_rate"] == pytest.approx(0.9)
+
+
+def test_comparisons_paired_by_seed_cover_planted_effects(planted):
+    _, t = planted
+    c = t.comparisons
+    acc = c[c["metric"] == "final_val_acc"]
+    for _, r in acc.iterrows():
+        true = EFFECT[r["placement"]] - EFFECT["none"]
+        assert r["diff_low"] <= true <= r["diff_high"], r.to_dict()
+        assert r["p_holm"] < 0.05
+    # the failed seed has no pair: 9 pairs; the diverged one has no final accuracy: 9 pairs
+    assert set(acc["n_pairs"]) == {9}
+    ett = c[c["metric"] == "epochs_to_target"]
+    assert (ett["censoring"].str.contains("budget \\+ 1")).all()
+    # the diverged run (censored, never reached) is kept in the epochs-to-target pairs
+    assert set(ett.loc[ett["placement"] == "after", "n_pairs"]) == {10}
+    time = c[c["metric"] == "epoch_s"]
+    assert (time["diff"] > 0.5).all() and (time["cliff"] == 1).all()
+
+
+def test_holm_spans_every_p_value_in_the_report(planted):
+    _, t = planted
+    p = np.r_[t.comparisons["p"], t.logrank["p"]]
+    adj = np.r_[t.comparisons["p_holm"], t.logrank["p_holm"]]
+    m = np.isfinite(p).sum()
+    assert adj[np.argmin(p)] == pytest.approx(min(1.0, p.min() * m))
+
+
+def test_failures_are_listed_with_errors(planted):
+    data, _ = planted
+    f = failures(data)
+    assert sorted(f["status"]) == ["diverged", "diverged", "failed", "failed"]
+    assert f["error"].str.len().gt(0).all()
+    assert len(raw_runs(data)) == 60
+
+
+def test_no_effect_store_finds_no_accuracy_difference(make_store):
+    spec = make_spec(placements=["none", "after"], seeds=10)
+    data = load(make_store(spec, effect={"none": 0.0, "after": 0.0}))
+    t = build_tables(data, n_resamples=500)
+    acc = t.comparisons[t.comparisons["metric"] == "final_val_acc"].iloc[0]
+    assert acc["p_holm"] >= 0.05
+    assert abs(acc["diff"]) < 0.003  # run noise only (sd 0.002 per run)
+
+
+def test_one_seed_store_has_no_statistics(make_store):
+    data = load(make_store(make_spec(seeds=1)))
+    t = build_tables(data, n_resamples=200)
+    assert (t.summary["note"] == "no statistics possible with 1 seed").all()
+    assert t.comparisons["p"].isna().all()
+    assert t.comparisons["p_note"].str.contains("1 paired seed").all()
+
+
+def test_all_censored_cell(make_store):
+    data = load(make_store(make_spec(seeds=5, target=0.99)))
+    t = build_tables(data, n_resamples=200)
+    assert (t.summary["n_reached"] == 0).all()
+    assert t.summary["km_median"].map(math.isinf).all()
+    assert t.logrank["p"].isna().all()
+
+
+def test_grid_filter_and_errors(planted_store, tmp_path):
+    assert len(load(planted_store, grid="synthetic").runs) == 60
+    with pytest.raises(UsageError, match="no grid named"):
+        load(planted_store, grid="nope")
+    with pytest.raises(StoreError, match="no such store"):
+        load(tmp_path / "missing.sqlite")
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database at all" * 100)
+    with pytest.raises(StoreError):
+        load(junk)
+    with pytest.raises(UsageError):
+        load(tmp_path)
