@@ -80,7 +80,7 @@ def test_no_effect_store_finds_no_accuracy_difference(make_store):
     t = build_tables(data, n_resamples=500)
     acc = t.comparisons[t.comparisons["metric"] == "final_val_acc"].iloc[0]
     assert acc["p_holm"] >= 0.05
-    assert abs(acc["diff"]) < 0.003  # run noise only (sd 0.002 per run)
+    assert abs(acc["diff"]) < 0.005  # run noise only: differences have sd 0.0028
 
 
 def test_one_seed_store_has_no_statistics(make_store):
