@@ -1,0 +1,250 @@
+"""``bnbench plan SPEC``: what a grid will cost and how many seeds it needs, before running it.
+
+Costs come from runs already in the store (a previous grid or a pilot): the median
+``epoch_s`` of matching runs (same dataset, hidden sizes, batch size, placement and engine),
+scaled by training-set size, times the spec's epochs, plus the median compile time. Seeds
+come from the pooled spread of seed-paired differences in final validation accuracy
+(``reports.power``). Nothing is trained; the store is opened read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.commands.common import add_store_option
+from bench.errors import UsageError
+
+#: Factors whose levels set the cost of an epoch (besides the engine and the training size).
+COST_KEYS = ("dataset", "hidden", "batch_size", "placement")
+WILCOXON_ARE = 0.955  # asymptotic relative efficiency of signed-rank vs t for normal data
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="estimate a grid's runs, time and seeds needed per cell, from the store's measurements",
+        description="Count a spec's runs and cells; estimate its wall time from measured epoch "
+        "costs of matching runs in the store; and say how many seeds per cell a seed-paired test "
+        "needs to detect --effect on final validation accuracy (paired t power, from the "
+        "store's spread of paired differences between placements). Run a small pilot of the "
+        "spec first when the store has no matching runs.",
+    )
+    p.add_argument("spec", help="grid spec TOML file")
+    add_store_option(p)
+    p.add_argument("--effect", default="0.5pp", metavar="E",
+                   help="smallest difference in final val accuracy worth detecting: 0.5pp, 0.5%% "
+                   "or 0.005 (default: %(default)s)")
+    p.add_argument("--power", type=float, default=0.8, help="wanted power (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.05, help="two-sided level (default: %(default)s)")
+    p.add_argument("--sd", metavar="E", default=None,
+                   help="sd of paired differences to assume instead of the store's (same units as --effect)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="worker processes the run will use (default 1)")
+    p.add_argument("--engine", choices=["keras", "stacked"], help="override the spec's engine.name")
+    p.set_defaults(func=main)
+
+
+@dataclass
+class TimeEstimate:
+    """Serial seconds of the measured part and how many runs had no measurement."""
+
+    serial_s: float
+    measured_runs: int
+    unmeasured_runs: int
+    n_tasks: int
+
+
+def _train_size(dataset: str, validation_size: int, train_limit: int) -> int:
+    from bench.spec import DATASET_TRAIN_SIZES
+
+    n = DATASET_TRAIN_SIZES[dataset] - validation_size
+    return min(n, train_limit) if train_limit else n
+
+
+def estimate_time(spec, runs_df, epochs_df, todo) -> TimeEstimate:
+    """Serial time of ``todo`` runs from the median epoch cost of matching stored runs."""
+    from bench.runner import plan_tasks
+
+    per_run_epoch = epochs_df.groupby("run_id")["epoch_s"].median()
+    measured = runs_df.assign(epoch_s=runs_df["run_id"].map(per_run_epoch))
+    measured = measured[measured["epoch_s"].notna() & (measured["status"] != "failed")]
+    serial, hit, miss = 0.0, 0, 0
+    cache: dict[tuple, tuple[float, float] | None] = {}
+    for cfg in todo:
+        key = (cfg.dataset, cfg.hidden_label, cfg.batch_size, cfg.placement, cfg.engine.name)
+        if key not in cache:
+            m = measured[(measured["dataset"] == key[0]) & (measured["hidden"] == key[1])
+                         & (measured["batch_size"] == key[2]) & (measured["placement"] == key[3])
+                         & (measured["engine"] == key[4])]
+            if m.empty:
+                cache[key] = None
+            else:
+                sizes = [_train_size(d, v, t) for d, v, t in
+                         zip(m["dataset"], m["validation_size"], m["train_limit"])]
+                per_example = (m["epoch_s"] / sizes).median()
+                compile_s = float(m["compile_s"].median()) if m["compile_s"].notna().any() else 0.0
+                cache[key] = (float(per_example), compile_s)
+        got = cache[key]
+        if got is None:
+            miss += 1
+            continue
+        per_example, compile_s = got
+        n = _train_size(cfg.dataset, cfg.validation_size, cfg.train_limit)
+        serial += per_example * n * cfg.epochs + compile_s
+        hit += 1
+    return TimeEstimate(serial, hit, miss, len(plan_tasks(todo, set())))
+
+
+def _fmt_s(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:.2f}pp"
+
+
+def plan_lines(args: argparse.Namespace) -> list[str]:
+    """The report, line by line (separate from printing for tests)."""
+    import pandas as pd
+
+    from bench.spec import load_spec
+    from bench.store import open_readonly, read_epochs, read_runs
+    from reports import power
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: {args.jobs} is not a count >= 1")
+    for name, v in (("--power", args.power), ("--alpha", args.alpha)):
+        if not 0 < v < 1:
+            raise UsageError(f"{name}: {v} is not in (0, 1)")
+    try:
+        effect = power.parse_effect(args.effect)
+        sd_override = power.parse_effect(args.sd) if args.sd else None
+    except ValueError as exc:
+        raise UsageError(f"--effect/--sd: {exc}") from None
+
+    spec = load_spec(args.spec)
+    if args.engine:
+        spec = spec.with_engine(name=args.engine)
+    runs = spec.expand()
+    cells = {r.cell_id for r in runs}
+    comparison_cells = {tuple(v for k, v in r.factor_values().items() if k != "placement") for r in runs}
+    placements = spec.factors["placement"]
+
+    if Path(args.store).exists():
+        conn = open_readonly(args.store)
+        try:
+            runs_df, epochs_df = read_runs(conn), read_epochs(conn)
+        finally:
+            conn.close()
+    else:
+        runs_df = pd.DataFrame(columns=["run_id", "status"])
+        epochs_df = pd.DataFrame(columns=["run_id", "epoch_s"])
+    stored = set(runs_df["run_id"])
+    todo = [r for r in runs if r.run_id not in stored]
+
+    out = [
+        f"{spec.name}: {len(runs)} runs = {len(cells)} cells x {len(spec.seeds)} seeds "
+        f"({len(comparison_cells)} comparison cells x {len(placements)} placements); "
+        f"{len(runs) - len(todo)} already in {args.store}, {len(todo)} to train",
+        f"engine {spec.engine.name}, {spec.epochs} epochs per run, --jobs {args.jobs}",
+    ]
+    out += _time_lines(spec, runs_df, epochs_df, todo, args.jobs)
+    out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells))
+    return out
+
+
+def _time_lines(spec, runs_df, epochs_df, todo, jobs: int) -> list[str]:
+    if not todo:
+        return ["time: nothing to train"]
+    if runs_df.empty or epochs_df.empty:
+        return ["time: no measurements: run a pilot (the spec with fewer seeds and epochs) into this store"]
+    est = estimate_time(spec, runs_df, epochs_df, todo)
+    if est.measured_runs == 0:
+        return ["time: no measurements: run a pilot (no stored run matches dataset, hidden, "
+                "batch_size, placement and engine)"]
+    workers = max(1, min(jobs, est.n_tasks))
+    wall = est.serial_s / workers
+    lines = [f"time: about {_fmt_s(wall)} wall ({_fmt_s(est.serial_s)} of training and compiling "
+             f"in {est.n_tasks} tasks, / {workers} workers, assuming they scale)"]
+    if est.unmeasured_runs:
+        lines.append(f"  plus {est.unmeasured_runs} runs with no measurements: run a pilot of those cells")
+    if jobs > 1:
+        lines.append("  note: with --jobs > 1 each worker gets fewer threads; measured epochs "
+                     "of sequential runs overstate the speed-up")
+    return lines
+
+
+def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
+                placements, n_comparison_cells: int) -> list[str]:
+    from reports import power
+
+    if len(placements) < 2:
+        return ["seeds: one placement only; no paired comparison to power"]
+    reference = "none" if "none" in placements else placements[0]
+    if sd_override is not None:
+        sd, source = sd_override, "from --sd"
+    else:
+        spread = _store_spread(spec, runs_df, reference)
+        if spread is None:
+            return [f"seeds: no paired measurements to estimate the spread: run a pilot "
+                    f"(>= 3 seeds of '{reference}' and another placement) or pass --sd"]
+        sd, source = spread
+    n_comparisons = n_comparison_cells * (len(placements) - 1)
+    lines = [f"seeds per cell to detect {_pp(effect)} in final val accuracy "
+             f"(paired, two-sided alpha {args.alpha}, power {args.power}); "
+             f"sd of paired differences {_pp(sd)} {source}:"]
+    if sd == 0:
+        return lines + ["  2 (no spread in the paired differences)"]
+    n_t = power.n_paired_t(sd, effect, args.alpha, args.power)
+    n_z = power.n_paired_normal(sd, effect, args.alpha, args.power)
+    lines.append(f"  paired t: {n_t} seeds (normal approximation {math.ceil(n_z)}; "
+                 f"Wilcoxon, the report's test, about {math.ceil(n_t / WILCOXON_ARE)})")
+    if n_comparisons > 1:
+        a = args.alpha / n_comparisons
+        lines.append(f"  with Holm over {n_comparisons} comparisons (worst case alpha/{n_comparisons}"
+                     f" = {a:.2g}): {power.n_paired_t(sd, effect, a, args.power)} seeds")
+    have = len(spec.seeds)
+    if have >= 2:
+        lines.append(f"  this spec has {have} seeds: power {power.power_paired_t(have, sd, effect, args.alpha):.2f}")
+    return lines
+
+
+def _store_spread(spec, runs_df, reference: str) -> tuple[float, str] | None:
+    """Pooled sd of paired differences: exact cells first, then same dataset/hidden/batch/engine."""
+    import numpy as np
+
+    from reports import power
+
+    if runs_df.empty or "final_val_acc" not in runs_df:
+        return None
+    ds = runs_df[runs_df["dataset"].isin(spec.factors["dataset"]) & (runs_df["engine"] == spec.engine.name)]
+    keys = [k for k in spec.factors if k != "placement"]
+    wanted = {(*(r.factor_values()[k] for k in keys), r.epochs) for r in spec.expand()}
+    row_keys = zip(*(ds[k] for k in keys), ds["epochs_budget"])
+    exact = ds[np.array([tuple(_norm(v) for v in t) in wanted for t in row_keys], dtype=bool)]
+    near = ds[ds["hidden"].isin(["-".join(map(str, h)) for h in spec.factors["hidden"]])
+              & ds["batch_size"].isin(spec.factors["batch_size"])]
+    for frame, words in ((exact, "same cells and epochs"),
+                         (near, "cells with the same dataset, hidden and batch size")):
+        s = power.paired_spread(frame, reference=reference)
+        if s.usable:
+            return s.sd, f"(pooled over {s.n_pairs} pairs in {s.n_groups} placement comparisons, {words})"
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    for line in plan_lines(args):
+        print(line)
+    return 0
+
+
+def _norm(v):
+    """Store values back to spec types (SQLite gives numpy scalars)."""
+    return v.item() if hasattr(v, "item") else v

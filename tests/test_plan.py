@@ -1,0 +1,177 @@
+"""``bnbench plan`` and reports.power: known answers, a simulation check, and the CLI on stores."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from reports import power
+from synthetic_store import build_store, make_spec
+
+# --------------------------------------------------------------------- reports.power
+
+
+@pytest.mark.parametrize(
+    ("sd", "delta", "alpha", "pw", "expected"),
+    [
+        # Textbook: n = ((z_{1-a/2} + z_{1-b}) sd / delta)^2 with z_.975 = 1.959964, z_.8 = 0.841621
+        (1.0, 1.0, 0.05, 0.8, 7.849),
+        (2.0, 1.0, 0.05, 0.8, 31.396),  # d = 0.5
+        (1.0, 0.2, 0.05, 0.8, 196.22),  # d = 0.2
+        (1.0, 0.5, 0.05, 0.9, 42.03),  # z_.9 = 1.281552
+        (1.0, 0.5, 0.01, 0.8, 46.72),  # z_.995 = 2.575829
+    ],
+)
+def test_normal_approximation_known_answers(sd, delta, alpha, pw, expected):
+    assert power.n_paired_normal(sd, delta, alpha, pw) == pytest.approx(expected, rel=1e-3)
+
+
+def test_quantiles_are_the_textbook_ones():
+    assert power.z(0.975) == pytest.approx(1.959964, abs=1e-6)
+    assert power.z(0.8) == pytest.approx(0.841621, abs=1e-6)
+
+
+@pytest.mark.parametrize(("d", "expected"), [(0.5, 34), (0.8, 15), (0.2, 199), (1.0, 10)])
+def test_paired_t_sample_sizes_match_published_tables(d, expected):
+    """Cohen (1988) / G*Power 'matched pairs' sample sizes for alpha .05 two-sided, power .8."""
+    assert power.n_paired_t(1.0, d) == expected
+
+
+def test_t_needs_at_least_the_normal_answer():
+    for d in (0.3, 0.5, 1.0, 2.0):
+        assert power.n_paired_t(1.0, d) >= math.ceil(power.n_paired_normal(1.0, d)) - 0
+
+
+@pytest.mark.parametrize(("n", "sd", "delta"), [(10, 1.0, 1.0), (34, 1.0, 0.5), (6, 0.004, 0.005)])
+def test_analytic_power_agrees_with_simulation(n, sd, delta):
+    analytic = power.power_paired_t(n, sd, delta)
+    simulated = power.simulate_power(n, sd, delta, n_sims=6000, seed=1)
+    assert simulated == pytest.approx(analytic, abs=0.025)
+
+
+def test_power_at_the_planned_n_reaches_the_target_and_not_one_less():
+    n = power.n_paired_t(0.004, 0.005)
+    assert power.power_paired_t(n, 0.004, 0.005) >= 0.8 > power.power_paired_t(n - 1, 0.004, 0.005)
+
+
+@pytest.mark.parametrize(("text", "value"), [("0.5pp", 0.005), ("0.5%", 0.005), ("0.005", 0.005), (" 2PP ", 0.02)])
+def test_parse_effect(text, value):
+    assert power.parse_effect(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-1pp", "5", "nan"])
+def test_parse_effect_rejects(text):
+    with pytest.raises(ValueError):
+        power.parse_effect(text)
+
+
+def test_bad_power_arguments_are_rejected():
+    with pytest.raises(ValueError):
+        power.n_paired_normal(1.0, 0.0)
+    with pytest.raises(ValueError):
+        power.n_paired_t(1.0, 1.0, alpha=1.5)
+
+
+def test_paired_spread_recovers_the_planted_noise(tmp_path: Path):
+    """Synthetic store: d = run_noise_b - run_noise_a, so sd(d) = sqrt(2) * run_sd = 2.83e-3."""
+    from bench.store import open_readonly, read_runs
+
+    store = build_store(tmp_path / "s.sqlite", make_spec(seeds=40, factors={"learning_rate": [0.01, 0.1]}))
+    conn = open_readonly(store)
+    spread = power.paired_spread(read_runs(conn))
+    conn.close()
+    assert spread.n_groups == 2 and spread.n_pairs == 80 and spread.df == 78
+    assert spread.sd == pytest.approx(math.sqrt(2) * 0.002, rel=0.25)
+
+
+# ------------------------------------------------------------------------- the CLI
+
+
+SPEC = """
+[grid]
+name = "{name}"
+seeds = {seeds}
+epochs = 10
+target_accuracy = 0.9
+
+[factors]
+placement = ["none", "after"]
+learning_rate = [0.01, 0.1]
+
+[engine]
+name = "{engine}"
+"""
+
+
+def _spec(tmp_path: Path, name: str = "synthetic", seeds: int = 10, engine: str = "stacked") -> Path:
+    p = tmp_path / f"{name}.toml"
+    p.write_text(SPEC.format(name=name, seeds=seeds, engine=engine))
+    return p
+
+
+def test_plan_without_store_asks_for_a_pilot(tmp_path: Path, capsys):
+    assert main(["plan", str(_spec(tmp_path)), "--store", str(tmp_path / "none.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "40 runs = 4 cells x 10 seeds (2 comparison cells x 2 placements)" in out
+    assert "no measurements: run a pilot" in out
+    assert "no paired measurements" in out
+
+
+def test_plan_estimates_time_and_seeds_from_the_store(tmp_path: Path, capsys):
+    store = tmp_path / "s.sqlite"
+    # Pilot: 8 seeds of the same cells (synthetic epochs: 3 s none, 3.9 s after; compile 1.5 s).
+    build_store(store, make_spec(seeds=8, factors={"learning_rate": [0.01, 0.1]}))
+    spec = _spec(tmp_path, name="full", seeds=20)
+    assert main(["plan", str(spec), "--store", str(store), "--effect", "0.5pp"]) == 0
+    out = capsys.readouterr().out
+    # The synthetic runs carry engine 'stacked' (the default), like the spec.
+    assert "80 runs" in out and "32 already in" in out and "48 to train" in out
+    # 48 runs x 10 epochs: half at ~3.0 s, half at ~3.9 s, plus 1.5 s compile each = 1728 s.
+    minutes = float(out.split("about ")[1].split(" min")[0])
+    assert minutes == pytest.approx((24 * (30 + 1.5) + 24 * (39 + 1.5)) / 60, rel=0.03)
+    assert "same cells and epochs" in out
+    assert "paired t:" in out and "Holm over 2 comparisons" in out
+
+
+def test_plan_divides_time_by_jobs(tmp_path: Path, capsys):
+    store = tmp_path / "s.sqlite"
+    build_store(store, make_spec(seeds=8, factors={"learning_rate": [0.01, 0.1]}))
+    spec = _spec(tmp_path, name="full", seeds=20)
+    main(["plan", str(spec), "--store", str(store), "--jobs", "1"])
+    one = capsys.readouterr().out
+    main(["plan", str(spec), "--store", str(store), "--jobs", "2"])
+    two = capsys.readouterr().out
+    minutes = [float(t.split("about ")[1].split(" min")[0]) for t in (one, two)]
+    assert minutes[1] == pytest.approx(minutes[0] / 2, rel=0.05)
+
+
+def test_plan_other_engine_has_no_measurements(tmp_path: Path, capsys):
+    store = tmp_path / "s.sqlite"
+    build_store(store, make_spec(seeds=4, factors={"learning_rate": [0.01, 0.1]}))
+    main(["plan", str(_spec(tmp_path, engine="keras")), "--store", str(store)])
+    out = capsys.readouterr().out
+    assert "no measurements: run a pilot" in out
+
+
+def test_plan_seed_count_matches_power_module(tmp_path: Path, capsys):
+    main(["plan", str(_spec(tmp_path)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp",
+          "--effect", "0.5pp"])
+    out = capsys.readouterr().out
+    assert f"paired t: {power.n_paired_t(0.004, 0.005)} seeds" in out
+    assert "this spec has 10 seeds: power" in out
+
+
+@pytest.mark.parametrize("extra", [["--effect", "big"], ["--power", "1.2"], ["--alpha", "0"], ["--jobs", "0"]])
+def test_plan_rejects_bad_arguments(tmp_path: Path, extra, capsys):
+    assert main(["plan", str(_spec(tmp_path)), "--store", str(tmp_path / "x.sqlite"), *extra]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_plan_rejects_a_bad_spec(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[grid]\nname = "b"\n[factors]\nplacement = "sideways"\n')
+    assert main(["plan", str(bad)]) == 2
+    assert "factors.placement" in capsys.readouterr().err
