@@ -137,7 +137,9 @@ def time_per_epoch(data: StoreData) -> str:
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * runs[x].nunique() + 2), 3.8))
     kw = dict(data=runs, x=x, y="epoch_s_median", hue="placement", hue_order=data.placements,
               palette=palette(data.placements), ax=ax)
-    sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.5}, legend=False)
+    with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated ``vert``
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.5}, legend=False)
     sns.stripplot(**kw, dodge=many, size=3, jitter=0.2, legend=many)
     ax.set_ylabel("time per epoch (s)")
     ax.set_xlabel("" if many else "placement")
