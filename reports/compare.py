@@ -332,25 +332,78 @@ def compare_cell(
     return _values(b[col].to_numpy(dtype=float), c[col].to_numpy(dtype=float), m.kind, n_resamples, rng)
 
 
-def pooled(results: list[_Result], kind: str) -> _Result:
-    """All cells together: mean change (geometric for ratios), Stouffer-combined p.
+def stratified_rank_test(
+    cells: list[tuple[np.ndarray, np.ndarray]], n_resamples: int = 20000,
+    rng: np.random.Generator | None = None,
+) -> float:
+    """Two-sided p that current and baseline values agree in every cell (stratified U test).
 
-    Each cell's two-sided p becomes a signed z (sign of its change); the sum over cells
-    divided by sqrt(k) is standard normal under "no change anywhere". This is what gives
-    a grid with few seeds per cell the power to see a change that hits every cell.
+    The statistic is the sum over cells of each cell's standardized Mann–Whitney U
+    (van Elteren's idea); its null distribution comes from permuting the labels *within*
+    cells. Not in scipy: ``permutation_test`` cannot keep strata apart.
     """
-    null = 0.0 if kind == "diff" else 1.0
-    use = [r for r in results if math.isfinite(r.change) and math.isfinite(r.p)]
+    rng = rng or _rng(None)
+    observed, null = 0.0, np.zeros(n_resamples)
+    for b, c in cells:
+        b, c = b[np.isfinite(b)], c[np.isfinite(c)]
+        nb, nc = b.size, c.size
+        if nb == 0 or nc == 0:
+            continue
+        n = nb + nc
+        r = scipy.stats.rankdata(np.concatenate([b, c]))
+        scale = math.sqrt(nb * nc * (n + 1) / 12)
+        center = nc * (n + 1) / 2
+        observed += (r[nb:].sum() - center) / scale
+        perm = rng.permuted(np.tile(r, (n_resamples, 1)), axis=1)[:, :nc]
+        null += (perm.sum(axis=1) - center) / scale
+    hits = np.count_nonzero(np.abs(null) >= abs(observed) - 1e-9)
+    return float((1 + hits) / (1 + n_resamples))
+
+
+def stratified_logrank(cells: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """Two-sided p of the log-rank test stratified by cell (sum of O-E over cells).
+
+    ``cells`` holds (durations_b, events_b, durations_c, events_c). reports.stats.logrank
+    tests one stratum only; this is its stratified form, normal approximation.
+    """
+    o_minus_e = var = 0.0
+    for tb, eb, tc, ec in cells:
+        t = np.concatenate([tb, tc])
+        e = np.concatenate([eb, ec]).astype(bool)
+        cur = np.r_[np.zeros(tb.size, bool), np.ones(tc.size, bool)]
+        for u in np.unique(t[e]):
+            risk = t >= u
+            n, n_c = risk.sum(), (risk & cur).sum()
+            d, d_c = (e & (t == u)).sum(), (e & (t == u) & cur).sum()
+            o_minus_e += d_c - n_c * d / n
+            if n > 1:
+                var += d * (n - d) / (n - 1) * n_c * (n - n_c) / n**2
+    if var <= 0:
+        return math.nan
+    return float(2 * scipy.stats.norm.sf(abs(o_minus_e) / math.sqrt(var)))
+
+
+def pooled(
+    results: list[_Result], cells: list[tuple[pd.DataFrame, pd.DataFrame]], metric: str,
+    n_resamples: int, rng: np.random.Generator,
+) -> _Result:
+    """All matched cells together: mean change (geometric for ratios) and a stratified test.
+
+    The stratified test is what gives a grid with few seeds per cell (3 in the smoke grid:
+    no single-cell test can reach p < 0.1) the power to see a change that hits every cell.
+    """
+    kind = METRICS[metric].kind
+    use = [r for r in results if math.isfinite(r.change)]
     if len(use) < 2:
-        return _Result(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, "Stouffer",
-                       "fewer than 2 cells with a test")
+        return _Result(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, "stratified",
+                       "fewer than 2 cells with a change")
 
     def center(x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return x if kind == "diff" else np.log(x)
 
     def back(x: float) -> float:
-        return x if kind == "diff" else math.exp(x)
+        return x if kind == "diff" or not math.isfinite(x) else math.exp(x)
 
     change = back(float(np.mean([center(np.array(r.change)) for r in use])))
     low = high = math.nan
@@ -359,13 +412,19 @@ def pooled(results: list[_Result], kind: str) -> _Result:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rep = np.nanmean(np.vstack([center(x) for x in reps]), axis=0)
-        low, high = (back(v) if math.isfinite(v) else v for v in _quantiles(rep))
-    z = np.array([np.sign(center(np.array(r.change)) - center(np.array(null)))
-                  * scipy.stats.norm.isf(min(r.p, 1.0) / 2) for r in use])
-    one_sided = scipy.stats.norm.sf(z)  # evidence that the metric went *up* in each cell
-    up = scipy.stats.combine_pvalues(one_sided, method="stouffer").pvalue
-    p = float(min(1.0, 2 * min(up, 1 - up)))
-    return _Result(math.nan, math.nan, change, low, high, p, f"Stouffer over {len(use)} cells")
+        low, high = (back(v) for v in _quantiles(rep))
+    if metric in ("epochs_to_target", "time_to_target_s"):
+        p = stratified_logrank([(*_durations(b, metric), *_durations(c, metric)) for b, c in cells])
+        test = f"stratified log-rank ({len(cells)} cells)"
+        if math.isnan(p) and not any(r.extra.get("baseline_success", 1) + r.extra.get("current_success", 1)
+                                     for r in results):
+            p = 1.0
+    else:
+        col = "epoch_s_median" if metric == "epoch_s" else metric
+        p = stratified_rank_test(
+            [(b[col].to_numpy(float), c[col].to_numpy(float)) for b, c in cells], n_resamples * 10, rng)
+        test = f"stratified Mann–Whitney, permutation ({len(cells)} cells)"
+    return _Result(math.nan, math.nan, change, low, high, p, test)
 
 
 # ----------------------------------------------------------------------- comparison
@@ -436,16 +495,18 @@ def compare_data(
     rng = _rng(seed)
     rows: list[dict[str, Any]] = []
     per_metric: dict[str, list[_Result]] = {m.key: [] for m in metrics}
+    cells = []
     for key in common:
         b = b_runs[(b_runs["_key"] == key) & b_runs["analysed"]]
         c = c_runs[(c_runs["_key"] == key) & c_runs["analysed"]]
+        cells.append((b, c))
         for m in metrics:
             res = compare_cell(b, c, m.key, n_resamples, rng)
             per_metric[m.key].append(res)
             rows.append(_row(labels[key], m, res))
     if len(common) > 1:
         for m in metrics:
-            res = pooled(per_metric[m.key], m.kind)
+            res = pooled(per_metric[m.key], cells, m.key, n_resamples, rng)
             rows.append(_row(ALL_CELLS, m, res))
 
     frame = pd.DataFrame(rows)

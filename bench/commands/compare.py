@@ -112,7 +112,7 @@ def _change(r: dict[str, Any]) -> str:
             return "?"
         if r["kind"] == "ratio":
             return f"{(v - 1) * 100:+.1f}%" if math.isfinite(v) else ("+inf" if v > 0 else "-inf")
-        scale, fmt = (100, "{:+.2f}") if r["metric"] == "final_val_acc" else (1, "{:+g}")
+        scale, fmt = (100, "{:+.2f}") if r["metric"] == "final_val_acc" else (1, "{:+.3g}")
         return fmt.format(v * scale) if math.isfinite(v) else ("+inf" if v > 0 else "-inf")
 
     if math.isnan(r["change"]):
