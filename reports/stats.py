@@ -109,10 +109,34 @@ def wilcoxon_p(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Test
         return TestResult(math.nan, name, f"no test possible with {d.size} paired seed(s)")
     if np.all(d == 0):
         return TestResult(math.nan, name, "all paired differences are zero")
+    nonzero = d[d != 0]  # zero_method="wilcox": zero differences carry no sign
+    tied = np.unique(np.abs(nonzero)).size < nonzero.size
+    if (tied or nonzero.size < d.size) and nonzero.size <= _EXACT_MAX:
+        # scipy would run a generic permutation test here (~0.4 s a call); the same exact
+        # sign-flip distribution, enumerated with numpy, takes microseconds.
+        return TestResult(_signflip_p(nonzero), name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = scipy.stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+        res = scipy.stats.wilcoxon(
+            d, zero_method="wilcox", alternative="two-sided",
+            method="auto" if not tied else "asymptotic",
+        )
     return TestResult(float(res.pvalue), name)
+
+
+_EXACT_MAX = 16
+
+
+def _signflip_p(d: np.ndarray) -> float:
+    """Exact two-sided signed-rank p of nonzero differences with ties (all 2^n sign flips)."""
+    ranks = scipy.stats.rankdata(np.abs(d))
+    t_obs = ranks[d > 0].sum()
+    m = d.size
+    flips = (np.arange(2**m)[:, None] >> np.arange(m)) & 1
+    t = flips @ ranks
+    eps = 1e-9 * max(1.0, t_obs)
+    p = 2 * min((t >= t_obs - eps).mean(), (t <= t_obs + eps).mean())
+    return float(min(p, 1.0))
 
 
 def cliffs_delta(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> float:

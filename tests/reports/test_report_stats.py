@@ -220,3 +220,14 @@ def test_cliff_magnitude_words():
     assert stats.cliff_magnitude(0.1) == "negligible"
     assert stats.cliff_magnitude(-0.5) == "large"
     assert stats.cliff_magnitude(math.nan) == "unknown"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wilcoxon_with_ties_and_zeros_matches_scipy_exact_permutation(seed):
+    """Integer epochs tie a lot: our enumerated sign flips give scipy's (slow) exact answer."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(3, 8, size=10).astype(float)
+    b = rng.integers(3, 8, size=10).astype(float)
+    if np.all(a == b):
+        pytest.skip("all differences zero")
+    assert stats.wilcoxon_p(a, b).p == pytest.approx(scipy.stats.wilcoxon(b - a).pvalue)
