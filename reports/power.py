@@ -130,7 +130,7 @@ def paired_spread(runs: pd.DataFrame, metric: str = "final_val_acc", reference: 
         ref = cell[cell["placement"] == reference].drop_duplicates("seed").set_index("seed")[metric]
         if ref.empty:
             continue
-        for placement, arm in cell[cell["placement"] != reference].groupby("placement"):
+        for _, arm in cell[cell["placement"] != reference].groupby("placement"):
             b = arm.drop_duplicates("seed").set_index("seed")[metric]
             d = (b - ref).dropna().to_numpy(float)
             if d.size >= 2:
