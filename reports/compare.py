@@ -332,55 +332,61 @@ def compare_cell(
     return _values(b[col].to_numpy(dtype=float), c[col].to_numpy(dtype=float), m.kind, n_resamples, rng)
 
 
-def stratified_rank_test(
-    cells: list[tuple[np.ndarray, np.ndarray]], n_resamples: int = 20000,
+def block_rank_test(
+    cells: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_resamples: int = 10000,
     rng: np.random.Generator | None = None,
 ) -> float:
-    """Two-sided p that current and baseline values agree in every cell (stratified U test).
+    """Two-sided p that current and baseline agree in every cell, for correlated cells.
 
-    The statistic is the sum over cells of each cell's standardized Mann–Whitney U
-    (van Elteren's idea); its null distribution comes from permuting the labels *within*
-    cells. Not in scipy: ``permutation_test`` cannot keep strata apart.
+    ``cells`` holds (values_b, seeds_b, values_c, seeds_c); ``inf`` marks a censored run
+    (ranked after every run that reached the target). The statistic is the sum over cells
+    of each cell's standardized Mann–Whitney rank sum (van Elteren's stratified idea).
+    Seeds are paired across cells (same data order and initial weights), so cells are not
+    independent: the null distribution permutes whole (side, seed) blocks between the
+    sides, carrying every cell of a seed along. Not in scipy: ``permutation_test`` knows
+    neither strata nor blocks.
     """
     rng = rng or _rng(None)
-    observed, null = 0.0, np.zeros(n_resamples)
-    for b, c in cells:
-        b, c = b[np.isfinite(b)], c[np.isfinite(c)]
-        nb, nc = b.size, c.size
-        if nb == 0 or nc == 0:
+    blocks = sorted({("b", s) for _, sb, _, _ in cells for s in sb} | {("c", s) for _, _, _, sc in cells for s in sc})
+    index = {blk: i for i, blk in enumerate(blocks)}
+    is_cur = np.array([side == "c" for side, _ in blocks], dtype=float)
+    perms = rng.permuted(np.tile(is_cur, (n_resamples, 1)), axis=1)
+    labels = np.vstack([is_cur, perms])  # row 0: the observed assignment
+    total = np.zeros(labels.shape[0])
+    for vb, sb, vc, sc in cells:
+        v = np.concatenate([vb, vc])
+        keep = ~np.isnan(v)
+        if keep.sum() < 2:
             continue
-        n = nb + nc
-        r = scipy.stats.rankdata(np.concatenate([b, c]))
-        scale = math.sqrt(nb * nc * (n + 1) / 12)
-        center = nc * (n + 1) / 2
-        observed += (r[nb:].sum() - center) / scale
-        perm = rng.permuted(np.tile(r, (n_resamples, 1)), axis=1)[:, :nc]
-        null += (perm.sum(axis=1) - center) / scale
+        owner = np.array([index[("b", s)] for s in sb] + [index[("c", s)] for s in sc])[keep]
+        r = scipy.stats.rankdata(v[keep])
+        cur = labels[:, owner]  # (1 + resamples) x runs of this cell
+        n, nc = r.size, cur.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (cur @ r - nc * (n + 1) / 2) / np.sqrt(nc * (n - nc) * (n + 1) / 12)
+        total += np.nan_to_num(z)  # a permutation that empties a side adds nothing
+    observed, null = total[0], total[1:]
     hits = np.count_nonzero(np.abs(null) >= abs(observed) - 1e-9)
     return float((1 + hits) / (1 + n_resamples))
 
 
-def stratified_logrank(cells: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> float:
-    """Two-sided p of the log-rank test stratified by cell (sum of O-E over cells).
+def _pooled_values(runs: pd.DataFrame, metric: str, cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-run values for the pooled rank test (censored runs as ``inf``) and their blocks.
 
-    ``cells`` holds (durations_b, events_b, durations_c, events_c). reports.stats.logrank
-    tests one stratum only; this is its stratified form, normal approximation.
+    Quality metrics are blocked by seed (paired across cells by design). Timing noise is
+    not tied to the seed, so each run of a timing metric is its own block.
     """
-    o_minus_e = var = 0.0
-    for tb, eb, tc, ec in cells:
-        t = np.concatenate([tb, tc])
-        e = np.concatenate([eb, ec]).astype(bool)
-        cur = np.r_[np.zeros(tb.size, bool), np.ones(tc.size, bool)]
-        for u in np.unique(t[e]):
-            risk = t >= u
-            n, n_c = risk.sum(), (risk & cur).sum()
-            d, d_c = (e & (t == u)).sum(), (e & (t == u) & cur).sum()
-            o_minus_e += d_c - n_c * d / n
-            if n > 1:
-                var += d * (n - d) / (n - 1) * n_c * (n - n_c) / n**2
-    if var <= 0:
-        return math.nan
-    return float(2 * scipy.stats.norm.sf(abs(o_minus_e) / math.sqrt(var)))
+    if metric in ("epochs_to_target", "time_to_target_s"):
+        col = "epochs_to_target" if metric == "epochs_to_target" else "time_to_target_s"
+        v = runs[col].astype(float).where(runs["reached"], math.inf)
+    else:
+        v = runs["epoch_s_median" if metric == "epoch_s" else metric].astype(float)
+    v = v.to_numpy(dtype=float)
+    v[~np.isfinite(v) & ~np.isinf(v)] = np.nan
+    seeds = runs["seed"].to_numpy()
+    if METRICS[metric].timing:
+        return v, np.array([f"{cell}/{seed}" for seed in seeds])
+    return v, seeds
 
 
 def pooled(
@@ -389,7 +395,7 @@ def pooled(
 ) -> _Result:
     """All matched cells together: mean change (geometric for ratios) and a stratified test.
 
-    The stratified test is what gives a grid with few seeds per cell (3 in the smoke grid:
+    The pooled test is what gives a grid with few seeds per cell (3 in the smoke grid:
     no single-cell test can reach p < 0.1) the power to see a change that hits every cell.
     """
     kind = METRICS[metric].kind
@@ -413,17 +419,9 @@ def pooled(
             warnings.simplefilter("ignore")
             rep = np.nanmean(np.vstack([center(x) for x in reps]), axis=0)
         low, high = (back(v) for v in _quantiles(rep))
-    if metric in ("epochs_to_target", "time_to_target_s"):
-        p = stratified_logrank([(*_durations(b, metric), *_durations(c, metric)) for b, c in cells])
-        test = f"stratified log-rank ({len(cells)} cells)"
-        if math.isnan(p) and not any(r.extra.get("baseline_success", 1) + r.extra.get("current_success", 1)
-                                     for r in results):
-            p = 1.0
-    else:
-        col = "epoch_s_median" if metric == "epoch_s" else metric
-        p = stratified_rank_test(
-            [(b[col].to_numpy(float), c[col].to_numpy(float)) for b, c in cells], n_resamples * 10, rng)
-        test = f"stratified Mann–Whitney, permutation ({len(cells)} cells)"
+    p = block_rank_test(
+        [(*_pooled_values(b, metric, i), *_pooled_values(c, metric, i)) for i, (b, c) in enumerate(cells)], n_resamples * 5, rng)
+    test = f"stratified rank test, seed-block permutation ({len(cells)} cells)"
     return _Result(math.nan, math.nan, change, low, high, p, test)
 
 
