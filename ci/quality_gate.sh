@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Quality gate: train the smoke grid into a fresh store and compare it with the committed
+# baseline. Exit 0 pass, 1 regression, 2 bad input. Timing metrics are compared only when
+# this machine's fingerprint matches the baseline's (otherwise skipped, with a warning).
+#
+#   ci/quality_gate.sh [REPORT_DIR]          (default REPORT_DIR: gate-report)
+#
+# Environment: SPEC (default ablations/smoke.toml), BASELINE (default
+# ablations/baselines/smoke.sqlite), GATE_ARGS (extra `bnbench compare` options, e.g.
+# "--max-slowdown 20%"), BNBENCH (the command, default bnbench).
+set -euo pipefail
+
+out="${1:-gate-report}"
+spec="${SPEC:-ablations/smoke.toml}"
+baseline="${BASELINE:-ablations/baselines/smoke.sqlite}"
+bnbench="${BNBENCH:-bnbench}"
+
+mkdir -p "$out"
+rm -f "$out/current.sqlite" "$out/current.sqlite-wal" "$out/current.sqlite-shm"
+$bnbench run "$spec" --store "$out/current.sqlite" --no-progress
+
+status=0
+# shellcheck disable=SC2086  # GATE_ARGS is a list of options
+$bnbench compare "$baseline" "$out/current.sqlite" \
+    --markdown-file "$out/compare.md" --json-file "$out/compare.json" ${GATE_ARGS:-} || status=$?
+
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$out/compare.md" ]; then
+    cat "$out/compare.md" >> "$GITHUB_STEP_SUMMARY"
+fi
+exit "$status"
