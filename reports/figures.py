@@ -80,13 +80,15 @@ def learning_curves(data: StoreData) -> str:
     cells = data.cells[:MAX_CELLS]
     colors = palette(data.placements)
     target = float(data.runs["target_accuracy"].median())
+    ep = ep[ep["cell"].isin(cells)]
+    wide = ep.set_index(["cell", "placement", "run_id", "epoch"])["val_acc"].unstack("epoch")
+    groups = {key: g for key, g in wide.groupby(level=["cell", "placement"], sort=False)}
     fig, axes = _grid(len(cells))
     for ax, cell in zip(axes, cells):
         for placement in data.placements:
-            sub = ep[(ep["cell"] == cell) & (ep["placement"] == placement)]
-            if sub.empty:
+            m = groups.get((cell, placement))
+            if m is None or m.empty:
                 continue
-            m = sub.pivot_table(index="run_id", columns="epoch", values="val_acc", aggfunc="first")
             med, low, high = median_band(m.to_numpy(dtype=float))
             x = m.columns.to_numpy()
             ax.plot(x, med, color=colors[placement], label=placement, marker="o", ms=3)
