@@ -357,6 +357,16 @@ def _check_combinations(
                     "factors.batch_size",
                     f"{batch} is larger than the {n_train} training examples of {dataset!r}",
                 )
+    bn_placements = [p for p in factors["placement"] if p != "none"]
+    if bn_placements and 1 in factors["batch_size"]:
+        # BN in training mode normalizes each feature over the batch: with one example every
+        # normalized value is 0, the layer outputs beta whatever the input, and nothing before
+        # it learns. It runs, silently meaningless, so it is refused here.
+        raise _fail(
+            "factors.batch_size",
+            f"1 cannot be combined with placement {bn_placements[0]!r}: batch normalization "
+            "of a single example outputs a constant; use batch_size >= 2 or placement 'none'",
+        )
 
 
 def _bool(key: str, v: Any) -> bool:
