@@ -374,7 +374,8 @@ def _pooled_values(runs: pd.DataFrame, metric: str, cell: int) -> tuple[np.ndarr
     """Per-run values for the pooled rank test (censored runs as ``inf``) and their blocks.
 
     Quality metrics are blocked by seed (paired across cells by design). Timing noise is
-    not tied to the seed, so each run of a timing metric is its own block.
+    not tied to the seed, so a timing block is one run, except that seeds trained in one
+    program (``seeds_in_program`` > 1) share one measurement: equal values form one block.
     """
     if metric in ("epochs_to_target", "time_to_target_s"):
         col = "epochs_to_target" if metric == "epochs_to_target" else "time_to_target_s"
@@ -385,7 +386,9 @@ def _pooled_values(runs: pd.DataFrame, metric: str, cell: int) -> tuple[np.ndarr
     v[~np.isfinite(v) & ~np.isinf(v)] = np.nan
     seeds = runs["seed"].to_numpy()
     if METRICS[metric].timing:
-        return v, np.array([f"{cell}/{seed}" for seed in seeds])
+        shared = runs["seeds_in_program"].to_numpy() > 1
+        return v, np.array([f"{cell}/v{x!r}" if sh else f"{cell}/s{seed}"
+                            for x, sh, seed in zip(v, shared, seeds)])
     return v, seeds
 
 
