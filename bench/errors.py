@@ -11,4 +11,8 @@ class UsageError(ValueError):
     """A bad command-line value (a path that does not exist, a malformed threshold...)."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (SpecError, StoreError, DatasetError, UsageError)
+class SchedulerError(RuntimeError):
+    """A Dask scheduler that cannot be reached, or has no workers."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (SpecError, StoreError, DatasetError, UsageError, SchedulerError)

@@ -8,16 +8,21 @@ workers x threads <= cores and wall times stay meaningful.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import os
+import signal
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from bench.results import RunResult
 from bench.spec import GridSpec, RunConfig
-from bench.store import Store, StoreError
+from bench.store import Store, StoreError, owner_id
 
 Task = list[RunConfig]
 
@@ -29,6 +34,8 @@ class GridOutcome:
     total: int
     already_stored: int
     statuses: Counter = field(default_factory=Counter)
+    stored_meanwhile: int = 0  # stored by another driver after this one started
+    busy: Counter = field(default_factory=Counter)  # owner -> runs it is training now
 
     @property
     def trained(self) -> int:
@@ -36,10 +43,21 @@ class GridOutcome:
 
     def summary(self) -> str:
         parts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "none"
-        return (
+        text = (
             f"{self.total} runs in grid: {self.already_stored} already in the store, "
             f"{self.trained} trained now ({parts})"
         )
+        if self.stored_meanwhile:
+            text += f", {self.stored_meanwhile} stored meanwhile by another process"
+        return text
+
+    def busy_notices(self) -> list[str]:
+        """One line per other live driver whose claimed runs this one skipped."""
+        return [
+            f"{n} runs are being trained by {owner}; skipping them; "
+            "run again later to pick up any it leaves"
+            for owner, n in sorted(self.busy.items())
+        ]
 
 
 def plan_tasks(runs: Iterable[RunConfig], stored: set[str]) -> list[Task]:
@@ -71,8 +89,35 @@ def failed_results(task: Task, error: str, *, attempts: int = 1) -> list[RunResu
     ]
 
 
+#: Test-only hook: ``RUN_ID`` or ``RUN_ID:FLAG_FILE``. A task holding that run SIGKILLs its
+#: own worker process (every time, or only while FLAG_FILE does not exist yet, creating it).
+#: Lets the tests kill a worker mid-grid deterministically; never set it otherwise.
+TEST_KILL_ENV = "BNBENCH_TEST_KILL_RUN"
+
+#: Default for ``--retries``: extra attempts for a task whose worker process died.
+DEFAULT_RETRIES = 2
+
+ResultsSource = Callable[[Iterable[Task], int, int], Iterator[list[RunResult]]]
+
+
+def _test_kill_hook(task: Task) -> None:
+    spec = os.environ.get(TEST_KILL_ENV)
+    if not spec:
+        return
+    run_id, _, flag = spec.partition(":")
+    if run_id not in {c.run_id for c in task}:
+        return
+    if flag:
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def train_task(task: Task, threads: int, concurrent_workers: int) -> list[RunResult]:
     """Train one task in this process. Any exception becomes ``failed`` results, never a crash."""
+    _test_kill_hook(task)
     try:
         from bench.datasets import load_dataset
         from bench.engines import get_engine
@@ -91,15 +136,117 @@ def train_task(task: Task, threads: int, concurrent_workers: int) -> list[RunRes
     return results
 
 
-def _results_local(tasks: list[Task], jobs: int, threads: int) -> Iterator[list[RunResult]]:
+def check_datasets(spec: GridSpec) -> None:
+    """Load every dataset the grid uses, in this process, before anything is written.
+
+    A missing or malformed dataset file is then one DatasetError for the user, not a grid
+    of ``failed`` runs. Loads are cached, so the sequential runner reuses them.
+    """
+    from bench.datasets import load_dataset
+
+    seen = {(r.dataset, r.validation_size, r.train_limit, r.data_path) for r in spec.expand()}
+    for key in sorted(seen):
+        load_dataset(*key)
+
+
+def _local_task(task: Task, threads: int, jobs: int, started_dir: str) -> list[RunResult]:
+    """``train_task`` in a pool worker, leaving a mark that the task started (see _results_local)."""
+    Path(started_dir, task[0].run_id).touch()
+    return train_task(task, threads, jobs)
+
+
+def _results_local(
+    tasks: Iterable[Task], jobs: int, threads: int, *, retries: int = DEFAULT_RETRIES
+) -> Iterator[list[RunResult]]:
+    """Train on this machine: in-process for one job, else a loky process pool.
+
+    A worker that dies (SIGKILL, OOM killer, segfault) breaks the whole loky pool: joblib
+    raises TerminatedWorkerError out of the Parallel call. Results streamed before that are
+    already stored. The tasks that had started and not come back are each charged one
+    attempt (the pool cannot say which one killed it) and then retried one at a time, so a
+    further death is the culprit's alone; after ``retries`` extra attempts it is recorded as
+    failed. Tasks dispatched but not started go back to the queue free.
+    """
     if jobs == 1:
         for task in tasks:
             yield train_task(task, threads, 1)
         return
-    from joblib import Parallel, delayed
+    import tempfile
 
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(train_task)(t, threads, jobs) for t in tasks)
+    from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    died: dict[str, int] = {}  # task key -> attempts that died
+    suspects: list[Task] = []  # started when a worker died: retried alone
+    requeued: list[Task] = []  # dispatched, not started: retried as usual
+    fresh = iter(tasks)
+
+    def done(results: list[RunResult]) -> list[RunResult]:
+        n = died.pop(results[0].config.run_id, 0) + 1
+        for r in results:
+            r.attempts = n
+        return results
+
+    def charge(task: Task, reason: str) -> list[RunResult] | None:
+        """Count a death; the failed results once the retries are spent, else requeue it."""
+        key = task[0].run_id
+        died[key] = n = died.get(key, 0) + 1
+        if n > retries:
+            del died[key]
+            return failed_results(task, f"worker process died {n} times ({reason})", attempts=n)
+        suspects.append(task)
+        return None
+
+    with tempfile.TemporaryDirectory(prefix="bnbench-started-") as started:
+        while True:
+            while suspects:
+                task = suspects.pop(0)
+                try:
+                    yield done(Parallel(n_jobs=jobs, backend="loky")(
+                        [delayed(_local_task)(task, threads, jobs, started)])[0])
+                except (TerminatedWorkerError, BrokenProcessPool) as exc:
+                    failed = charge(task, str(exc).splitlines()[0])
+                    if failed:
+                        yield failed
+            dispatched: dict[str, Task] = {}  # key -> task handed to the pool, not back yet
+            calls = (
+                delayed(_local_task)(task, threads, jobs, started)
+                for task in itertools.chain(requeued, fresh)
+                if dispatched.setdefault(task[0].run_id, task)
+            )
+            requeued = []
+            try:
+                for results in Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(calls):
+                    dispatched.pop(results[0].config.run_id, None)
+                    yield done(results)
+                return
+            except (TerminatedWorkerError, BrokenProcessPool) as exc:
+                reason = str(exc).splitlines()[0]
+            for key, task in dispatched.items():
+                mark = Path(started, key)
+                if not mark.exists():
+                    requeued.append(task)
+                    continue
+                mark.unlink()
+                failed = charge(task, reason)
+                if failed:
+                    yield failed
+
+
+def _claiming(
+    tasks: list[Task], store: Store, owner: str, outcome: GridOutcome
+) -> Iterator[Task]:
+    """Yield each task trimmed to the runs this driver could claim, claimed just before dispatch.
+
+    Claiming lazily lets two drivers on one store share a grid instead of one taking it all.
+    """
+    for task in tasks:
+        got = store.claim([c.run_id for c in task], owner)
+        outcome.stored_meanwhile += len(got.stored)
+        outcome.busy.update(Counter(got.busy.values()))
+        mine = set(got.mine)
+        if mine:
+            yield [c for c in task if c.run_id in mine]
 
 
 def run_grid(
@@ -108,17 +255,26 @@ def run_grid(
     *,
     jobs: int = 1,
     progress: bool = True,
-    results_source: Callable[[list[Task], int, int], Iterator[list[RunResult]]] | None = None,
+    retries: int = DEFAULT_RETRIES,
+    results_source: ResultsSource | None = None,
 ) -> GridOutcome:
-    """Train every run of ``spec`` that ``store_path`` does not hold yet; return the tally."""
+    """Train every run of ``spec`` that ``store_path`` does not hold yet; return the tally.
+
+    ``results_source(tasks, jobs, threads)`` trains the (lazily claimed) tasks and yields
+    each task's results as they finish; the default trains on this machine. A source with a
+    ``check_datasets(spec)`` method validates the data where it trains (e.g. on a worker).
+    """
     from bench.tf_setup import threads_per_worker
 
+    source = results_source or functools.partial(_results_local, retries=retries)
+    getattr(source, "check_datasets", check_datasets)(spec)  # before anything is written
     runs = spec.expand()
     path = Path(store_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"{path}: cannot create folder {path.parent} ({exc.strerror})") from None
+    owner = owner_id()
     with Store(path) as store:
         store.register_grid(spec, runs)
         stored = store.stored_run_ids()
@@ -128,10 +284,10 @@ def run_grid(
             return outcome
         jobs = max(1, min(jobs, len(tasks)))
         threads = threads_per_worker(jobs, spec.engine.threads)
-        source = results_source or _results_local
         bar = _progress_bar(outcome, spec.name, enabled=progress)
+        store.start_heartbeat(owner)
         try:
-            for results in source(tasks, jobs, threads):
+            for results in source(_claiming(tasks, store, owner, outcome), jobs, threads):
                 for result in results:
                     store.write_result(result)
                     outcome.statuses[result.status] += 1
@@ -139,6 +295,7 @@ def run_grid(
                 bar.set_postfix(dict(outcome.statuses), refresh=False)
         finally:
             bar.close()
+            store.release_claims(owner)
     return outcome
 
 

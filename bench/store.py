@@ -8,8 +8,14 @@ through :func:`open_readonly` without importing TensorFlow).
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +27,23 @@ from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig
 SCHEMA_VERSION = 1
 FACTOR_COLUMNS = list(FACTOR_DEFAULTS)
 
+#: A claim whose owner has not refreshed it for this long is taken over (owners on other
+#: hosts cannot be probed; live owners refresh every CLAIM_HEARTBEAT_S).
+CLAIM_STALE_S = 300.0
+CLAIM_HEARTBEAT_S = 30.0
+
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says which file and why."""
 
+
+_CLAIMS_TABLE = """
+CREATE TABLE IF NOT EXISTS claims (   -- runs being trained now, so two drivers never train one twice
+    run_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,             -- host:pid of the driver
+    claimed_at REAL NOT NULL         -- unix seconds, refreshed by the owner's heartbeat
+);
+"""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,6 +100,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (run_id, epoch)
 );
 CREATE INDEX IF NOT EXISTS runs_by_grid ON runs(grid);
+{_CLAIMS_TABLE}
 CREATE INDEX IF NOT EXISTS grid_runs_by_run ON grid_runs(run_id);
 """
 
@@ -94,7 +114,8 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     else:
         if path.parent and not path.parent.exists():
             raise StoreError(f"{path}: folder {path.parent} does not exist")
-        conn = sqlite3.connect(path, timeout=30)
+        # Shared with the claim heartbeat and joblib's dispatch thread, under Store._lock.
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -129,12 +150,48 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def owner_id() -> str:
+    """This process as a claim owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool | None:
+    """Whether a claim owner runs; None when it is on another host and cannot be probed."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class ClaimOutcome:
+    """What claiming a task's runs found: ours now, stored meanwhile, or held by a live owner."""
+
+    mine: list[str] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)
+    busy: dict[str, str] = field(default_factory=dict)  # run_id -> owner
+
+
 class Store:
-    """Read/write access to one store file. Create it on first use."""
+    """Read/write access to one store file. Create it on first use.
+
+    One connection, usable from several threads of the driver under ``_lock``.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        is_new = not self.path.exists() or self.path.stat().st_size == 0
+        self._lock = threading.RLock()
+        self._heartbeat: threading.Event | None = None
+        try:
+            is_new = not self.path.exists() or self.path.stat().st_size == 0
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open store ({exc.strerror})") from None
         try:
             self.conn = _connect(self.path, readonly=False)
             if is_new:
@@ -148,10 +205,16 @@ class Store:
             else:
                 self.conn.execute("PRAGMA journal_mode=WAL")
             check_schema(self.conn, self.path)
-        except sqlite3.OperationalError as exc:
+            if not is_new:  # stores from before claims existed: same schema version otherwise
+                with self.conn:
+                    self.conn.execute(_CLAIMS_TABLE)
+        except sqlite3.DatabaseError as exc:
+            if hasattr(self, "conn"):
+                self.conn.close()
             raise StoreError(f"{self.path}: cannot open store for writing ({exc})") from None
 
     def close(self) -> None:
+        self.stop_heartbeat()
         self.conn.close()
 
     def __enter__(self) -> Store:
@@ -162,55 +225,136 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """One locked transaction; SQLite failures (disk full, read-only...) become StoreError."""
+        with self._lock:
+            try:
+                with self.conn:
+                    yield
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: cannot write {what} ({exc})") from None
+
     def register_grid(self, spec: GridSpec, runs: Iterable[RunConfig]) -> None:
         """Record the grid and which runs belong to it (a run may belong to several grids)."""
         runs = list(runs)
-        try:
-            with self.conn:
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO grids (name, spec_toml, factors_json, n_runs) "
-                    "VALUES (?, ?, ?, ?)",
-                    (spec.name, spec.source_text, json.dumps(spec.varying_factors), len(runs)),
-                )
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO grid_runs VALUES (?, ?)",
-                    [(spec.name, r.run_id) for r in runs],
-                )
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: cannot write ({exc})") from None
+        with self._writing(f"grid {spec.name}"):
+            self.conn.execute(
+                "INSERT OR REPLACE INTO grids (name, spec_toml, factors_json, n_runs) "
+                "VALUES (?, ?, ?, ?)",
+                (spec.name, spec.source_text, json.dumps(spec.varying_factors), len(runs)),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO grid_runs VALUES (?, ?)",
+                [(spec.name, r.run_id) for r in runs],
+            )
 
     def write_result(self, result: RunResult) -> bool:
         """Store one finished run and its epochs in a single transaction.
 
         Returns False (and writes nothing) if the run is already stored, so a run that two
-        processes both finished is kept once.
+        processes both finished is kept once. The run's claim goes in the same transaction.
         """
         row = result_row(result)
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        try:
-            with self.conn:
-                cur = self.conn.execute(
-                    f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", tuple(row.values())
-                )
-                if cur.rowcount == 0:
-                    return False
-                self.conn.executemany(
-                    "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (row["run_id"], e.epoch, e.train_loss, e.train_acc, e.val_loss,
-                         e.val_acc, e.epoch_s)
-                        for e in result.epochs
-                    ],
-                )
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: cannot write run {row['run_id']} ({exc})") from None
+        with self._writing(f"run {row['run_id']}"):
+            cur = self.conn.execute(
+                f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", tuple(row.values())
+            )
+            self.conn.execute("DELETE FROM claims WHERE run_id = ?", (row["run_id"],))
+            if cur.rowcount == 0:
+                return False
+            self.conn.executemany(
+                "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (row["run_id"], e.epoch, e.train_loss, e.train_acc, e.val_loss,
+                     e.val_acc, e.epoch_s)
+                    for e in result.epochs
+                ],
+            )
         return True
+
+    # ------------------------------------------------------------------ claims
+
+    def claim(self, run_ids: list[str], owner: str, *, stale_after: float = CLAIM_STALE_S) -> ClaimOutcome:
+        """Claim runs for ``owner`` in one IMMEDIATE transaction, so two drivers never both win.
+
+        A run already stored is not claimed; a claim by a live owner is respected; a claim
+        whose owner died (same host) or went silent for ``stale_after`` seconds is taken over.
+        """
+        out = ClaimOutcome()
+        now = time.time()
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for run_id in run_ids:
+                        if self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                            out.stored.append(run_id)
+                            continue
+                        held = self.conn.execute(
+                            "SELECT owner, claimed_at FROM claims WHERE run_id = ?", (run_id,)
+                        ).fetchone()
+                        if held and held[0] != owner:
+                            alive = _owner_alive(held[0])
+                            if alive or (alive is None and now - held[1] < stale_after):
+                                out.busy[run_id] = held[0]
+                                continue
+                        self.conn.execute(
+                            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (run_id, owner, now)
+                        )
+                        out.mine.append(run_id)
+                    self.conn.commit()
+                except BaseException:
+                    self.conn.rollback()
+                    raise
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: cannot claim runs ({exc})") from None
+        return out
+
+    def release_claims(self, owner: str) -> None:
+        """Drop every claim of ``owner`` (the driver is leaving). Best effort: never raises."""
+        try:
+            with self._lock, self.conn:
+                self.conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+        except sqlite3.DatabaseError:
+            pass
+
+    def start_heartbeat(self, owner: str, every: float = CLAIM_HEARTBEAT_S) -> None:
+        """Refresh ``owner``'s claims every ``every`` seconds in a daemon thread until closed."""
+        stop = self._heartbeat = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every):
+                try:
+                    with self._lock, self.conn:
+                        self.conn.execute(
+                            "UPDATE claims SET claimed_at = ? WHERE owner = ?", (time.time(), owner)
+                        )
+                except sqlite3.Error:
+                    pass  # a busy or full disk: the next beat tries again
+
+        threading.Thread(target=beat, name="bnbench-claims", daemon=True).start()
+
+    def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.set()
+            self._heartbeat = None
+
+    def claims(self) -> dict[str, str]:
+        """run_id -> owner for every claim held now."""
+        with self._lock:
+            return dict(self.conn.execute("SELECT run_id, owner FROM claims"))
 
     # ------------------------------------------------------------------ reading
 
     def stored_run_ids(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT run_id FROM runs")}
+        with self._lock:
+            try:
+                return {r[0] for r in self.conn.execute("SELECT run_id FROM runs")}
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: cannot read runs ({exc})") from None
 
     def runs_frame(self, grid: str | None = None) -> pd.DataFrame:
         return read_runs(self.conn, grid)

@@ -23,7 +23,7 @@ def test_interrupted_grid_resumes_without_duplicates(tmp_path):
     def dies_after_first(tasks, jobs, threads):
         from bench.runner import train_task
 
-        yield train_task(tasks[0], threads, 1)
+        yield train_task(next(iter(tasks)), threads, 1)
         raise KeyboardInterrupt  # the driver is stopped mid-grid
 
     with pytest.raises(KeyboardInterrupt):

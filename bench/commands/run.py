@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 
 from bench.commands.common import add_store_option
 from bench.errors import UsageError
+
+DEFAULT_RETRIES = 2  # bench.runner.DEFAULT_RETRIES; not imported so that --help stays fast
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pinned to cores // N unless the spec sets engine.threads",
     )
     p.add_argument("--engine", choices=["keras", "stacked"], help="override the spec's engine.name")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="train on a Dask cluster: tcp://HOST:PORT of a running 'dask scheduler' (see "
+        "docs/distributed.md), or 'local' for a LocalCluster of --jobs single-threaded worker "
+        "processes. Results stream back; only this process writes the store",
+    )
+    p.add_argument(
+        "--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+        help="extra attempts for a task whose worker process died (killed, out of memory) "
+        "before its runs are stored as failed (default %(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -35,9 +49,22 @@ def main(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"--jobs: {args.jobs} is not a count >= 1")
+    if args.retries < 0:
+        raise UsageError(f"--retries: {args.retries} is not a count >= 0")
+    if args.scheduler and args.scheduler != "local" and not args.scheduler.startswith(("tcp://", "tls://")):
+        raise UsageError(f"--scheduler: {args.scheduler!r} is not tcp://HOST:PORT, tls://HOST:PORT or 'local'")
     spec = load_spec(args.spec)
     if args.engine:
         spec = spec.with_engine(name=args.engine)
-    outcome = run_grid(spec, args.store, jobs=args.jobs, progress=not args.no_progress)
+    with ExitStack() as stack:
+        source = None
+        if args.scheduler:
+            from bench.distributed import DaskSource
+
+            source = stack.enter_context(DaskSource(args.scheduler, jobs=args.jobs, retries=args.retries))
+        outcome = run_grid(spec, args.store, jobs=args.jobs, progress=not args.no_progress,
+                           retries=args.retries, results_source=source)
+    for line in outcome.busy_notices():
+        print(f"{spec.name}: {line}", file=sys.stderr)
     print(f"{spec.name}: {outcome.summary()}; store: {args.store}", file=sys.stderr)
     return 0

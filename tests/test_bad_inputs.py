@@ -1,0 +1,205 @@
+"""Bad input: one line on stderr naming the problem, exit code 2, nothing written.
+
+Runs ``bench.cli.main`` in-process. The checks are on the store afterwards: absent,
+byte-identical, or still passing ``PRAGMA integrity_check`` with the earlier runs intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_spec_text
+
+from bench.cli import main
+from bench.store import SCHEMA_VERSION, Store
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    """Exit code and the single stderr line (asserting there is exactly one)."""
+    capsys.readouterr()
+    code = main(["run", *map(str, args), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return code, lines[0]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    return tmp_path / "s.sqlite"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[grid\nname = 'x'", "malformed TOML"),
+        (tiny_spec_text().replace("batch_size = 32", "batch_size = 32\nwidth = 3"), "factors.width: unknown key"),
+        (tiny_spec_text().replace("seeds = 2", 'seeds = "three"'), "grid.seeds"),
+        (tiny_spec_text().replace("batch_size = 32", "batch_size = 3.5"), "factors.batch_size"),
+        (tiny_spec_text().replace('name = "tiny"', "name = 7"), "grid.name"),
+        ("[grid]\nname = 'x'\n[factors]\nplacement = []\n", "factors.placement: empty"),
+    ],
+    ids=["malformed-toml", "unknown-factor", "seeds-type", "batch-float", "name-type", "empty-levels"],
+)
+def test_bad_spec(tmp_path, store, capsys, text, expected):
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", text), "--store", store)
+    assert code == 2 and expected in line and line.startswith("bnbench run: error:")
+    assert not store.exists()
+
+
+def test_missing_spec_file(tmp_path, store, capsys):
+    code, line = run_cli(capsys, tmp_path / "nope.toml", "--store", store)
+    assert code == 2 and "no such spec file" in line and not store.exists()
+
+
+def test_store_from_newer_schema_is_untouched(tmp_path, store, capsys):
+    Store(store).close()
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.close()
+    before = store.read_bytes()
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()), "--store", store)
+    assert code == 2 and "newer than this bnbench" in line
+    assert store.read_bytes() == before
+
+
+def test_non_sqlite_store_is_untouched(tmp_path, store, capsys):
+    store.write_bytes(b"not a database, just bytes\n" * 200)
+    before = store.read_bytes()
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()), "--store", store)
+    assert code == 2 and "not a bnbench store" in line
+    assert store.read_bytes() == before
+
+
+def test_corrupted_store_is_refused(tmp_path, store, capsys):
+    """A real store with its table pages overwritten: SQLite's header still reads fine."""
+    Store(store).close()
+    raw = bytearray(store.read_bytes())
+    page = int.from_bytes(raw[16:18], "big")
+    raw[page:] = b"\xa5" * (len(raw) - page)  # every page after the first is garbage
+    store.write_bytes(bytes(raw))
+    before = store.read_bytes()
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()), "--store", store)
+    assert code == 2 and str(store) in line and ("malformed" in line or "not a bnbench store" in line)
+    assert store.read_bytes() == before
+
+
+def test_dataset_with_wrong_shapes_is_checked_before_training(tmp_path, store, capsys):
+    bad = tmp_path / "mnist.npz"
+    np.savez(bad, x_train=np.zeros((2000, 10), np.uint8), y_train=np.zeros(2000, np.uint8))
+    spec = write(tmp_path / "spec.toml", f"""
+[grid]
+name = "bad-data"
+seeds = 1
+epochs = 1
+data_path = "{bad}"
+[factors]
+dataset = "mnist"
+[engine]
+name = "keras"
+""")
+    code, line = run_cli(capsys, spec, "--store", store)
+    assert code == 2 and "wrong shapes" in line and str(bad) in line
+    assert not store.exists(), "the driver refuses before creating the store"
+
+
+def test_store_folder_not_writable_parent_is_a_file(tmp_path, capsys):
+    """Root ignores permission bits, so "cannot write here" is simulated by a FILE as parent."""
+    (tmp_path / "afile").write_text("x")
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()),
+                         "--store", tmp_path / "afile" / "s.sqlite")
+    assert code == 2 and "cannot create folder" in line
+
+
+def test_read_only_database(tmp_path, store, capsys, monkeypatch):
+    """Simulated by mocking sqlite3.connect (root can write through any permission bits)."""
+    import bench.store
+
+    def readonly(*a, **k):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(bench.store.sqlite3, "connect", readonly)
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()), "--store", store)
+    assert code == 2 and "readonly database" in line and str(store) in line
+    assert not store.exists()
+
+
+class _DiskFullAfter:
+    """Proxy of a sqlite3 connection whose run inserts fail once ``allowed`` have succeeded."""
+
+    def __init__(self, conn: sqlite3.Connection, allowed: int):
+        self._conn, self._allowed = conn, allowed
+
+    def execute(self, sql: str, *args):
+        if sql.startswith("INSERT OR IGNORE INTO runs"):
+            if self._allowed == 0:
+                raise sqlite3.OperationalError("database or disk is full")
+            self._allowed -= 1
+        return self._conn.execute(sql, *args)
+
+    def __enter__(self):
+        return self._conn.__enter__()
+
+    def __exit__(self, *exc):
+        return self._conn.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def _fake_source(tasks, jobs, threads, **_):
+    """Results without training: the store, not TensorFlow, is under test."""
+    from bench.results import EpochMetrics, RunResult
+
+    for task in tasks:
+        yield [RunResult(config=c, status="ok", started_at="t0", finished_at="t1",
+                         epochs=[EpochMetrics(e, 1.0, 0.5, 1.0, 0.5, 0.1) for e in (1, 2)])
+               for c in task]
+
+
+def test_disk_full_while_writing(tmp_path, store, capsys, monkeypatch):
+    import bench.runner
+
+    original_init = Store.__init__
+
+    def init(self, path):
+        original_init(self, path)
+        self.conn = _DiskFullAfter(self.conn, allowed=1)
+
+    monkeypatch.setattr(Store, "__init__", init)
+    monkeypatch.setattr(bench.runner, "_results_local", _fake_source)
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()), "--store", store)
+    assert code == 2 and "database or disk is full" in line and "cannot write run" in line
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM epochs").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM claims").fetchone()[0] == 0, "claims released"
+    conn.close()
+
+
+def test_unreachable_scheduler(tmp_path, store, capsys):
+    start = time.monotonic()
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()),
+                         "--store", store, "--scheduler", "tcp://127.0.0.1:1")
+    assert code == 2 and "tcp://127.0.0.1:1" in line and "cannot connect" in line
+    assert time.monotonic() - start < 15
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--jobs", "0"], "--jobs"),
+    (["--retries", "-1"], "--retries"),
+    (["--scheduler", "127.0.0.1:8786"], "--scheduler"),
+])
+def test_bad_options(tmp_path, store, capsys, args, expected):
+    code, line = run_cli(capsys, write(tmp_path / "spec.toml", tiny_spec_text()), "--store", store, *args)
+    assert code == 2 and expected in line and not store.exists()
