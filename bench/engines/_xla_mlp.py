@@ -66,20 +66,34 @@ def _activate(name: str, h: tf.Tensor) -> tf.Tensor:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def _dense(h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """[S, B, I] x [S, I, O] -> [S, B, O].
+
+    With one seed the batch axis is dropped: XLA's CPU backend runs a batch-1 batched dot
+    several times slower than the plain GEMM (measured, docs/performance.md).
+    """
+    if kernel.shape[0] == 1 and _SQUEEZE_SINGLE:
+        return tf.matmul(h[0], kernel[0])[None]
+    return tf.einsum("sbi,sio->sbo", h, kernel)
+
+
+_SQUEEZE_SINGLE = True
+
+
 class StackedMLP:
     """Variables and step/eval functions for S seeds of one cell."""
 
     def __init__(self, spec: NetSpec, seeds: list[int], initializer: str):
         self.spec, self.n_seeds = spec, len(seeds)
-        per_seed = [initial_weights(s, list(spec.sizes), initializer) for s in seeds]
-        n_dense = len(spec.sizes) - 1
-        self.kernels = [tf.Variable(np.stack([w[i][0] for w in per_seed])) for i in range(n_dense)]
-        self.biases = [tf.Variable(np.stack([w[i][1] for w in per_seed])) for i in range(n_dense)]
-        S = self.n_seeds
-        self.gammas = [tf.Variable(np.ones((S, d), np.float32)) for d in spec.bn_widths]
-        self.betas = [tf.Variable(np.zeros((S, d), np.float32)) for d in spec.bn_widths]
-        self.moving_means = [tf.Variable(np.zeros((S, d), np.float32)) for d in spec.bn_widths]
-        self.moving_vars = [tf.Variable(np.ones((S, d), np.float32)) for d in spec.bn_widths]
+        S, n_dense = self.n_seeds, len(spec.sizes) - 1
+        pairs = zip(spec.sizes[:-1], spec.sizes[1:])
+        self.kernels = [tf.Variable(tf.zeros((S, i, o))) for i, o in pairs]
+        self.biases = [tf.Variable(tf.zeros((S, o))) for o in spec.sizes[1:]]
+        assert len(self.kernels) == n_dense
+        self.gammas = [tf.Variable(tf.ones((S, d))) for d in spec.bn_widths]
+        self.betas = [tf.Variable(tf.zeros((S, d))) for d in spec.bn_widths]
+        self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in spec.bn_widths]
+        self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in spec.bn_widths]
         self.trainable = self.kernels + self.biases + self.gammas + self.betas
         self.slots: list[list[tf.Variable]] = []
         if spec.optimizer in ("momentum", "adam"):
@@ -91,6 +105,21 @@ class StackedMLP:
         self.loss_total = tf.Variable(tf.zeros(S))
         self.correct_total = tf.Variable(tf.zeros(S))
         self.count = tf.Variable(0.0)
+        self.reset(seeds, initializer)
+
+    def reset(self, seeds: list[int], initializer: str) -> None:
+        """Fresh state for these seeds, in the same variables (compiled programs stay valid)."""
+        assert len(seeds) == self.n_seeds
+        per_seed = [initial_weights(s, list(self.spec.sizes), initializer) for s in seeds]
+        for i, (k, b) in enumerate(zip(self.kernels, self.biases)):
+            k.assign(np.stack([w[i][0] for w in per_seed]))
+            b.assign(np.stack([w[i][1] for w in per_seed]))
+        for v in self.betas + self.moving_means + [s for group in self.slots for s in group]:
+            v.assign(tf.zeros_like(v))
+        for v in self.gammas + self.moving_vars:
+            v.assign(tf.ones_like(v))
+        self.iterations.assign(0)
+        self.reset_metrics()
 
     # ------------------------------------------------------------------ forward
     def _bn(self, h: tf.Tensor, i: int, training: bool) -> tf.Tensor:
@@ -107,16 +136,17 @@ class StackedMLP:
             self.gammas[i][:, None, :], sp.bn_epsilon)
 
     def logits(self, x: tf.Tensor, training: bool) -> tf.Tensor:
-        """x: [S, B, F] (or [B, F], shared by all seeds) -> logits [S, B, C]."""
+        """x: [S, B, F] (or [B, F], shared by all seeds) -> logits [S, B, C].
+
+        A shared x is broadcast rather than multiplied as one [B, F] x [F, S*O] GEMM: that
+        reorders the sums and would make a seed's validation loss depend on S (by an ulp).
+        """
         sp, bn = self.spec, 0
-        h = x
+        h = x if x.shape.rank == 3 else tf.broadcast_to(x[None], [self.n_seeds, *x.shape])
         if sp.placement == "after+input":
-            if h.shape.rank == 2:
-                h = tf.broadcast_to(h[None], [self.n_seeds, *h.shape])
             h, bn = self._bn(h, 0, training), 1
         for layer in range(len(sp.sizes) - 1):
-            eq = "sbi,sio->sbo" if h.shape.rank == 3 else "bi,sio->sbo"
-            h = tf.einsum(eq, h, self.kernels[layer]) + self.biases[layer][:, None, :]
+            h = _dense(h, self.kernels[layer]) + self.biases[layer][:, None, :]
             if layer == len(sp.sizes) - 2:
                 return h
             if sp.placement == "before":
@@ -172,20 +202,21 @@ class StackedMLP:
         return self.loss_total.numpy() / count, self.correct_total.numpy() / count
 
     # ------------------------------------------------------------------ evaluation
-    def eval_sums(self, x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Inference-mode (moving statistics) per-seed sums of loss and hits.
+    def eval_per_sample(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Inference-mode (moving statistics) per-sample losses and hits, [nb, S, VB] each.
 
-        x: [nb, VB, F] shared by all seeds, y/w: [nb, VB]; w masks the padding.
+        x: [nb, VB, F] shared by all seeds, y: [nb, VB]. Sums are left to the caller (in
+        float64 on the host) so that they do not depend on how many seeds share the program.
         """
-        def body(i, loss_sum, hit_sum):
+        n_batches = tf.shape(x)[0]
+
+        def body(i, losses, hits):
             logits = self.logits(x[i], training=False)  # [S, VB, C]
             labels = tf.broadcast_to(y[i][None], tf.shape(logits)[:2])
             per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
-                           tf.float32)
-            return i + 1, loss_sum + tf.reduce_sum(per * w[i], 1), hit_sum + tf.reduce_sum(hits * w[i], 1)
+            hit = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+            return i + 1, losses.write(i, per), hits.write(i, hit)
 
-        zeros = tf.zeros([self.n_seeds])
-        _, loss_sum, hit_sum = tf.while_loop(
-            lambda i, *_: i < tf.shape(x)[0], body, (tf.constant(0), zeros, zeros))
-        return loss_sum, hit_sum
+        arrays = (tf.TensorArray(tf.float32, size=n_batches), tf.TensorArray(tf.float32, size=n_batches))
+        _, losses, hits = tf.while_loop(lambda i, *_: i < n_batches, body, (tf.constant(0), *arrays))
+        return losses.stack(), hits.stack()

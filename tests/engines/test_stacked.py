@@ -1,0 +1,127 @@
+"""The stacked engine: stacking is invisible, chunking is invisible, divergence stays per seed.
+
+Exactness findings (measured on this machine, TF 2.21 XLA CPU):
+
+- A seed trained inside an S-seed program vs the same seed alone: NOT bit-identical. XLA
+  emits different code for a batched dot with S=3 than for S=1 (with or without the S=1
+  GEMM shortcut), so kernels differ by ~1 ulp (3e-8) after one epoch, 6e-8 after two, and
+  per-epoch metrics by <= 2.4e-7. We assert <= 1e-5 over two epochs: three orders of
+  magnitude of headroom, still far below any difference that matters to the study.
+- Same program, same inputs: bit-identical (determinism, chunking tests assert ==).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import bench.engines._xla_mlp as xla_mlp
+from bench.engines import stacked
+from conftest import make_configs, max_abs_diff, metric_rows, with_engine
+
+
+@pytest.mark.parametrize("placement", ["none", "after+input"])
+def test_stacked_seeds_equal_seeds_trained_alone(digits, placement):
+    cfgs = make_configs([0, 1, 2], placement=placement, engine_opts={"seeds_per_program": 3})
+    together = stacked.train_cell(cfgs, digits)
+    alone = [stacked.train_cell([c], digits)[0] for c in with_engine(cfgs, seeds_per_program=1)]
+    for t, a in zip(together, alone):
+        assert t.seeds_in_program == 3 and a.seeds_in_program == 1
+        assert max_abs_diff(t, a) <= 1e-5
+
+
+def test_seeds_per_program_chunks_the_seeds(digits):
+    cfgs = make_configs(5, placement="after", engine_opts={"seeds_per_program": 2})
+    results = stacked.train_cell(cfgs, digits)
+    assert [r.config.seed for r in results] == [0, 1, 2, 3, 4]
+    assert [r.seeds_in_program for r in results] == [2, 2, 2, 2, 1]
+    assert len({r.epochs[-1].val_acc for r in results}) > 1  # different seeds, different runs
+
+
+def test_same_config_twice_is_identical(digits):
+    cfgs = make_configs(2, placement="before", optimizer="adam", learning_rate=1e-3)
+    first, second = stacked.train_cell(cfgs, digits), stacked.train_cell(cfgs, digits)
+    for a, b in zip(first, second):
+        assert metric_rows(a) == metric_rows(b)
+
+
+def test_chunking_of_steps_does_not_change_results(digits):
+    """1497 examples, batch 32: 46 full steps + a partial one of 25. K=7 leaves a 4-step
+    remainder chunk (run by the K-step program with a smaller loop count); K=1 and K=46 must
+    give the same numbers."""
+    base = make_configs(2, placement="after+input", optimizer="momentum", learning_rate=0.01)
+    runs = [stacked.train_cell(with_engine(base, steps_per_execution=k), digits) for k in (1, 7, 46)]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert metric_rows(a) == metric_rows(b)
+
+
+def test_partial_last_batch_is_trained(digits):
+    """Dropping the 25-example last batch would change the epoch's sample count and metrics."""
+    assert len(digits.x_train) % 32 == 25
+    cfg = make_configs(1, placement="after", epochs=1)[0]
+    result = stacked.train_cell([cfg], digits)[0]
+    prog = stacked._Program([cfg], digits)
+    prog.compile(46, 32)
+    orders = np.arange(len(digits.x_train), dtype=np.int32)[None]
+    prog.train(stacked._batches(orders, 0, 46, 32, 46), 46)
+    assert prog.net.count.numpy() == 46 * 32
+    prog.train(orders[:, 46 * 32:][None], 1)
+    assert prog.net.count.numpy() == len(digits.x_train)
+    assert result.status == "ok" and len(result.epochs) == 1
+
+
+def test_no_partial_batch_when_it_divides(digits):
+    from bench.datasets import Dataset
+    from dataclasses import replace
+
+    even = replace(digits, x_train=digits.x_train[:1472], y_train=digits.y_train[:1472])
+    assert isinstance(even, Dataset) and len(even.x_train) % 32 == 0
+    results = stacked.train_cell(make_configs(2, placement="none"), even)
+    assert all(r.status == "ok" and len(r.epochs) == 2 for r in results)
+
+
+def test_huge_learning_rate_diverges(digits):
+    cfgs = make_configs(2, epochs=3, activation="leaky_relu", placement="none", learning_rate=1e4)
+    for r in stacked.train_cell(cfgs, digits):
+        assert r.status == "diverged", r.epochs
+        assert "training loss became" in r.error
+        assert len(r.epochs) == 1 and not math.isfinite(r.epochs[-1].train_loss)
+
+
+def test_one_diverging_seed_leaves_the_others_untouched(digits, monkeypatch):
+    """Seed 1 starts from absurd weights and blows up; seeds 0 and 2 in the same program
+    must be bit-identical to a clean run."""
+    cfgs = make_configs([0, 1, 2], epochs=3, placement="none", activation="relu")
+    clean = stacked.train_cell(cfgs, digits)
+    real = xla_mlp.initial_weights
+
+    def poisoned(seed, sizes, initializer):
+        layers = real(seed, sizes, initializer)
+        if seed == 1:
+            layers = [(k * np.float32(1e30), b) for k, b in layers]
+        return layers
+
+    monkeypatch.setattr(xla_mlp, "initial_weights", poisoned)
+    mixed = stacked.train_cell(cfgs, digits)
+    assert mixed[1].status == "diverged" and len(mixed[1].epochs) == 1
+    for s in (0, 2):
+        assert mixed[s].status == "ok"
+        assert metric_rows(mixed[s]) == metric_rows(clean[s])
+
+
+def test_result_envelope(digits):
+    results = stacked.train_cell(make_configs(2, epochs=2), digits)
+    for r in results:
+        assert r.compile_s > 0 and r.total_s > 0 and r.threads >= 1
+        assert [e.epoch for e in r.epochs] == [1, 2]
+        assert all(e.epoch_s > 0 for e in r.epochs)
+        assert r.epochs[0].epoch_s == results[0].epochs[0].epoch_s  # amortized program time
+
+
+def test_rejects_configs_from_two_cells(digits):
+    cfgs = make_configs(1, placement="none") + make_configs(1, placement="after")
+    with pytest.raises(ValueError, match="one cell"):
+        stacked.train_cell(cfgs, digits)
