@@ -1,0 +1,42 @@
+"""CPU calibration kernels: fixed work whose time tracks how fast this machine is right now.
+
+The perf gate divides every benchmark by these, measured in the same run, so a machine
+that is slower (other tenants, thermal limits, a slower CI runner) moves both numbers and
+the ratio stays put; a real regression in our code moves only the benchmark.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_A = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
+
+
+def numpy_matmul(repeats: int = 60) -> float:
+    """BLAS-bound: repeated float32 GEMMs (like the MLP's matmuls)."""
+    x = _A
+    for _ in range(repeats):
+        x = np.tanh(x @ _A * 0.05)
+    return float(x[0, 0])
+
+
+_TF_LOOP = None
+
+
+def tf_matmul_loop(steps: int = 300) -> float:
+    """TensorFlow-bound: an XLA-compiled loop of small matmuls, the engine's own regime."""
+    global _TF_LOOP
+    import tensorflow as tf
+
+    if _TF_LOOP is None:
+        w = tf.constant(_A[:256, :256] * 0.05)
+
+        @tf.function(jit_compile=True)
+        def loop(x, n):
+            for _ in tf.range(n):
+                x = tf.tanh(tf.einsum("sbi,io->sbo", x, w))
+            return x
+
+        _TF_LOOP = loop
+    x = tf.ones((8, 32, 256))
+    return float(_TF_LOOP(x, tf.constant(steps))[0, 0, 0])

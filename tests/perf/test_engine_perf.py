@@ -1,0 +1,64 @@
+"""Benchmarks: one MNIST-slice epoch per engine and placement, a smoke grid, calibration.
+
+Names matter: ``tests/perf/gate.py`` compares them with ``tests/perf/baseline.json``.
+Engine benchmarks time one epoch on 11,000 images for S seeds and report per-run seconds
+in ``extra_info``; compilation is excluded where the engine can exclude it (the stacked
+engine's program is compiled by a warm-up call and cached; Keras builds and traces a new
+model inside every ``fit``, so its benchmark includes that, as it does in real use).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import calibration
+from bench.engines import keras_fit, stacked
+from conftest import notebook_configs
+
+PLACEMENTS = ["none", "after+input"]
+ENGINES = {
+    # name: (engine module, seeds, engine settings)
+    "keras_fit": (keras_fit, 1, {"name": "keras", "jit_compile": False, "steps_per_execution": 1}),
+    "keras_xla": (keras_fit, 1, {"name": "keras", "jit_compile": True, "steps_per_execution": 200,
+                                 "deterministic": False}),
+    "stacked_s1": (stacked, 1, {"seeds_per_program": 1}),
+    "stacked_s8": (stacked, 8, {"seeds_per_program": 8}),
+}
+
+
+def test_calibration_numpy(benchmark):
+    benchmark.pedantic(calibration.numpy_matmul, rounds=5, warmup_rounds=1)
+
+
+def test_calibration_tf(benchmark):
+    benchmark.pedantic(calibration.tf_matmul_loop, rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_one_epoch(benchmark, mnist_slice, engine, placement):
+    module, seeds, settings = ENGINES[engine]
+    cfgs = notebook_configs(placement, seeds, epochs=1, **settings)
+    if module is stacked:
+        module.train_cell(cfgs, mnist_slice)  # compile and cache the program
+    results = benchmark.pedantic(module.train_cell, args=(cfgs, mnist_slice), rounds=2)
+    benchmark.extra_info["seeds"] = seeds
+    benchmark.extra_info["epoch_s_per_run"] = results[0].epochs[0].epoch_s
+    assert all(r.status == "ok" for r in results)
+
+
+def test_smoke_grid(benchmark, tmp_path):
+    """The whole pipeline on ablations/smoke.toml (digits, 3 placements x 3 seeds x 4 epochs)."""
+    from bench.runner import run_grid
+    from bench.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "ablations" / "smoke.toml")
+    stores = iter(range(100))
+
+    def setup():
+        return (spec, tmp_path / f"smoke{next(stores)}.sqlite"), {"progress": False}
+
+    outcome = benchmark.pedantic(run_grid, setup=setup, rounds=1)
+    assert outcome.statuses.get("ok", 0) == len(spec.expand())
