@@ -189,25 +189,19 @@ class Store:
         self._lock = threading.RLock()
         self._heartbeat: threading.Event | None = None
         try:
-            is_new = not self.path.exists() or self.path.stat().st_size == 0
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot open store ({exc.strerror})") from None
-        try:
             self.conn = _connect(self.path, readonly=False)
-            if is_new:
-                with self.conn:
-                    self.conn.execute("PRAGMA journal_mode=WAL")
-                    self.conn.executescript(_SCHEMA)
-                    self.conn.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
-            else:
-                self.conn.execute("PRAGMA journal_mode=WAL")
+            # Tables are created in one IMMEDIATE transaction, so a second process opening a
+            # brand-new store waits for the whole schema instead of seeing half of it.
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            if not tables:
+                self.conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA}; INSERT OR IGNORE INTO meta VALUES "
+                    f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                )
             check_schema(self.conn, self.path)
-            if not is_new:  # stores from before claims existed: same schema version otherwise
-                with self.conn:
-                    self.conn.execute(_CLAIMS_TABLE)
+            if tables and "claims" not in tables:  # stores from before claims: same version otherwise
+                self.conn.executescript(_CLAIMS_TABLE)
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "conn"):
                 self.conn.close()

@@ -65,7 +65,37 @@ def test_help_texts():
         assert out.returncode == 0 and "usage: bnbench" in out.stdout
 
 
+def test_run_help_documents_scheduler_and_retries():
+    out = bnbench("run", "--help").stdout
+    assert "--scheduler ADDRESS" in out and "tcp://HOST:PORT" in out and "'local'" in out
+    assert "--retries N" in out and "default 2" in out
+
+
 def test_status_and_export_on_missing_store(tmp_path):
     out = bnbench("status", "--store", str(tmp_path / "nope.sqlite"))
     assert out.returncode == 2 and "no such store" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_store_share_the_grid(tmp_path):
+    """Two `bnbench run` at once: every run stored once, and trained once (claims)."""
+    import re
+
+    spec_path = tmp_path / "spec.toml"
+    from conftest import tiny_spec_text
+
+    spec_path.write_text(tiny_spec_text(seeds=3, epochs=2))
+    store = tmp_path / "shared.sqlite"
+    args = [sys.executable, "-m", "bench.cli", "run", str(spec_path), "--store", str(store), "--no-progress"]
+    procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    trained = [int(re.search(r"(\d+) trained now", e).group(1)) for e in errs]
+    assert sum(trained) == 6, f"each run trained exactly once across both drivers: {trained}"
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        ids = [r[0] for r in conn.execute("SELECT run_id FROM runs")]
+        assert conn.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
+    assert len(ids) == len(set(ids)) == 6

@@ -107,6 +107,7 @@ def test_worker_killed_mid_grid_on_a_dask_cluster(tmp_path):
     runs = load_runs(store)
     assert sorted(runs.run_id) == sorted(r.run_id for r in spec.with_engine(name="keras").expand())
     assert set(runs.status) == {"ok"} and set(runs.threads) == {1}
+    assert runs.attempts.max() >= 2, "the task(s) on the killed worker were counted and re-run"
     assert _count(store, "SELECT count(*) FROM claims") == 0
     assert _epochs(store) == _epochs(local_store), "same seeds, same per-epoch metrics"
     with sqlite3.connect(store) as conn:

@@ -91,3 +91,53 @@ def test_tasks_group_seeds_of_a_cell():
     assert all(len({r.cell_id for r in t}) == 1 for t in tasks)
     keras_tasks = plan_tasks(spec.with_engine(name="keras").expand(), stored=set())
     assert len(keras_tasks) == 10
+
+
+def test_claims_respect_live_owners_and_take_over_dead_or_silent_ones(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from bench.store import Store
+
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with Store(tmp_path / "s.sqlite") as store:
+        store.conn.executemany("INSERT INTO claims VALUES (?, ?, ?)", [
+            ("live", f"{host}:{os.getppid()}", time.time()),
+            ("dead", f"{host}:{dead.pid}", time.time()),
+            ("remote-fresh", "elsewhere:1", time.time()),
+            ("remote-silent", "elsewhere:2", time.time() - 3600),
+        ])
+        store.conn.commit()
+        got = store.claim(["live", "dead", "remote-fresh", "remote-silent", "free"], "me:1")
+        assert sorted(got.mine) == ["dead", "free", "remote-silent"]
+        assert got.busy == {"live": f"{host}:{os.getppid()}", "remote-fresh": "elsewhere:1"}
+        assert store.claim(["free"], "me:1").mine == ["free"], "re-claiming one's own run is fine"
+        store.release_claims("me:1")
+        assert set(store.claims()) == {"live", "remote-fresh"}
+
+
+def test_runs_claimed_by_a_live_process_are_skipped_with_a_message(tmp_path, capsys):
+    import os
+    import socket
+    import time
+
+    from bench.cli import main
+    from bench.store import Store
+
+    spec = spec_file(tmp_path, seeds=2)
+    store_path = tmp_path / "s.sqlite"
+    other = f"{socket.gethostname()}:{os.getppid()}"  # alive for the whole test
+    with Store(store_path) as store:
+        store.conn.executemany("INSERT INTO claims VALUES (?, ?, ?)",
+                               [(r.run_id, other, time.time()) for r in spec.expand()])
+        store.conn.commit()
+    assert main(["run", str(tmp_path / "spec.toml"), "--store", str(store_path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"4 runs are being trained by {other}; skipping them; run again later" in err
+    assert "0 trained now" in err
+    assert len(load_runs(store_path)) == 0
