@@ -20,13 +20,13 @@ from __future__ import annotations
 import pytest
 
 from bench.engines import keras_fit, stacked
-from conftest import make_configs, max_abs_diff, with_engine
+from engine_helpers import make_configs, max_abs_diff, with_engine
 
 TOL = 1e-4
 
 
-def _both(digits, **factors):
-    cfgs = make_configs(2, epochs=2, engine_opts={"seeds_per_program": 2}, **factors)
+def _both(digits, epochs=2, **factors):
+    cfgs = make_configs(2, epochs=epochs, engine_opts={"seeds_per_program": 2}, **factors)
     ours = stacked.train_cell(cfgs, digits)
     keras_cfg = with_engine(cfgs[:1], name="keras", jit_compile=False, steps_per_execution=1)
     theirs = keras_fit.train_cell(keras_cfg, digits)
@@ -45,12 +45,12 @@ def test_matches_keras_per_placement(digits, placement):
     ("adam", "sigmoid", "before"),
 ])
 def test_matches_keras_other_optimizers(digits, optimizer, activation, placement):
-    ours, theirs = _both(digits, optimizer=optimizer, activation=activation,
+    ours, theirs = _both(digits, epochs=1, optimizer=optimizer, activation=activation,
                          placement=placement, learning_rate=1e-3)
     assert max_abs_diff(ours, theirs) <= TOL
 
 
 def test_both_engines_diverge_on_the_same_config(digits):
-    ours, theirs = _both(digits, placement="none", learning_rate=1e4)
+    ours, theirs = _both(digits, epochs=1, placement="none", learning_rate=1e4)
     assert ours.status == theirs.status == "diverged"
     assert len(ours.epochs) == len(theirs.epochs) == 1

@@ -8,7 +8,6 @@ for the whole process (the stacked engine does not depend on it).
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,11 +15,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench.datasets import Dataset, load_dataset  # noqa: E402
-from bench.spec import RunConfig, parse_spec  # noqa: E402
 from bench.tf_setup import configure_tensorflow  # noqa: E402
+from perf_helpers import TRAIN_LIMIT  # noqa: E402
 
 THREADS = 2
-TRAIN_LIMIT = 11000  # a fifth of the notebook's 55,000: one epoch is about a second
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,12 +29,3 @@ def _tensorflow() -> None:
 @pytest.fixture(scope="session")
 def mnist_slice() -> Dataset:
     return load_dataset("mnist", 5000, train_limit=TRAIN_LIMIT)
-
-
-def notebook_configs(placement: str, seeds: int, epochs: int, **engine) -> list[RunConfig]:
-    """The notebook cell (784-300-100-10, SGD 1e-3, batch 32) with these engine settings."""
-    spec = parse_spec({
-        "grid": {"name": "perf", "seeds": seeds, "epochs": epochs, "train_limit": TRAIN_LIMIT},
-        "factors": {"placement": placement},
-    })
-    return [replace(c, engine=replace(c.engine, **engine)) for c in spec.expand()]

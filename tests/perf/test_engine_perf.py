@@ -15,7 +15,7 @@ import pytest
 
 import calibration
 from bench.engines import keras_fit, stacked
-from conftest import notebook_configs
+from perf_helpers import notebook_configs
 
 PLACEMENTS = ["none", "after+input"]
 ENGINES = {
