@@ -89,9 +89,9 @@ def failed_results(task: Task, error: str, *, attempts: int = 1) -> list[RunResu
     ]
 
 
-#: Test-only hook: ``RUN_ID`` or ``RUN_ID:FLAG_FILE``. A task holding that run SIGKILLs its
-#: own worker process (every time, or only while FLAG_FILE does not exist yet, creating it).
-#: Lets the tests kill a worker mid-grid deterministically; never set it otherwise.
+#: Test-only hook: comma-separated ``RUN_ID`` or ``RUN_ID:FLAG_FILE``. A task holding such a
+#: run SIGKILLs its own worker process (every time, or only while FLAG_FILE does not exist
+#: yet, creating it). Lets tests kill a worker mid-grid deterministically; never set it otherwise.
 TEST_KILL_ENV = "BNBENCH_TEST_KILL_RUN"
 
 #: Default for ``--retries``: extra attempts for a task whose worker process died.
@@ -101,18 +101,17 @@ ResultsSource = Callable[[Iterable[Task], int, int], Iterator[list[RunResult]]]
 
 
 def _test_kill_hook(task: Task) -> None:
-    spec = os.environ.get(TEST_KILL_ENV)
-    if not spec:
-        return
-    run_id, _, flag = spec.partition(":")
-    if run_id not in {c.run_id for c in task}:
-        return
-    if flag:
-        try:
-            os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            return
-    os.kill(os.getpid(), signal.SIGKILL)
+    ids = {c.run_id for c in task}
+    for entry in filter(None, os.environ.get(TEST_KILL_ENV, "").split(",")):
+        run_id, _, flag = entry.partition(":")
+        if run_id not in ids:
+            continue
+        if flag:
+            try:
+                os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                continue
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def train_task(task: Task, threads: int, concurrent_workers: int) -> list[RunResult]:
