@@ -257,8 +257,7 @@ def _values(
 def _km_boot(t: np.ndarray, e: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """KM medians of bootstrap resamples of one side (integer durations)."""
     idx = rng.integers(0, t.size, size=(n_resamples, t.size))
-    # reports.stats has the vectorized KM median only as a private helper; reused, not copied.
-    return stats._km_medians_boot(t, e, idx)
+    return stats.km_medians_boot(t, e, idx)
 
 
 def _censored(

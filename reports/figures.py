@@ -98,6 +98,7 @@ def learning_curves(data: StoreData) -> str:
         ax.set_ylabel("validation accuracy")
         _title(ax, cell)
     axes[0].legend(title="placement", fontsize=8)
+    fig.tight_layout()
     return to_svg(fig)
 
 
@@ -125,6 +126,7 @@ def km_curves(data: StoreData) -> str:
         ax.set_ylabel("fraction of seeds at target")
         _title(ax, cell)
         ax.legend(fontsize=7)
+    fig.tight_layout()
     return to_svg(fig)
 
 
@@ -197,6 +199,62 @@ def interaction(data: StoreData) -> str:
         ax.tick_params(axis="x", rotation=20)
         if ax is not axes[0][0] and ax.get_legend():
             ax.get_legend().remove()
+    return to_svg(fig)
+
+
+EFFECT_METRICS = {"final_val_acc": ("final validation accuracy", "pp", 100.0),
+                  "epochs_to_target": ("epochs to target", "epochs", 1.0)}
+MAX_FACTORS = 3
+
+
+def _level(v: object) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
+    """Paired effect of each placement vs the reference by factor level, with 95% CI bars.
+
+    One row of panels per metric, one column per factor (the first ``MAX_FACTORS``).
+    """
+    e = effects[np.isfinite(effects["diff"].to_numpy(float))]
+    if e.empty:
+        return ""
+    factors = list(dict.fromkeys(e["factor"]))[:MAX_FACTORS]
+    metrics = [m for m in EFFECT_METRICS if m in set(e["metric"])]
+    others = [p for p in placements if p in set(e["placement"])]
+    colors = palette(placements)
+    fig, axes = plt.subplots(len(metrics), len(factors), squeeze=False, sharey="row",
+                             figsize=(max(4.8 * len(factors), 6.0), 3.2 * len(metrics)))
+    width = 0.3 / max(len(others), 1)
+    for i, metric in enumerate(metrics):
+        label, unit, scale = EFFECT_METRICS[metric]
+        for j, factor in enumerate(factors):
+            ax = axes[i][j]
+            sub = e[(e["metric"] == metric) & (e["factor"] == factor)]
+            levels = sorted(set(effects.loc[effects["factor"] == factor, "level"]))
+            pos = {lv: k for k, lv in enumerate(levels)}
+            for k, placement in enumerate(others):
+                s = sub[sub["placement"] == placement]
+                if s.empty:
+                    continue
+                x = np.array([pos[lv] for lv in s["level"]], float) + (k - (len(others) - 1) / 2) * width
+                d = s["diff"].to_numpy(float) * scale
+                lo = s["diff_low"].to_numpy(float) * scale
+                hi = s["diff_high"].to_numpy(float) * scale
+                err = np.vstack([np.nan_to_num(d - lo), np.nan_to_num(hi - d)])
+                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[placement], capsize=3, ms=5,
+                            lw=1.2, label=f"{placement} − {s['reference'].iloc[0]}")
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set_xlim(-0.5, len(levels) - 0.5)
+            ax.set_xticks(range(len(levels)))
+            ax.set_xticklabels([_level(lv) for lv in levels], rotation=20 if len(levels) > 4 else 0)
+            ax.set_xlabel(factor)
+            if j == 0:
+                ax.set_ylabel(f"{label}\ndifference ({unit})")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if len(metrics) == 1 else 0.96))
+    fig.legend(handles, labels, loc="upper center", ncol=max(len(labels), 1), fontsize=9,
+               frameon=False)
     return to_svg(fig)
 
 

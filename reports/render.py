@@ -15,12 +15,22 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from reports import interactions as ix
 from reports import stats
 from reports.load import StoreData, json_values, load, placement_words
 from reports.tables import Tables, build_tables, failures, raw_runs
 
 MAX_FINDINGS = 40
 FORMATS = ("html", "markdown")
+#: Permutations per interaction test (reports.interactions defaults to 5000; see docs/report.md).
+N_PERMUTATIONS = 2000
+#: Diverged runs keep their recorded final accuracy (a NaN loss leaves about chance accuracy);
+#: one with no recorded accuracy drops its pair, as in the paired comparisons.
+DIVERGED_VALUE: float | None = None
+#: Performance-profile tolerances on final validation accuracy (fractions; shown in pp).
+PROFILE_TAUS = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
+IX_METRICS = {"final_val_acc": ("final validation accuracy", "pp", 100.0),
+              "epochs_to_target": ("epochs to target", "epochs", 1.0)}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -90,11 +100,72 @@ def finding(row: pd.Series, n_cells: int) -> str:
     return f"{start}{who} took {abs(d):.2f} s {word} per epoch than {ref} [{lo:+.2f}, {hi:+.2f}] {tail}."
 
 
-def findings(data: StoreData, tables: Tables) -> list[str]:
-    """Significant comparisons first, then the rest, then warnings that qualify them."""
+def level_str(level: Any) -> str:
+    return f"{level:g}" if isinstance(level, (float, np.floating)) else str(level)
+
+
+def _signed(x: float, digits: int = 1, plus: bool = True) -> str:
+    """``+1.9`` / ``\u22120.2`` (a true minus sign); a value that rounds to zero has no minus."""
+    if round(x, digits) == 0:
+        x = 0.0
+    text = f"{x:+.{digits}f}" if plus else f"{x:.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def _amount(row: pd.Series) -> str:
+    """``+10.9 pp [8.6, 11.2]`` (accuracy) or ``\u22121.5 epochs [\u22122.0, \u22121.0]``."""
+    _, unit, scale = IX_METRICS[row["metric"]]
+    d, lo, hi = (row[k] * scale for k in ("diff", "diff_low", "diff_high"))
+    interval = f" [{_signed(lo, plus=False)}, {_signed(hi, plus=False)}]" if math.isfinite(lo) else ""
+    return f"{_signed(d)} {unit}{interval}"
+
+
+def p_words(p: float) -> str:
+    """A p-value for a sentence: two significant digits (``0.0008``, ``0.012``)."""
+    return "–" if p is None or not math.isfinite(p) else f"{p:.2g}"
+
+
+def interaction_finding(test: pd.Series, effects: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One flagged interaction in plain words: the two most different levels and the test.
+
+    Flagged by the permutation test: the levels with the largest and smallest effect. Flagged
+    only because two levels' intervals do not overlap: those two levels, and the sentence says
+    the test does not confirm it.
+    """
+    e = effects[(effects["factor"] == test["factor"]) & (effects["placement"] == test["placement"])
+                & (effects["metric"] == test["metric"]) & np.isfinite(effects["diff"].to_numpy(float))]
+    label = IX_METRICS[test["metric"]][0]
+    who = placement_words(test["placement"])
+    if test["reference"] != "none":
+        who += f" (vs {placement_words(test['reference'])})"
+    significant = math.isfinite(test["p_holm"]) and test["p_holm"] < alpha
+    if significant:
+        start = f"The effect of {who} on {label} depends on {test['factor']}"
+        tail = f"permutation test, Holm p = {p_words(test['p_holm'])}"
+        pick = [e["diff"].idxmax(), e["diff"].idxmin()] if len(e) >= 2 else []
+    else:
+        start = f"The effect of {who} on {label} may depend on {test['factor']}"
+        tail = ("the 95% intervals do not overlap, but the permutation test does not confirm it: "
+                f"Holm p = {p_words(test['p_holm'])}")
+        bounded = e[np.isfinite(e["diff_low"].to_numpy(float)) & np.isfinite(e["diff_high"].to_numpy(float))]
+        pick = [bounded["diff_low"].idxmax(), bounded["diff_high"].idxmin()] if len(bounded) >= 2 else []
+    if len(set(pick)) < 2:
+        return f"{start} ({tail})."
+    ends = e.loc[pick].sort_index()
+    parts = [f"{_amount(r)} at {level_str(r['level'])}" for _, r in ends.iterrows()]
+    return f"{start}: {' vs '.join(parts)} ({tail})."
+
+
+def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = None) -> list[str]:
+    """Flagged interactions, significant comparisons, the rest, then qualifying warnings."""
     out: list[str] = []
     if data.runs.empty:
         return ["This store has no runs" + (f" in grid {data.grid!r}" if data.grid else "") + "."]
+    if inter is not None:
+        flagged = inter.tests[inter.tests["flagged"]]
+        flagged = flagged.assign(_weak=~(flagged["p_holm"].fillna(1.0) < 0.05)).sort_values("_weak", kind="stable")
+        for _, t in flagged.iterrows():
+            out.append(interaction_finding(t, inter.effects))
     comps = tables.comparisons
     n_cells = len(data.cells)
     if comps.empty:
@@ -168,6 +239,60 @@ def logrank_rows(lr: pd.DataFrame) -> list[dict[str, str]]:
             for _, r in lr.iterrows()]
 
 
+def _ix_order(frame: pd.DataFrame, placements: list[str]) -> pd.DataFrame:
+    """Metric, factor, then placement in the report's order (levels keep their sorted order)."""
+    return frame.assign(
+        _m=frame["metric"].map({m: i for i, m in enumerate(IX_METRICS)}),
+        _p=frame["placement"].map({p: i for i, p in enumerate(placements)}),
+    ).sort_values(["_m", "factor", "_p"], kind="stable")
+
+
+def effect_rows(effects: pd.DataFrame, placements: list[str]) -> list[dict[str, str]]:
+    rows = []
+    for _, r in _ix_order(effects, placements).iterrows():
+        label, unit, scale = IX_METRICS[r["metric"]]
+        rows.append({
+            "metric": f"{label} ({unit})", "factor": r["factor"], "level": level_str(r["level"]),
+            "comparison": f"{r['placement']} − {r['reference']}",
+            "pairs": str(r["n_pairs"]) + (f" ({r['n_dropped']} dropped)" if r["n_dropped"] else ""),
+            "median paired diff [95% CI]": ci(r["diff"], r["diff_low"], r["diff_high"], 2, scale),
+            "note": r["note"] or "",
+        })
+    return rows
+
+
+def interaction_test_rows(tests: pd.DataFrame, placements: list[str]) -> list[dict[str, str]]:
+    return [{
+        "metric": IX_METRICS[r["metric"]][0], "factor": r["factor"],
+        "comparison": f"{r['placement']} − {r['reference']}", "levels": str(r["levels"]),
+        "permutation p": pval(r["p"]), "Holm p": pval(r["p_holm"]),
+        "CIs disjoint": "yes" if r["ci_disjoint"] else "no",
+        "flagged": "yes" if r["flagged"] else "",
+    } for _, r in _ix_order(tests, placements).iterrows()]
+
+
+def improvement_rows(poi: pd.DataFrame, placements: list[str]) -> list[dict[str, str]]:
+    """Each placement against every one listed before it (the reverse is 1 − P)."""
+    rank = {p: i for i, p in enumerate(placements)}
+    keep = poi[[rank[a] > rank[b] for a, b in zip(poi["placement"], poi["versus"])]]
+    return [{
+        "metric": IX_METRICS[r["metric"]][0], "placement": r["placement"], "versus": r["versus"],
+        "seed pairs": str(r["n_pairs"]), "cells": str(r["n_cells"]),
+        "P(improvement) [95% CI]": ci(r["p_improve"], r["low"], r["high"], 2),
+    } for _, r in keep.iterrows()]
+
+
+def profile_rows(profile: pd.DataFrame) -> list[dict[str, str]]:
+    rows = []
+    for placement, g in profile.groupby("placement", sort=False):
+        row = {"placement": placement}
+        for _, r in g.iterrows():
+            k = int(round(r["fraction"] * r["n_cells"]))
+            row[f"within {r['tau'] * 100:g} pp"] = f"{k}/{r['n_cells']}"
+        rows.append(row)
+    return rows
+
+
 def frame_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
     return [{c: num(v, 4) if isinstance(v, float) else ("" if v is None else str(v))
              for c, v in row.items()} for row in frame.to_dict("records")]
@@ -211,7 +336,8 @@ def parallelism(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def methods(data: StoreData, tables: Tables) -> dict[str, Any]:
+def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = None,
+            ranked: bool = False, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
     runs = data.runs
     n_p = int(np.isfinite(tables.comparisons["p"].to_numpy(float)).sum()
               + np.isfinite(tables.logrank["p"].to_numpy(float)).sum())
@@ -252,12 +378,42 @@ def methods(data: StoreData, tables: Tables) -> dict[str, Any]:
         "first epoch where that fraction reaches 0.5, with a bootstrap interval that resamples "
         "seeds and recomputes the KM curve. A log-rank test (k − 1 degrees of freedom) compares "
         "all placements of a cell; it ignores the pairing, which makes it conservative.",
-        f"Multiple comparisons: Holm's step-down correction across all {n_p} p-values in this "
-        "report (comparisons and log-rank tests together); findings call a difference "
-        "significant at Holm p < 0.05.",
+        f"Multiple comparisons: Holm's step-down correction across all {n_p} p-values of the "
+        "paired comparisons and log-rank tests together; findings call a difference "
+        "significant at Holm p < 0.05."
+        + (" The interaction tests are corrected as a family of their own (below)." if inter is not None else ""),
         "Failed runs (an exception, no outcome) are excluded from the statistics and listed "
         "below; diverged runs are included, censored if they never reached the target.",
     ]
+    if inter is not None:
+        n_t = int(np.isfinite(inter.tests["p"].to_numpy(float)).sum())
+        tests += [
+            "Interactions: for each placement vs the reference and each level of each other "
+            "varying factor, the seed-paired differences of every cell at that level are pooled; "
+            f"median with a 95% percentile bootstrap interval resampling pairs ({tables.n_resamples} "
+            "resamples). Epochs to target is shown per level only where some run at that level "
+            "reached the target.",
+            "Interaction tests: does the paired effect change with the factor's level? A "
+            "permutation test (statistic: between-level sum of squares of the mean paired "
+            f"differences; {n_permutations} random reassignments of the level labels to the paired "
+            f"differences, fixed seed), Holm-corrected across the {n_t} interaction tests. An "
+            "interaction is flagged when Holm p < 0.05 or two levels' 95% intervals do not overlap.",
+        ]
+    if ranked:
+        tests += [
+            "Probability of improvement: the share of seed pairs (same cell, same seed) in which "
+            "one placement beats another, ties counting one half, pooled across cells; 95% "
+            f"bootstrap interval resampling seeds within each cell ({tables.n_resamples} resamples). "
+            "For epochs to target fewer is better and runs that never reached it count as budget + 1.",
+            "Performance profile: in how many cells a placement's median final validation "
+            "accuracy is within τ (in percentage points) of the best placement's median there.",
+        ]
+    if inter is not None or ranked:
+        tests.append(
+            "Diverged runs in the interaction and ranking analyses keep their recorded final "
+            "accuracy (after a NaN loss that is about chance); a diverged run with no recorded "
+            "accuracy drops its pair, as in the paired comparisons, and the per-level table counts "
+            "dropped pairs. For epochs to target a diverged run counts as never reaching it.")
     return {"design": design, "tests": tests, "hosts": hosts, "versions": versions,
             "engines": engines, "parallelism": parallelism(runs)}
 
@@ -265,11 +421,38 @@ def methods(data: StoreData, tables: Tables) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- assembly
 
 
+def build_interactions(data: StoreData, n_resamples: int = stats.N_RESAMPLES,
+                       n_permutations: int = N_PERMUTATIONS) -> ix.Interactions | None:
+    """Part (a) of reports.interactions when a factor besides placement varies, else None."""
+    if data.runs.empty or not data.cell_factors or len(data.placements) < 2:
+        return None
+    return ix.interactions(data, metrics=tuple(IX_METRICS), diverged_value=DIVERGED_VALUE,
+                           n_resamples=n_resamples, n_permutations=n_permutations)
+
+
+def build_ranking(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> dict[str, Any] | None:
+    """Probability of improvement and the performance profile when there are >= 2 placements."""
+    if data.runs.empty or len(data.placements) < 2:
+        return None
+    poi = pd.concat([ix.probability_of_improvement(data, metric=m, diverged_value=DIVERGED_VALUE,
+                                                   n_resamples=n_resamples) for m in IX_METRICS],
+                    ignore_index=True)
+    profile = ix.performance_profile(data, metric="final_val_acc", taus=PROFILE_TAUS,
+                                     diverged_value=DIVERGED_VALUE)
+    return {"improvement": improvement_rows(poi, data.placements), "profile": profile_rows(profile),
+            "n_cells": len(data.cells), "poi": poi, "profile_frame": profile}
+
+
 def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
-                  with_figures: bool = True) -> dict[str, Any]:
+                  with_figures: bool = True, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
     from reports import figures  # matplotlib only when drawing
 
     tables = build_tables(data, n_resamples)
+    inter = build_interactions(data, n_resamples, n_permutations)
+    ranking = build_ranking(data, n_resamples)
+    figs = figures.all_figures(data, tables.comparisons) if with_figures and len(data.runs) else {}
+    if figs and inter is not None:
+        figs["effect_by_level"] = figures.effect_by_level(inter.effects, data.placements)
     status = data.runs["status"].value_counts() if len(data.runs) else pd.Series(dtype=int)
     return {
         "title": f"bnbench report — {data.grid or data.path.name}",
@@ -278,14 +461,21 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "counts": {s: int(status.get(s, 0)) for s in ("ok", "diverged", "failed")},
         "n_runs": len(data.runs),
-        "findings": findings(data, tables),
+        "findings": findings(data, tables, inter),
         "summary": summary_rows(tables.summary),
         "comparisons": comparison_rows(tables.comparisons),
         "logrank": logrank_rows(tables.logrank),
-        "figures": figures.all_figures(data, tables.comparisons) if with_figures and len(data.runs) else {},
+        "interactions": None if inter is None else {
+            "effects": effect_rows(inter.effects, data.placements),
+            "tests": interaction_test_rows(inter.tests, data.placements),
+            "n_flagged": int(inter.tests["flagged"].sum()), "factors": data.cell_factors,
+            "reference": data.reference, "raw": inter,
+        },
+        "ranking": ranking,
+        "figures": figs,
         "figure_cells": min(len(data.cells), figures.MAX_CELLS),
         "n_cells": len(data.cells),
-        "methods": methods(data, tables),
+        "methods": methods(data, tables, inter, ranking is not None, n_permutations),
         "failures": frame_rows(failures(data)),
         "runs": frame_rows(raw_runs(data)),
         "tables": tables,
@@ -317,6 +507,35 @@ def md_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_interactions(ctx: dict[str, Any]) -> list[str]:
+    inter = ctx["interactions"]
+    if inter is None:
+        return []
+    return [
+        "## Interactions\n",
+        f"Effect of each placement vs {inter['reference']} at each level of "
+        f"{', '.join(inter['factors'])}: seed pairs pooled over the cells at that level; "
+        "accuracy in percentage points.\n",
+        md_table(inter["effects"]),
+        f"### Interaction tests ({inter['n_flagged']} flagged)\n", md_table(inter["tests"]),
+    ]
+
+
+def markdown_ranking(ctx: dict[str, Any]) -> list[str]:
+    rk = ctx["ranking"]
+    if rk is None:
+        return []
+    return [
+        "## Ranking of placements\n",
+        "Probability that a seed of the placement beats the same seed of the other "
+        f"(ties count one half), pooled over {rk['n_cells']} cell(s).\n",
+        md_table(rk["improvement"]),
+        "### Performance profile (final validation accuracy)\n",
+        "Cells in which the placement's median is within τ of the best placement's median.\n",
+        md_table(rk["profile"]),
+    ]
+
+
 def render_markdown(ctx: dict[str, Any]) -> str:
     m = ctx["methods"]
     c = ctx["counts"]
@@ -328,6 +547,8 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         "## Summary per cell and placement\n", md_table(ctx["summary"]),
         "## Paired comparisons\n", md_table(ctx["comparisons"]),
         "## Log-rank tests (epochs to target)\n", md_table(ctx["logrank"]),
+        *markdown_interactions(ctx),
+        *markdown_ranking(ctx),
         "## Methods\n",
         *(f"- {x}" for x in m["design"] + m["tests"] + m["parallelism"]),
         *(f"- Hardware: {x}" for x in m["hosts"]),
@@ -339,10 +560,11 @@ def render_markdown(ctx: dict[str, Any]) -> str:
 
 
 def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "html",
-                  n_resamples: int = stats.N_RESAMPLES) -> str:
+                  n_resamples: int = stats.N_RESAMPLES, n_permutations: int = N_PERMUTATIONS) -> str:
     """The report of a store as text (HTML or Markdown)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (allowed: {', '.join(FORMATS)})")
     data = load(store, grid)
-    ctx = build_context(data, n_resamples=n_resamples, with_figures=(fmt == "html"))
+    ctx = build_context(data, n_resamples=n_resamples, with_figures=(fmt == "html"),
+                        n_permutations=n_permutations)
     return render_html(ctx) if fmt == "html" else render_markdown(ctx)

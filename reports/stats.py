@@ -222,7 +222,7 @@ def km_median(durations: np.ndarray | list[float], events: np.ndarray | list[boo
     return float(hit.iloc[0]) if len(hit) else math.inf
 
 
-def _km_medians_boot(t: np.ndarray, e: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def km_medians_boot(t: np.ndarray, e: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """KM medians of many resamples at once (durations are integer epochs)."""
     ti = np.rint(t).astype(int)
     horizon = int(ti.max()) + 1
@@ -257,7 +257,7 @@ def km_median_ci(
     if t.size == 1:
         return Estimate(value, n=1, note="no interval with 1 seed")
     idx = _rng(seed).integers(0, t.size, size=(n_resamples, t.size))
-    boot = _km_medians_boot(t, e, idx)
+    boot = km_medians_boot(t, e, idx)
     q = [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]
     low, high = np.quantile(boot, q, method="inverted_cdf")
     return Estimate(value, float(low), float(high), n=int(t.size))

@@ -28,7 +28,8 @@ def html(planted_store):
 def test_html_has_every_section_and_figure(html):
     for section in SECTIONS:
         assert f'<section id="{section}">' in html
-    assert html.count("<svg") == 5  # learning curves, KM, time per epoch, forest, interaction
+    # learning curves, KM, time per epoch, forest, interaction, effect by level (Interactions)
+    assert html.count("<svg") == 6
     for words in ("Holm", "Wilcoxon signed-rank", "Kaplan–Meier", "log-rank", "Cliff",
                   "Synthetic CPU", "tensorflow 2.21.0", "seeds_per_program=8", "bootstrap"):
         assert words in html, words
@@ -166,7 +167,7 @@ def test_report_in_headless_chromium(html, tmp_path):
                          timeout=120)
     for section in SECTIONS:
         assert f'id="{section}"' in dom.stdout
-    assert dom.stdout.count("<svg") == 5
+    assert dom.stdout.count("<svg") == 6
     keep = Path(__file__).resolve().parents[2] / ".pytest_cache" / "report_screenshot.png"
     keep.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, keep)  # for a human to look at

@@ -131,7 +131,7 @@ def test_km_median_not_reached_when_mostly_censored():
 def test_km_median_bootstrap_matches_one_resample_at_a_time():
     t, e = _censored_sample(4, n=15)
     idx = np.random.default_rng(0).integers(0, 15, size=(50, 15))
-    fast = stats._km_medians_boot(t.astype(float), e, idx)
+    fast = stats.km_medians_boot(t.astype(float), e, idx)
     slow = [stats.km_median(t[i], e[i]) for i in idx]
     np.testing.assert_array_equal(fast, slow)
 
