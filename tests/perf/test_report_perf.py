@@ -38,7 +38,7 @@ def test_render_html_report(benchmark, large_store):
     path, n_runs = large_store
     benchmark.extra_info["runs"] = n_runs
     html = benchmark.pedantic(render_report, args=(path,), rounds=2, iterations=1)
-    assert html.count('<section id="') == 7
+    assert html.count('<section id="') == 9
 
 
 def test_render_markdown_report(benchmark, large_store):
