@@ -40,3 +40,21 @@ def tf_matmul_loop(steps: int = 300) -> float:
         _TF_LOOP = loop
     x = tf.ones((8, 32, 256))
     return float(_TF_LOOP(x, tf.constant(steps))[0, 0, 0])
+
+
+def local_calibration() -> float:
+    """Seconds for one TF loop plus one NumPy GEMM chain (geometric mean), ~0.3 s in all.
+
+    Timed right before each round of an engine benchmark, so that it sees the same machine
+    load as that round: load here comes and goes within seconds, and a calibration taken at
+    the start of the suite does not see what a benchmark two minutes later sees.
+    """
+    import math
+    import time
+
+    t0 = time.perf_counter()
+    tf_matmul_loop(600)
+    t1 = time.perf_counter()
+    numpy_matmul(60)
+    t2 = time.perf_counter()
+    return math.sqrt((t1 - t0) * (t2 - t1))

@@ -11,7 +11,10 @@ Why normalized: this machine is shared (2 cores, other tenants), so raw wall tim
 ``calibration.py``). A benchmark's score is its time divided by the geometric mean of the
 calibration times *of the same run*; the gate compares scores, i.e.
 ``ratio = (t_now / cal_now) / (t_base / cal_base)``. A busier or slower machine slows both and
-cancels; a regression in our code slows only the benchmark. Times are each benchmark's
+cancels; a regression in our code slows only the benchmark. Load on this machine changes
+within seconds, so a benchmark that records its own ``extra_info["calibration_s"]`` (a
+calibration kernel timed right before each of its rounds, minimum kept) is normalized by
+that local value instead, on both sides. Times are each benchmark's
 minimum over its rounds: interference only ever adds time, so the minimum is the least noisy
 estimate. Benchmarks missing on either side are reported, not failed (suites grow).
 
@@ -35,13 +38,21 @@ class GateError(ValueError):
     """A benchmark JSON the gate cannot use."""
 
 
-def load_times(path: str | Path) -> dict[str, float]:
-    """Benchmark name -> minimum seconds, from a pytest-benchmark JSON file."""
+def load_json(path: str | Path) -> tuple[dict[str, float], dict[str, float]]:
+    """(name -> minimum seconds, name -> local calibration seconds) from pytest-benchmark JSON."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {b["name"]: float(b["stats"]["min"]) for b in doc["benchmarks"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        times = {b["name"]: float(b["stats"]["min"]) for b in doc["benchmarks"]}
+        local = {b["name"]: float(b["extra_info"]["calibration_s"]) for b in doc["benchmarks"]
+                 if "calibration_s" in (b.get("extra_info") or {})}
+        return times, local
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise GateError(f"{path}: not a pytest-benchmark JSON ({exc})") from None
+
+
+def load_times(path: str | Path) -> dict[str, float]:
+    """Benchmark name -> minimum seconds."""
+    return load_json(path)[0]
 
 
 def calibration_scale(times: dict[str, float], label: str) -> float:
@@ -52,8 +63,10 @@ def calibration_scale(times: dict[str, float], label: str) -> float:
 
 
 def compare(current: dict[str, float], baseline: dict[str, float],
-            threshold: float = DEFAULT_THRESHOLD) -> tuple[list[str], list[str]]:
+            threshold: float = DEFAULT_THRESHOLD, local_now: dict[str, float] | None = None,
+            local_base: dict[str, float] | None = None) -> tuple[list[str], list[str]]:
     """Return (report lines, names that regressed)."""
+    local_now, local_base = local_now or {}, local_base or {}
     cal_now, cal_base = calibration_scale(current, "current"), calibration_scale(baseline, "baseline")
     lines = [f"calibration: now {cal_now * 1e3:.1f} ms, baseline {cal_base * 1e3:.1f} ms "
              f"(machine speed factor {cal_now / cal_base:.2f})",
@@ -66,7 +79,10 @@ def compare(current: dict[str, float], baseline: dict[str, float],
             side = "current run" if name not in current else "baseline"
             lines.append(f"{name:50s} missing from the {side}: not compared")
             continue
-        ratio = (current[name] / cal_now) / (baseline[name] / cal_base)
+        if name in local_now and name in local_base:
+            ratio = (current[name] / local_now[name]) / (baseline[name] / local_base[name])
+        else:
+            ratio = (current[name] / cal_now) / (baseline[name] / cal_base)
         verdict = "SLOWER (fail)" if ratio >= 1 + threshold else "ok"
         if ratio >= 1 + threshold:
             failed.append(name)
@@ -82,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="fail at a normalized slow-down of this fraction (default 0.25)")
     args = ap.parse_args(argv)
     try:
-        lines, failed = compare(load_times(args.current), load_times(args.baseline), args.threshold)
+        (now, local_now), (base, local_base) = load_json(args.current), load_json(args.baseline)
+        lines, failed = compare(now, base, args.threshold, local_now, local_base)
     except GateError as exc:
         print(f"perf gate: {exc}", file=sys.stderr)
         return 2

@@ -13,8 +13,11 @@ NAMES = {"test_calibration_numpy": 0.08, "test_calibration_tf": 0.07,
          "test_one_epoch[stacked_s8-none]": 1.9, "test_one_epoch[keras_fit-none]": 1.7}
 
 
-def _write(path: Path, times: dict[str, float]) -> Path:
-    doc = {"benchmarks": [{"name": n, "stats": {"min": t, "median": t}} for n, t in times.items()]}
+def _write(path: Path, times: dict[str, float], local: dict[str, float] | None = None) -> Path:
+    local = local or {}
+    doc = {"benchmarks": [{"name": n, "stats": {"min": t, "median": t},
+                           "extra_info": {"calibration_s": local[n]} if n in local else {}}
+                          for n, t in times.items()]}
     path.write_text(json.dumps(doc))
     return path
 
@@ -70,3 +73,14 @@ def test_committed_baseline_is_usable():
     times = gate.load_times(gate.DEFAULT_BASELINE)
     assert gate.calibration_scale(times, "baseline") > 0
     assert any(n.startswith("test_one_epoch[stacked_s8") for n in times)
+
+
+def test_local_calibration_cancels_load_during_one_benchmark(tmp_path):
+    """Load that hit only one benchmark (2x) is cancelled by its own calibration (also 2x);
+    a 30% regression under the same load is still caught."""
+    name = "test_one_epoch[stacked_s8-none]"
+    base = _write(tmp_path / "b.json", NAMES, {name: 0.3})
+    loaded = _scaled(2.0, only=name)
+    assert gate.main([str(_write(tmp_path / "c.json", loaded, {name: 0.6})), "--baseline", str(base)]) == 0
+    loaded = _scaled(2.6, only=name)
+    assert gate.main([str(_write(tmp_path / "c.json", loaded, {name: 0.6})), "--baseline", str(base)]) == 1
