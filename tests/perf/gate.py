@@ -1,4 +1,4 @@
-"""Perf regression gate: fail when a benchmark got >= 25% slower than tests/perf/baseline.json.
+"""Perf regression gate: fail when a benchmark got 25% slower than tests/perf/baseline.json.
 
 Usage::
 
@@ -31,7 +31,10 @@ from pathlib import Path
 
 CALIBRATION = ("test_calibration_numpy", "test_calibration_tf")
 DEFAULT_BASELINE = Path(__file__).with_name("baseline.json")
-DEFAULT_THRESHOLD = 0.25  # a real slow-down of 25% fails; measured noise after normalization is < 10%
+#: Fail at a normalized ratio >= 1.20. Two back-to-back runs here gave ratios 0.88-1.01, so
+#: +20% is well outside the noise, and a real 25% slow-down still fails when it coincides
+#: with up to 4% of favourable noise (1.25 x 0.96 = 1.20).
+DEFAULT_THRESHOLD = 0.20
 
 
 class GateError(ValueError):
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("current", help="pytest-benchmark JSON of this run")
     ap.add_argument("--baseline", default=str(DEFAULT_BASELINE))
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                    help="fail at a normalized slow-down of this fraction (default 0.25)")
+                    help="fail at a normalized slow-down of this fraction (default 0.20)")
     args = ap.parse_args(argv)
     try:
         (now, local_now), (base, local_base) = load_json(args.current), load_json(args.baseline)

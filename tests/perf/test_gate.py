@@ -47,6 +47,19 @@ def test_planted_30_percent_slowdown_fails_on_busy_machine(tmp_path, baseline):
     assert _run(tmp_path, baseline, times) == 1
 
 
+def test_planted_slowdown_in_a_real_benchmark_json_fails(tmp_path):
+    """A recorded pytest-benchmark file (the committed baseline) with one engine 25% slower."""
+    doc = json.loads(gate.DEFAULT_BASELINE.read_text())
+    for bench in doc["benchmarks"]:
+        if bench["name"] == "test_one_epoch[stacked_s8-after+input]":
+            bench["stats"] = {k: v * 1.25 if isinstance(v, float) else v
+                              for k, v in bench["stats"].items()}
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(doc))
+    assert gate.main([str(slow)]) == 1
+    assert gate.main([str(gate.DEFAULT_BASELINE)]) == 0
+
+
 def test_five_percent_noise_passes(tmp_path, baseline):
     noisy = {n: t * f for (n, t), f in zip(NAMES.items(), (0.97, 1.03, 1.05, 0.95))}
     assert _run(tmp_path, baseline, noisy) == 0
