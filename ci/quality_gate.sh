@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Quality gate: train the smoke grid into a fresh store and compare it with the committed
+# Quality gate: train the gate grid (ablations/gate.toml) into a fresh store and compare it with the committed
 # baseline. Exit 0 pass, 1 regression, 2 bad input. Timing metrics are compared only when
 # this machine's fingerprint matches the baseline's (otherwise skipped, with a warning).
 #
 #   ci/quality_gate.sh [REPORT_DIR]          (default REPORT_DIR: gate-report)
 #
-# Environment: SPEC (default ablations/smoke.toml), BASELINE (default
-# ablations/baselines/smoke.sqlite), GATE_ARGS (extra `bnbench compare` options, e.g.
+# Environment: SPEC (default ablations/gate.toml), BASELINE (default
+# ablations/baselines/gate.sqlite), GATE_ARGS (extra `bnbench compare` options, e.g.
 # "--max-slowdown 20%"), BNBENCH (the command, default bnbench).
 set -euo pipefail
 
 out="${1:-gate-report}"
-spec="${SPEC:-ablations/smoke.toml}"
-baseline="${BASELINE:-ablations/baselines/smoke.sqlite}"
+spec="${SPEC:-ablations/gate.toml}"
+baseline="${BASELINE:-ablations/baselines/gate.sqlite}"
 bnbench="${BNBENCH:-bnbench}"
 
 mkdir -p "$out"

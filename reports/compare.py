@@ -326,10 +326,38 @@ def compare_cell(
 ) -> _Result:
     """One metric of one cell: analysed (ok or diverged) runs of each side."""
     m = METRICS[metric]
+    if metric == "time_to_target_s" and (_shares_timing(b) or _shares_timing(c)):
+        res = _censored(*_durations(b, metric), *_durations(c, metric), m.kind, n_resamples, rng)
+        res.p = math.nan
+        res.note = "; ".join(filter(None, [res.note, SHARED_TIMING_NOTE]))
+        return res
+    if metric == "epoch_s":
+        b, c = _timing_units(b), _timing_units(c)
+    col = "epoch_s_median" if metric == "epoch_s" else metric
     if metric in ("epochs_to_target", "time_to_target_s"):
         return _censored(*_durations(b, metric), *_durations(c, metric), m.kind, n_resamples, rng)
-    col = "epoch_s_median" if metric == "epoch_s" else metric
     return _values(b[col].to_numpy(dtype=float), c[col].to_numpy(dtype=float), m.kind, n_resamples, rng)
+
+
+SHARED_TIMING_NOTE = (
+    "not tested per cell: seeds trained in one program share one timing measurement, so "
+    "their times to target are not independent (epochs to target and time per epoch are tested)"
+)
+
+
+def _shares_timing(runs: pd.DataFrame) -> bool:
+    return bool((runs["seeds_in_program"] > 1).any())
+
+
+def _timing_keys(runs: pd.DataFrame) -> pd.Series:
+    """One key per independent timing measurement: seeds trained in one program share one."""
+    shared = runs["seeds_in_program"] > 1
+    return runs["epoch_s_median"].map(repr).where(shared, runs["run_id"].astype(str))
+
+
+def _timing_units(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per timing measurement, so shared measurements are not counted as many."""
+    return runs.loc[~_timing_keys(runs).duplicated()]
 
 
 def block_rank_test(
@@ -386,9 +414,7 @@ def _pooled_values(runs: pd.DataFrame, metric: str, cell: int) -> tuple[np.ndarr
     v[~np.isfinite(v) & ~np.isinf(v)] = np.nan
     seeds = runs["seed"].to_numpy()
     if METRICS[metric].timing:
-        shared = runs["seeds_in_program"].to_numpy() > 1
-        return v, np.array([f"{cell}/v{x!r}" if sh else f"{cell}/s{seed}"
-                            for x, sh, seed in zip(v, shared, seeds)])
+        return v, np.array([f"{cell}/{key}" for key in _timing_keys(runs)])
     return v, seeds
 
 
