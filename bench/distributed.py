@@ -1,6 +1,6 @@
 """Train a grid on a Dask cluster; results stream back to the driver, which alone writes the store.
 
-Why ``client.submit`` + ``distributed.as_completed`` rather than joblib's Dask backend:
+Why ``client.submit`` (and ``distributed.wait``) rather than joblib's Dask backend:
 joblib 1.6 does stream with ``return_as="generator_unordered"`` under
 ``parallel_config(backend="dask")``, but it auto-batches several tasks into one Dask task
 (a killed worker takes the whole batch with it), it hides how often a task was tried, and
@@ -26,6 +26,7 @@ from bench.runner import DEFAULT_RETRIES, Task, failed_results, train_task
 from bench.spec import GridSpec
 
 CONNECT_TIMEOUT_S = 5
+POLL_S = 2.0  # how often a waiting driver checks that the scheduler is still there
 
 
 def _on_worker(task: Task, requested_threads: int, n_workers: int) -> list[RunResult]:
@@ -108,11 +109,8 @@ class DaskSource:
         self.client.submit(_check_on_worker, spec, pure=False).result()
 
     def __call__(self, tasks: Iterable[Task], jobs: int, threads: int) -> Iterator[list[RunResult]]:
-        from distributed import as_completed
-
         n_workers, slots = self._slots()
         pending = iter(tasks)
-        window = as_completed()
         meta: dict[str, tuple[Any, Task, int]] = {}  # key -> (future, task, attempts spent before)
 
         def submit(task: Task, spent: int) -> None:
@@ -120,12 +118,11 @@ class DaskSource:
             # engine.threads 0 (the default) lets each worker use its own nthreads.
             fut = self.client.submit(_on_worker, task, task[0].engine.threads, n_workers, key=key, pure=False)
             meta[key] = (fut, task, spent)
-            window.add(fut)
 
         def refill() -> None:
             # Keep about two tasks per worker thread queued: enough to stay busy, and the
             # rest stays unclaimed so that another driver on the same store can take it.
-            while window.count() < 2 * slots:
+            while len(meta) < 2 * slots:
                 task = next(pending, None)
                 if task is None:
                     return
@@ -133,27 +130,54 @@ class DaskSource:
 
         refill()
         try:
-            for fut in window:
-                _, task, spent = meta.pop(fut.key)
-                deaths = self._deaths(fut.key)
-                if fut.status == "finished":
-                    results = fut.result()
-                    for r in results:
-                        r.attempts = spent + (deaths or 0) + 1
-                    yield results
-                else:
-                    exc = fut.exception()
-                    spent += deaths if deaths else 1
-                    if spent <= self.retries:
-                        submit(task, spent)
+            while meta:
+                for fut in self._next_done([m[0] for m in meta.values()]):
+                    _, task, spent = meta.pop(fut.key)
+                    deaths = self._deaths(fut.key)
+                    if fut.status == "finished":
+                        results = fut.result()
+                        for r in results:
+                            r.attempts = spent + (deaths or 0) + 1
+                        yield results
                     else:
-                        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                        yield failed_results(task, f"worker died {spent} times ({reason})", attempts=spent)
-                fut.release()
+                        self._check_connected()  # a lost scheduler cancels every future
+                        exc = fut.exception()
+                        spent += deaths if deaths else 1
+                        if spent <= self.retries:
+                            submit(task, spent)
+                        else:
+                            reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                            yield failed_results(task, f"worker died {spent} times ({reason})", attempts=spent)
+                    fut.release()
                 refill()
         finally:
-            if meta:
+            if meta and self.client.status == "running":
                 self.client.cancel([m[0] for m in meta.values()], force=True)
+
+    def _next_done(self, futures: list[Any]) -> list[Any]:
+        """The futures done now, waiting for at least one; polls so a lost scheduler is noticed.
+
+        (``distributed.as_completed`` waits forever once the client has given up reconnecting.)
+        """
+        from distributed import wait
+        from distributed.client import FuturesCancelledError
+
+        while True:
+            self._check_connected()
+            try:
+                return list(wait(futures, timeout=POLL_S, return_when="FIRST_COMPLETED").done)
+            except TimeoutError:
+                continue
+            except FuturesCancelledError:  # the scheduler went away (or someone cancelled them)
+                self._check_connected()
+                return [f for f in futures if f.done()]
+
+    def _check_connected(self) -> None:
+        if self.client.status not in ("running", "connecting"):
+            raise SchedulerError(
+                f"scheduler {self.address}: connection lost; finished runs are in the store, "
+                "run again to train the rest"
+            )
 
     def _deaths(self, key: str) -> int | None:
         """Worker deaths the scheduler saw for ``key`` (None if it cannot tell us)."""
