@@ -242,11 +242,11 @@ def test_baseline_update_and_show(stores, tmp_path, capsys):
     assert cli(["baseline", "update", str(stores["slow"]), "--grid", "nope", "--baseline", str(target)]) == 2
 
 
-def test_committed_smoke_baseline_is_small_and_readable(capsys):
-    path = ROOT / "ablations" / "baselines" / "smoke.sqlite"
+def test_committed_gate_baseline_is_small_and_readable(capsys):
+    path = ROOT / "ablations" / "baselines" / "gate.sqlite"
     assert path.stat().st_size < 1_000_000
     assert cli(["baseline", "show", str(path)]) == 0
-    assert "9 runs" in capsys.readouterr().out
+    assert "16 runs" in capsys.readouterr().out
 
 
 def test_reports_compare_never_imports_tensorflow():
