@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from bench.engines import keras_fit, stacked
-from engine_helpers import make_configs, max_abs_diff, with_engine
+from .engine_helpers import make_configs, max_abs_diff, with_engine
 
 TOL = 1e-4
 

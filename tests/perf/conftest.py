@@ -7,16 +7,12 @@ for the whole process (the stacked engine does not depend on it).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench.datasets import Dataset, load_dataset
+from bench.tf_setup import configure_tensorflow
 
-from bench.datasets import Dataset, load_dataset  # noqa: E402
-from bench.tf_setup import configure_tensorflow  # noqa: E402
-from perf_helpers import TRAIN_LIMIT  # noqa: E402
+from .perf_helpers import TRAIN_LIMIT
 
 THREADS = 2
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import calibration
+from . import calibration
 from bench.engines import keras_fit, stacked
-from perf_helpers import notebook_configs
+from .perf_helpers import notebook_configs
 
 PLACEMENTS = ["none", "after+input"]
 ENGINES = {

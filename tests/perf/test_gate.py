@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import gate
+from . import gate
 
 NAMES = {"test_calibration_numpy": 0.08, "test_calibration_tf": 0.07,
          "test_one_epoch[stacked_s8-none]": 1.9, "test_one_epoch[keras_fit-none]": 1.7}
