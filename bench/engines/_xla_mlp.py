@@ -69,14 +69,15 @@ def _activate(name: str, h: tf.Tensor) -> tf.Tensor:
 def _dense(h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     """[S, B, I] x [S, I, O] -> [S, B, O].
 
-    With one seed the batch axis is dropped: XLA's CPU backend runs a batch-1 batched dot
-    several times slower than the plain GEMM (measured, docs/performance.md).
+    With one seed the batch axis is dropped: XLA's CPU backend ran a batch-1 batched dot
+    about 25% slower than the plain GEMM (measured, docs/performance.md).
     """
     if kernel.shape[0] == 1 and _SQUEEZE_SINGLE:
         return tf.matmul(h[0], kernel[0])[None]
     return tf.einsum("sbi,sio->sbo", h, kernel)
 
 
+#: Switch for measuring the S=1 shortcut against the batched dot (read at trace time).
 _SQUEEZE_SINGLE = True
 
 
