@@ -9,34 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import helper modules in tests/
 
+from spec_helpers import tiny_spec_text  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-
-TINY_SPEC = """
-[grid]
-name = "tiny"
-seeds = {seeds}
-epochs = {epochs}
-target_accuracy = 0.5
-validation_size = 297
-train_limit = 600
-
-[factors]
-dataset = "digits"
-placement = {placements}
-hidden = [32, 16]
-learning_rate = {lr}
-batch_size = 32
-
-[engine]
-name = "{engine}"
-"""
-
-
-def tiny_spec_text(
-    *, seeds: int = 2, epochs: int = 2, placements: str = '["none", "after"]',
-    lr: float = 0.05, engine: str = "keras",
-) -> str:
-    return TINY_SPEC.format(seeds=seeds, epochs=epochs, placements=placements, lr=lr, engine=engine)
 
 
 @pytest.fixture

@@ -25,6 +25,10 @@ HOST = {"hostname": "synth", "cpu": "Synthetic CPU @ 2.0GHz", "cores": 2, "machi
 VERSIONS = {"tensorflow": "2.21.0", "keras": "3.12.0", "numpy": "2.3.0", "bnbench": "0.1.0"}
 
 
+#: The planted effects of the report tests' default store.
+EFFECT = {"none": 0.0, "before": 0.008, "after": 0.013}
+TIME_FACTOR = {"none": 1.0, "before": 1.25, "after": 1.3}
+
 def make_spec(
     name: str = "synthetic",
     placements: Iterable[str] = ("none", "after"),

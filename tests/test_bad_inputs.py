@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_spec_text
+from spec_helpers import tiny_spec_text
 
 from bench.cli import main
 from bench.store import SCHEMA_VERSION, Store

@@ -83,7 +83,7 @@ def test_two_drivers_on_one_store_share_the_grid(tmp_path):
     import re
 
     spec_path = tmp_path / "spec.toml"
-    from conftest import tiny_spec_text
+    from spec_helpers import tiny_spec_text
 
     spec_path.write_text(tiny_spec_text(seeds=3, epochs=2))
     store = tmp_path / "shared.sqlite"

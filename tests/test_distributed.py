@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from conftest import tiny_spec_text
+from spec_helpers import tiny_spec_text
 
 from bench.api import load_runs
 from bench.runner import TEST_KILL_ENV, run_grid

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import tiny_spec_text
+from spec_helpers import tiny_spec_text
 
 from bench.api import load_epochs, load_runs
 from bench.runner import plan_tasks, run_grid

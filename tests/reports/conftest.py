@@ -11,9 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/synthetic_
 
 from synthetic_store import build_store, make_spec  # noqa: E402
 
-#: The planted effects of the default store (see tests/synthetic_store.py).
-EFFECT = {"none": 0.0, "before": 0.008, "after": 0.013}
-TIME_FACTOR = {"none": 1.0, "before": 1.25, "after": 1.3}
+from synthetic_store import EFFECT, TIME_FACTOR  # noqa: E402
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import EFFECT
+from synthetic_store import EFFECT
 from synthetic_store import make_spec
 
 from bench.errors import UsageError
