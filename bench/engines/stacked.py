@@ -81,7 +81,7 @@ class _Program:
 
     def use_data(self, cfgs: list[RunConfig], data: Dataset) -> None:
         """Point the program at ``data`` (same shapes as any earlier data: see _cache_key)."""
-        tf, cfg = self.tf, cfgs[0]
+        cfg = cfgs[0]
         self.data = data
         self.x_train, self.y_train = _train_tensors(data)
         self.x_val, self.y_val, self.w_val = self._eval_batches(data, len(cfgs), max(cfg.hidden))
