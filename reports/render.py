@@ -77,7 +77,10 @@ def finding(row: pd.Series, n_cells: int) -> str:
     start = _where(row["cell"], n_cells)
     if row["n_pairs"] < 2 or not math.isfinite(row["p"]):
         reason = row["p_note"] or "no test possible"
-        return f"{start}{who} vs {ref}, {row['label']}: {reason}."
+        observed = ""
+        if row["n_pairs"] >= 1 and math.isfinite(row["diff"]) and row["metric"] == "epoch_s":
+            observed = f" {row['diff']:+.2f} s per epoch observed (median paired difference);"
+        return f"{start}{who} vs {ref}, {row['label']}:{observed} {reason}."
     sig = row["p_holm"] < 0.05
     tail = f"(Holm p={pval(row['p_holm'])}, {row['n_pairs']} paired seeds)"
     d, lo, hi = row["diff"], row["diff_low"], row["diff_high"]

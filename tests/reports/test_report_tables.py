@@ -111,3 +111,18 @@ def test_grid_filter_and_errors(planted_store, tmp_path):
         load(junk)
     with pytest.raises(UsageError):
         load(tmp_path)
+
+
+def test_time_per_epoch_is_not_tested_when_seeds_share_a_program(make_store):
+    from reports.load import load as load_store
+    from reports.tables import SHARED_TIMING_NOTE, build_tables
+    from synthetic_store import make_spec
+
+    shared = build_tables(load_store(make_store(make_spec(seeds=6), seeds_in_program=6)), n_resamples=200)
+    timing = shared.comparisons[shared.comparisons["metric"] == "epoch_s"]
+    assert timing["p"].isna().all() and (timing["p_note"] == SHARED_TIMING_NOTE).all()
+    quality = shared.comparisons[shared.comparisons["metric"] == "final_val_acc"]
+    assert quality["p"].notna().all()
+
+    alone = build_tables(load_store(make_store(make_spec(seeds=6))), n_resamples=200)
+    assert alone.comparisons.loc[alone.comparisons["metric"] == "epoch_s", "p"].notna().all()
