@@ -178,6 +178,9 @@ class ClaimOutcome:
     busy: dict[str, str] = field(default_factory=dict)  # run_id -> owner
 
 
+_OPEN_PATIENCE_S = 60.0  # how long to wait for another process's lock when opening
+
+
 class Store:
     """Read/write access to one store file. Create it on first use.
 
@@ -188,12 +191,26 @@ class Store:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._heartbeat: threading.Event | None = None
+        deadline = time.monotonic() + _OPEN_PATIENCE_S
+        while True:
+            try:
+                self._open()
+                return
+            except StoreError as exc:
+                # Another driver creating the store, or switching it to WAL, holds a lock
+                # that SQLite's busy handler does not wait for: try again for a while.
+                if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _open(self) -> None:
         try:
             self.conn = _connect(self.path, readonly=False)
             # Tables are created in one IMMEDIATE transaction, so a second process opening a
             # brand-new store waits for the whole schema instead of seeing half of it.
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
             if not tables:
                 self.conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; INSERT OR IGNORE INTO meta VALUES "
@@ -205,6 +222,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "conn"):
                 self.conn.close()
+                del self.conn
             raise StoreError(f"{self.path}: cannot open store for writing ({exc})") from None
 
     def close(self) -> None:
