@@ -30,6 +30,9 @@ import sys
 from pathlib import Path
 
 CALIBRATION = ("test_calibration_numpy", "test_calibration_tf")
+#: The per-round calibration kernel measures the machine, not bnbench's code: shown, not
+#: gated (its suite-normalized ratio drifted 1.06-1.19 over unchanged code in CI runs here).
+NOT_GATED = ("test_calibration_local",)
 DEFAULT_BASELINE = Path(__file__).with_name("baseline.json")
 #: Fail at a normalized ratio >= 1.20. Two back-to-back runs here gave ratios 0.88-1.01, so
 #: +20% is well outside the noise, and a real 25% slow-down still fails when it coincides
@@ -86,6 +89,9 @@ def compare(current: dict[str, float], baseline: dict[str, float],
             ratio = (current[name] / local_now[name]) / (baseline[name] / local_base[name])
         else:
             ratio = (current[name] / cal_now) / (baseline[name] / cal_base)
+        if name in NOT_GATED:
+            lines.append(f"{name:50s} {current[name]:9.3f} {baseline[name]:9.3f} {ratio:10.2f}  (machine, not gated)")
+            continue
         verdict = "SLOWER (fail)" if ratio >= 1 + threshold else "ok"
         if ratio >= 1 + threshold:
             failed.append(name)
