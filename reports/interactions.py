@@ -17,7 +17,7 @@ Inputs are ``reports.load.StoreData``; outputs are tidy DataFrames. TF-free.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +62,17 @@ def paired_frame(runs: pd.DataFrame, reference: str, other: str, column: str) ->
     return pairs
 
 
+def _paired_frames(
+    data: StoreData, reference: str, metrics: Sequence[str], diverged_value: float | None
+) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+    """(placement, metric, column, seed-paired frame vs ``reference``) for every non-reference placement."""
+    runs = _analysed(data, diverged_value)
+    for placement in [p for p in data.placements if p != reference]:
+        for metric in metrics:
+            column, _ = METRICS[metric]
+            yield placement, metric, column, paired_frame(runs, reference, placement, column)
+
+
 def bn_effect_by_level(
     data: StoreData, *, metrics: Sequence[str] = tuple(METRICS), reference: str | None = None,
     diverged_value: float | None = None, n_resamples: int = stats.N_RESAMPLES, seed: int | None = None,
@@ -72,28 +83,24 @@ def bn_effect_by_level(
     (otherwise every difference is budget+1 - budget+1 = 0, which says nothing).
     """
     reference = reference or data.reference
-    runs = _analysed(data, diverged_value)
     rows = []
-    for placement in [p for p in data.placements if p != reference]:
-        for metric in metrics:
-            column, _ = METRICS[metric]
-            pairs = paired_frame(runs, reference, placement, column)
-            for factor in data.cell_factors:
-                for level, g in pairs.groupby(factor, sort=True):
-                    d = g["d"].to_numpy(float)
-                    finite = np.isfinite(d)
-                    note = ""
-                    if metric == "epochs_to_target" and not (g[column] <= g["epochs_budget"]).any() \
-                            and not (g[f"{column}_ref"] <= g["epochs_budget"]).any():
-                        est, note = stats.Estimate(math.nan, n=int(finite.sum())), "no run reached the target"
-                    else:
-                        est = stats.bootstrap_ci(d[finite], n_resamples=n_resamples, seed=seed)
-                        note = est.note
-                    rows.append({
-                        "factor": factor, "level": level, "placement": placement, "reference": reference,
-                        "metric": metric, "n_pairs": int(finite.sum()), "n_dropped": int((~finite).sum()),
-                        "diff": est.value, "diff_low": est.low, "diff_high": est.high, "note": note,
-                    })
+    for placement, metric, column, pairs in _paired_frames(data, reference, metrics, diverged_value):
+        for factor in data.cell_factors:
+            for level, g in pairs.groupby(factor, sort=True):
+                d = g["d"].to_numpy(float)
+                finite = np.isfinite(d)
+                note = ""
+                if metric == "epochs_to_target" and not (g[column] <= g["epochs_budget"]).any() \
+                        and not (g[f"{column}_ref"] <= g["epochs_budget"]).any():
+                    est, note = stats.Estimate(math.nan, n=int(finite.sum())), "no run reached the target"
+                else:
+                    est = stats.bootstrap_ci(d[finite], n_resamples=n_resamples, seed=seed)
+                    note = est.note
+                rows.append({
+                    "factor": factor, "level": level, "placement": placement, "reference": reference,
+                    "metric": metric, "n_pairs": int(finite.sum()), "n_dropped": int((~finite).sum()),
+                    "diff": est.value, "diff_low": est.low, "diff_high": est.high, "note": note,
+                })
     cols = ["factor", "level", "placement", "reference", "metric", "n_pairs", "n_dropped",
             "diff", "diff_low", "diff_high", "note"]
     return pd.DataFrame(rows, columns=cols)
@@ -148,23 +155,19 @@ def interaction_tests(
     ``effects`` (``bn_effect_by_level``) do not overlap.
     """
     reference = reference or data.reference
-    runs = _analysed(data, diverged_value)
     if effects is None:
         effects = bn_effect_by_level(data, metrics=metrics, reference=reference,
                                      diverged_value=diverged_value, seed=seed)
     rows = []
-    for placement in [p for p in data.placements if p != reference]:
-        for metric in metrics:
-            column, _ = METRICS[metric]
-            pairs = paired_frame(runs, reference, placement, column)
-            for factor in data.cell_factors:
-                stat, p = permutation_interaction_p(pairs["d"].to_numpy(float), pairs[factor].to_numpy(),
-                                                    n_permutations=n_permutations, seed=seed)
-                e = effects[(effects["factor"] == factor) & (effects["placement"] == placement)
-                            & (effects["metric"] == metric)]
-                rows.append({"factor": factor, "placement": placement, "reference": reference,
-                             "metric": metric, "levels": int(pairs[factor].nunique()), "stat": stat,
-                             "p": p, "ci_disjoint": _any_disjoint(e)})
+    for placement, metric, _, pairs in _paired_frames(data, reference, metrics, diverged_value):
+        for factor in data.cell_factors:
+            stat, p = permutation_interaction_p(pairs["d"].to_numpy(float), pairs[factor].to_numpy(),
+                                                n_permutations=n_permutations, seed=seed)
+            e = effects[(effects["factor"] == factor) & (effects["placement"] == placement)
+                        & (effects["metric"] == metric)]
+            rows.append({"factor": factor, "placement": placement, "reference": reference,
+                         "metric": metric, "levels": int(pairs[factor].nunique()), "stat": stat,
+                         "p": p, "ci_disjoint": _any_disjoint(e)})
     cols = ["factor", "placement", "reference", "metric", "levels", "stat", "p", "ci_disjoint"]
     out = pd.DataFrame(rows, columns=cols)
     out["p_holm"] = stats.holm(out["p"].to_numpy(float)) if len(out) else []
