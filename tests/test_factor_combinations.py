@@ -13,6 +13,7 @@ import math
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.spec import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, PLACEMENTS, RunConfig, parse_spec
@@ -72,20 +73,29 @@ def test_combination_trains(engine: str, case: str):
 
 
 #: Cases whose training is chaotic: BN over 2 examples amplifies float rounding step by step
-#: (measured: the engines agree to 1e-6 after 2 steps, 3e-5 after 10, 0.6% after 100), so a
-#: full epoch is compared loosely and the first steps tightly.
+#: (measured: the engines agree to 1e-6 after 2 steps, 3e-5 after 10, 0.6% after 100). The
+#: per-seed result of a full epoch then depends on the CPU's summation order (an AMD Zen 4 gave
+#: 0.0606 where an Intel Xeon gave < 0.06), so no per-seed tolerance can be derived. What can be
+#: claimed: the first steps agree tightly, and over seeds the two engines' outcomes come from the
+#: same distribution.
 CHAOTIC = {"batch-2-bn"}
+
+#: Seeds for the distribution test: 16 paired seeds let an exact two-sided Wilcoxon signed-rank
+#: test reach p = 2/2**16 ~ 3e-5, far below ALPHA.
+CHAOTIC_SEEDS = list(range(16))
+#: Per-test false-failure rate when the engines are equal in distribution; Bonferroni over the
+#: two losses tested, so a correct engine fails this test on a given CPU with probability <= 0.1%.
+ALPHA = 0.001
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c, _ in CASES])
+@pytest.mark.parametrize("case", [c for c, _ in CASES if c not in CHAOTIC])
 def test_engines_agree(case: str):
     """Same initial weights, data order and update formulas: the same epoch, to float noise."""
     keras_epoch, stacked_epoch = train("keras", case).epochs[0], train("stacked", case).epochs[0]
-    rel, acc = (2e-2, 0.06) if case in CHAOTIC else (2e-3, 2 / 297 + 1e-9)
-    assert stacked_epoch.train_loss == pytest.approx(keras_epoch.train_loss, rel=rel, abs=2e-4)
-    assert stacked_epoch.val_loss == pytest.approx(keras_epoch.val_loss, rel=rel, abs=2e-4)
-    assert abs(stacked_epoch.val_acc - keras_epoch.val_acc) <= acc
+    assert stacked_epoch.train_loss == pytest.approx(keras_epoch.train_loss, rel=2e-3, abs=2e-4)
+    assert stacked_epoch.val_loss == pytest.approx(keras_epoch.val_loss, rel=2e-3, abs=2e-4)
+    assert abs(stacked_epoch.val_acc - keras_epoch.val_acc) <= 2 / 297 + 1e-9
 
 
 @pytest.mark.slow
@@ -94,3 +104,34 @@ def test_engines_agree_on_the_first_steps_of_chaotic_cases(case: str):
     keras_epoch, stacked_epoch = train("keras", case, 4).epochs[0], train("stacked", case, 4).epochs[0]
     assert stacked_epoch.train_loss == pytest.approx(keras_epoch.train_loss, rel=1e-5)
     assert stacked_epoch.val_loss == pytest.approx(keras_epoch.val_loss, rel=1e-5)
+
+
+def train_seeds(engine: str, case: str) -> list:
+    """One epoch of ``case`` for every seed in CHAOTIC_SEEDS (stacked: in programs of 8)."""
+    from dataclasses import replace
+
+    from bench.datasets import load_dataset
+    from bench.engines import get_engine
+    from bench.tf_setup import configure_tensorflow
+
+    configure_tensorflow(2)
+    base = config(engine, dict(CASES)[case])
+    configs = [replace(base, seed=s) for s in CHAOTIC_SEEDS]
+    return get_engine(engine)(configs, load_dataset("digits", 297, 200))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CHAOTIC))
+def test_engines_agree_in_distribution_over_seeds_in_chaotic_cases(case: str):
+    """Paired by seed, the end-of-epoch losses of the two engines differ only by chaos: an exact
+    Wilcoxon signed-rank test finds no systematic difference (size ALPHA per loss, Bonferroni)."""
+    from scipy.stats import wilcoxon
+
+    keras_runs, stacked_runs = train_seeds("keras", case), train_seeds("stacked", case)
+    assert all(r.status == "ok" for r in keras_runs + stacked_runs)
+    for metric in ("train_loss", "val_loss"):
+        k = np.array([getattr(r.epochs[0], metric) for r in keras_runs])
+        s = np.array([getattr(r.epochs[0], metric) for r in stacked_runs])
+        assert np.isfinite(k).all() and np.isfinite(s).all()
+        p = wilcoxon(s, k, method="exact").pvalue
+        assert p > ALPHA / 2, f"{metric}: engines differ systematically over seeds (p={p:.2g})"
