@@ -38,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="save this pytest-benchmark JSON of a suite run instead of running the suite")
     ap.add_argument("--baselines", type=Path, default=gate.BASELINES, help="folder to save into")
     args = ap.parse_args(argv)
-    load_before = os.getloadavg()[0]
-    print(f"load average (1 min) before: {load_before:.2f} on {gate.this_machine()['cores']} cores; "
-          "a baseline should be recorded on an otherwise idle machine", flush=True)
     try:
         if args.source:
             path = gate.record(args.source, args.baselines)
         else:
+            load_before = os.getloadavg()[0]
+            print(f"load average (1 min) before: {load_before:.2f} on {gate.this_machine()['cores']} cores; "
+                  "record on an otherwise idle machine", flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 run_json = Path(tmp) / "perf.json"
                 run_suite(run_json)
