@@ -1,6 +1,6 @@
 """Benchmarks: one MNIST-slice epoch per engine and placement, a smoke grid, calibration.
 
-Names matter: ``tests/perf/gate.py`` compares them with ``tests/perf/baseline.json``.
+Names matter: ``tests/perf/gate.py`` compares them with ``tests/perf/baselines/<fingerprint>.json``.
 Engine benchmarks time one epoch on 11,000 images for S seeds and report per-run seconds
 in ``extra_info``; compilation is excluded where the engine can exclude it (the stacked
 engine's program is compiled by a warm-up call and cached; Keras builds and traces a new
