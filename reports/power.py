@@ -160,21 +160,35 @@ def signed_rank_p(d: np.ndarray) -> np.ndarray:
         p[asym] = np.minimum(1.0, 2 * scipy.stats.norm.sf(np.abs(z)))
     ex = exact & (m >= 1)
     if ex.any():
-        w = np.rint(2 * ranks[ex]).astype(int)  # midranks are multiples of 1/2
-        top = int(w.sum(1).max())
-        counts = np.zeros((w.shape[0], top + 1))
-        counts[:, 0] = 1.0
-        cols = np.arange(top + 1)
-        for j in range(n):  # each difference's sign is + or - with probability 1/2
-            src = cols[None, :] - w[:, j][:, None]
-            counts = counts + np.where(src >= 0, np.take_along_axis(counts, src.clip(0), 1), 0.0)
-        cum = np.cumsum(counts, 1) / counts.sum(1, keepdims=True)
-        t2 = np.rint(2 * t_plus[ex]).astype(int)
-        below = np.take_along_axis(cum, t2[:, None], 1)[:, 0]  # P(T <= t)
-        above = 1 - np.take_along_axis(cum, (t2 - 1).clip(0)[:, None], 1)[:, 0] * (t2 > 0)  # P(T >= t)
-        p[ex] = np.minimum(1.0, 2 * np.minimum(below, above))
+        # Rows without ties or zeros share one null distribution (ranks 1..n): build it once.
+        plain = ex & ~tied & (zeros == 0)
+        w = np.rint(2 * ranks).astype(int)  # midranks are multiples of 1/2
+        for sel in (plain, ex & ~plain):
+            if sel.any():
+                first = np.flatnonzero(sel)[:1] if sel is plain else np.flatnonzero(sel)
+                cum = _signed_rank_cdf(w[first])
+                cum = np.broadcast_to(cum, (int(sel.sum()), cum.shape[1])) if sel is plain else cum
+                t2 = np.rint(2 * t_plus[sel]).astype(int)
+                below = np.take_along_axis(cum, t2[:, None], 1)[:, 0]  # P(T <= t)
+                above = 1 - np.take_along_axis(cum, (t2 - 1).clip(0)[:, None], 1)[:, 0] * (t2 > 0)
+                p[sel] = np.minimum(1.0, 2 * np.minimum(below, above))  # P(T >= t) above
     p[(n < 2) | (m == 0)] = np.nan
     return p
+
+
+def _signed_rank_cdf(w: np.ndarray) -> np.ndarray:
+    """Null CDF of the sum of the (integer) weights whose sign is +, one row per weight set.
+
+    Dynamic programming: each weight joins the sum with probability 1/2.
+    """
+    top = int(w.sum(1).max())
+    counts = np.zeros((w.shape[0], top + 1))
+    counts[:, 0] = 1.0
+    cols = np.arange(top + 1)
+    for j in range(w.shape[1]):
+        src = cols[None, :] - w[:, j][:, None]
+        counts = counts + np.where(src >= 0, np.take_along_axis(counts, src.clip(0), 1), 0.0)
+    return np.cumsum(counts, 1) / counts.sum(1, keepdims=True)
 
 
 def report_test_power(n: int, effect: float, alpha: float = 0.05, family: int = 1, *,
