@@ -223,18 +223,35 @@ def test_signed_rank_p_is_the_reports_wilcoxon():
 
 
 @pytest.mark.parametrize(("seeds_in_program", "timing"), [(1, True), (4, False)])
-def test_report_family_size_is_the_reports_holm_family(tmp_path: Path, seeds_in_program, timing):
-    """The count plan uses equals the finite p-values the report's tables Holm-correct together."""
+def test_report_family_size_is_the_reports_holm_family(tmp_path: Path, monkeypatch, seeds_in_program, timing):
+    """The family plan uses is the one the report Holm-corrects the accuracy comparisons in.
+
+    Spies on reports.stats.holm while the report's tables are built and counts the finite
+    p-values of the call that holds the final-accuracy p-values. If the report's families
+    change, this fails and ``power.report_family_size`` must follow.
+    """
     import numpy as np
 
+    from reports import stats
     from reports.load import load
     from reports.tables import build_tables
 
+    calls = []
+    real = stats.holm
+
+    def spy(p):
+        calls.append(np.asarray(p, float))
+        return real(p)
+
+    monkeypatch.setattr(stats, "holm", spy)
     spec = make_spec(placements=["none", "before", "after"], seeds=4, factors={"learning_rate": [0.01, 0.1]})
     store = build_store(tmp_path / "f.sqlite", spec, seeds_in_program=seeds_in_program)
-    t = build_tables(load(store), n_resamples=50)
-    n_p = int(np.isfinite(t.comparisons["p"].to_numpy(float)).sum() + np.isfinite(t.logrank["p"].to_numpy(float)).sum())
-    assert n_p == power.report_family_size(2, 3, timing) == (14 if timing else 10)
+    comps = build_tables(load(store), n_resamples=50).comparisons
+    acc = comps.loc[comps["metric"] == "final_val_acc", "p"].to_numpy(float)
+    assert len(acc) == 4 and np.isfinite(acc).all()
+    holding = [c for c in calls if np.isin(acc, c).all()]
+    assert len(holding) == 1, "no (or several) Holm call holds the accuracy p-values"
+    assert int(np.isfinite(holding[0]).sum()) == power.report_family_size(2, 3, timing) == (14 if timing else 10)
 
 
 @pytest.mark.parametrize("tails", ["normal", "t3"])
