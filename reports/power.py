@@ -218,9 +218,11 @@ def report_test_power(n: int, effect: float, alpha: float = 0.05, family: int = 
 def n_for_report_test(effect: float, alpha: float = 0.05, power: float = 0.8, family: int = 1, *,
                       residuals: np.ndarray | None = None, sd: float | None = None,
                       n_max: int = 200, n_sims: int = 2000, seed: int = 0) -> int:
-    """Fewest seeds (from ``min_seeds``) whose ``report_test_power`` reaches ``power``; n_max + 1 if none.
+    """Seeds (from ``min_seeds`` up) whose ``report_test_power`` reaches ``power``; n_max + 1 if none.
 
-    Doubling then bisection on the simulated power (same random seed for every n).
+    Doubling then bisection on the simulated power (same random seed for every n). The exact
+    test's power is nearly but not strictly monotone in n (its attainable p-values jump), so
+    this is the fewest seeds up to such a wiggle.
     """
     def reaches(k: int) -> bool:
         return report_test_power(k, effect, alpha, family, residuals=residuals, sd=sd,
