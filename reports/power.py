@@ -1,19 +1,26 @@
-"""How many seeds a grid needs: power of the seed-paired comparison, and the variance it needs.
+"""How many seeds a grid needs: power of the report's own test, and the spread it needs.
 
 Placements are compared seed by seed (``reports.tables``), so the quantity that decides
 power is the spread of the *paired differences* ``d = acc(placement) - acc(none)`` within a
-cell, not the spread of either arm. Two answers are given: the textbook normal
-approximation ``n = ((z_{1-a/2} + z_{1-b}) * sd / delta)^2`` (optimistic for small n) and
-the exact paired t-test power from the noncentral t distribution (what the plan uses).
-The report tests with Wilcoxon, whose efficiency relative to t is >= 0.864 for any
-distribution and 0.955 for normal data, so the t answer is a slight underestimate there;
-the plan says so. TF-free: reads only pandas frames from the store.
+cell, not the spread of either arm. The report tests each comparison with the two-sided
+Wilcoxon signed-rank test (``reports.stats.wilcoxon_p``) and Holm-corrects it together with
+every other p-value of the report, so ``bnbench plan`` states the power of *that*:
+``report_test_power`` simulates studies by resampling the pilot's own (centred) paired
+differences, runs the report's test on each (``signed_rank_p``, a vectorized copy of
+``wilcoxon_p`` checked against it in the tests) and counts ``family * p < alpha``, the level
+at which Holm surely rejects (a lower bound of Holm's power, exact when the family's other
+comparisons have no effect). Resampling the pilot keeps its tails: a plain SD inflated by a
+few wild seeds would ask for too many seeds. With ``n`` seeds the smallest two-sided Wilcoxon
+p is ``2 / 2^n`` (0.0625 at 5 seeds), so below ``min_seeds`` nothing can ever be significant.
+
+The paired t formulas (normal approximation and the noncentral t) are kept as textbook
+cross-checks. TF-free: reads only pandas frames from the store.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
@@ -82,6 +89,162 @@ def simulate_power(n: int, sd: float, delta: float, alpha: float = 0.05, *,
     return float(np.mean(np.abs(t) > scipy.stats.t.ppf(1 - alpha / 2, n - 1)))
 
 
+# ------------------------------------------------------------- the report's own test
+
+
+def min_wilcoxon_p(n: int) -> float:
+    """Smallest two-sided p of the exact signed-rank test with ``n`` nonzero differences: 2 / 2^n."""
+    return min(1.0, 2.0 / 2.0**n)
+
+
+def min_seeds(alpha: float, family: int = 1) -> int:
+    """Fewest seeds whose best possible Wilcoxon p survives Holm over ``family`` p-values.
+
+    Holm rejects anything only if the smallest p times ``family`` is below ``alpha``.
+    """
+    n = 1
+    while family * min_wilcoxon_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def report_family_size(n_cells: int, n_placements: int, timing_tested: bool) -> int:
+    """How many p-values share the report's Holm family (``reports.tables.adjust``).
+
+    Per comparison cell: each non-reference placement on final accuracy, epochs to target and
+    (when tested: not for seeds sharing a stacked program) time per epoch; plus one log-rank
+    test per cell. An upper bound: p-values the data make NaN (no run reached the target)
+    leave the family. tests/test_plan.py checks it against the report's tables.
+    """
+    if n_placements < 2:
+        return 0
+    return n_cells * ((n_placements - 1) * (3 if timing_tested else 2) + 1)
+
+
+_EXACT_MAX_TIED = 16  # reports.stats._EXACT_MAX: exact sign-flip p with ties or zeros up to here
+_EXACT_MAX_UNTIED = 50  # scipy.stats.wilcoxon(method="auto"): exact without ties up to here
+
+
+def signed_rank_p(d: np.ndarray) -> np.ndarray:
+    """``reports.stats.wilcoxon_p`` for every row of ``d`` at once (two-sided; zeros dropped).
+
+    Same branches as the report: exact null distribution without ties or zeros up to 50
+    pairs, exact with ties or zeros up to 16 nonzero differences (midranks), else the normal
+    approximation with the tie correction and no continuity correction. The exact
+    distribution of the sum of positive (doubled, so integer) ranks is built by dynamic
+    programming, one row per simulated study. NaN where fewer than 2 pairs or all zero.
+    """
+    import scipy.stats
+
+    d = np.atleast_2d(np.asarray(d, float))
+    rows, n = d.shape
+    a = np.abs(d)
+    nonzero = a != 0
+    m = nonzero.sum(1)
+    zeros = n - m
+    ranks = scipy.stats.rankdata(np.where(nonzero, a, -1.0), axis=1)  # zeros rank first...
+    ranks = np.where(nonzero, ranks - zeros[:, None], 0.0)  # ...then drop out
+    t_plus = (ranks * (d > 0)).sum(1)
+    same = (a[:, :, None] == a[:, None, :]) & nonzero[:, :, None] & nonzero[:, None, :]
+    group = same.sum(2)  # size of each nonzero value's tie group (0 for zeros)
+    tie_term = (group.astype(float) ** 2 - 1).clip(0).sum(1)  # sum over groups of t^3 - t
+    tied = (group > 1).any(1)
+    exact = np.where(tied | (zeros > 0), m <= _EXACT_MAX_TIED, n <= _EXACT_MAX_UNTIED)
+    p = np.full(rows, np.nan)
+
+    asym = ~exact & (m >= 1)
+    if asym.any():
+        mm = m[asym].astype(float)
+        var = (mm * (mm + 1) * (2 * mm + 1) - tie_term[asym] / 2) / 24
+        z = (t_plus[asym] - mm * (mm + 1) / 4) / np.sqrt(var)
+        p[asym] = np.minimum(1.0, 2 * scipy.stats.norm.sf(np.abs(z)))
+    ex = exact & (m >= 1)
+    if ex.any():
+        # Rows without ties or zeros share one null distribution (ranks 1..n): build it once.
+        plain = ex & ~tied & (zeros == 0)
+        w = np.rint(2 * ranks).astype(int)  # midranks are multiples of 1/2
+        for sel in (plain, ex & ~plain):
+            if sel.any():
+                first = np.flatnonzero(sel)[:1] if sel is plain else np.flatnonzero(sel)
+                cum = _signed_rank_cdf(w[first])
+                cum = np.broadcast_to(cum, (int(sel.sum()), cum.shape[1])) if sel is plain else cum
+                t2 = np.rint(2 * t_plus[sel]).astype(int)
+                below = np.take_along_axis(cum, t2[:, None], 1)[:, 0]  # P(T <= t)
+                above = 1 - np.take_along_axis(cum, (t2 - 1).clip(0)[:, None], 1)[:, 0] * (t2 > 0)
+                p[sel] = np.minimum(1.0, 2 * np.minimum(below, above))  # P(T >= t) above
+    p[(n < 2) | (m == 0)] = np.nan
+    return p
+
+
+def _signed_rank_cdf(w: np.ndarray) -> np.ndarray:
+    """Null CDF of the sum of the (integer) weights whose sign is +, one row per weight set.
+
+    Dynamic programming: each weight joins the sum with probability 1/2.
+    """
+    top = int(w.sum(1).max())
+    counts = np.zeros((w.shape[0], top + 1))
+    counts[:, 0] = 1.0
+    cols = np.arange(top + 1)
+    for j in range(w.shape[1]):
+        src = cols[None, :] - w[:, j][:, None]
+        counts = counts + np.where(src >= 0, np.take_along_axis(counts, src.clip(0), 1), 0.0)
+    return np.cumsum(counts, 1) / counts.sum(1, keepdims=True)
+
+
+def report_test_power(n: int, effect: float, alpha: float = 0.05, family: int = 1, *,
+                      residuals: np.ndarray | None = None, sd: float | None = None,
+                      n_sims: int = 2000, seed: int = 0) -> float:
+    """Power of the report's test for one comparison: P(family * Wilcoxon p < alpha).
+
+    Each simulated study has ``n`` seeds whose paired differences are ``effect`` plus draws
+    (with replacement) from ``residuals`` (the pilot's centred differences), or, without a
+    pilot, normal with standard deviation ``sd``. ``family * p < alpha`` is where Holm over
+    ``family`` p-values rejects for sure, so this is its power when the other comparisons
+    have no effect, and a lower bound otherwise.
+    """
+    if n < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    if residuals is not None and len(residuals):
+        draws = rng.choice(np.asarray(residuals, float), size=(n_sims, n), replace=True)
+    elif sd is not None:
+        draws = rng.normal(0.0, sd, size=(n_sims, n))
+    else:
+        raise ValueError("report_test_power needs residuals or sd")
+    p = signed_rank_p(effect + draws)
+    return float(np.mean(np.nan_to_num(p, nan=1.0) * family < alpha))
+
+
+def n_for_report_test(effect: float, alpha: float = 0.05, power: float = 0.8, family: int = 1, *,
+                      residuals: np.ndarray | None = None, sd: float | None = None,
+                      n_max: int = 200, n_sims: int = 2000, seed: int = 0) -> int:
+    """Seeds (from ``min_seeds`` up) whose ``report_test_power`` reaches ``power``; n_max + 1 if none.
+
+    Doubling then bisection on the simulated power (same random seed for every n). The exact
+    test's power is nearly but not strictly monotone in n (its attainable p-values jump), so
+    this is the fewest seeds up to such a wiggle.
+    """
+    def reaches(k: int) -> bool:
+        return report_test_power(k, effect, alpha, family, residuals=residuals, sd=sd,
+                                 n_sims=n_sims, seed=seed) >= power
+
+    low = min_seeds(alpha, family)
+    if low > n_max:
+        return n_max + 1
+    high = low
+    while not reaches(high):
+        if high >= n_max:
+            return n_max + 1
+        low, high = high + 1, min(n_max, 2 * high)
+    while low < high:  # reaches(high); the answer is in [low, high]
+        mid = (low + high) // 2
+        if reaches(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return high
+
+
 def _check(sd: float, delta: float, alpha: float, power: float) -> None:
     if not (math.isfinite(sd) and sd >= 0):
         raise ValueError(f"sd {sd!r} is not a finite number >= 0")
@@ -104,6 +267,9 @@ class PairedSpread:
     df: int  # sum over groups of (pairs - 1)
     n_pairs: int
     n_groups: int  # (cell, placement) groups that contributed
+    #: each group's differences minus the group mean, scaled by sqrt(n / (n - 1)) so that their
+    #: spread is the unbiased one: the pilot's distribution of paired differences, centred.
+    residuals: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
 
     @property
     def usable(self) -> bool:
@@ -125,7 +291,7 @@ def paired_spread(runs: pd.DataFrame, metric: str = "final_val_acc", reference: 
                                  "learning_rate", "batch_size", "bn_momentum", "bn_epsilon",
                                  "epochs_budget", "train_limit", "validation_size", "engine")
                      if c in ok]
-    ss, df, n_pairs, groups = 0.0, 0, 0, 0
+    ss, df, n_pairs, groups, residuals = 0.0, 0, 0, 0, []
     for _, cell in ok.groupby(cell_keys, sort=False, dropna=False):
         ref = cell[cell["placement"] == reference].drop_duplicates("seed").set_index("seed")[metric]
         if ref.empty:
@@ -135,11 +301,12 @@ def paired_spread(runs: pd.DataFrame, metric: str = "final_val_acc", reference: 
             d = (b - ref).dropna().to_numpy(float)
             if d.size >= 2:
                 ss += float(((d - d.mean()) ** 2).sum())
+                residuals.append((d - d.mean()) * math.sqrt(d.size / (d.size - 1)))
                 df += d.size - 1
                 n_pairs += d.size
                 groups += 1
     sd = math.sqrt(ss / df) if df else math.nan
-    return PairedSpread(sd, df, n_pairs, groups)
+    return PairedSpread(sd, df, n_pairs, groups, np.concatenate(residuals) if residuals else np.zeros(0))
 
 
 def parse_effect(text: str) -> float:

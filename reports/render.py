@@ -128,12 +128,10 @@ def p_words(p: float) -> str:
     return "–" if p is None or not math.isfinite(p) else f"{p:.2g}"
 
 
-def interaction_finding(test: pd.Series, effects: pd.DataFrame, alpha: float = 0.05) -> str:
-    """One flagged interaction in plain words: the two most different levels and the test.
-
-    Flagged by the permutation test: the levels with the largest and smallest effect. Flagged
-    only because two levels' intervals do not overlap: those two levels, and the sentence says
-    the test does not confirm it.
+def interaction_finding(test: pd.Series, effects: pd.DataFrame) -> str:
+    """One significant interaction (Holm p < alpha) in plain words: the levels with the largest
+    and smallest effect, and the test. Nothing else becomes an interaction finding: overlapping
+    or disjoint intervals have no controlled error rate (issue 16).
     """
     e = effects[(effects["factor"] == test["factor"]) & (effects["placement"] == test["placement"])
                 & (effects["metric"] == test["metric"]) & np.isfinite(effects["diff"].to_numpy(float))]
@@ -141,17 +139,9 @@ def interaction_finding(test: pd.Series, effects: pd.DataFrame, alpha: float = 0
     who = placement_words(test["placement"])
     if test["reference"] != "none":
         who += f" (vs {placement_words(test['reference'])})"
-    significant = math.isfinite(test["p_holm"]) and test["p_holm"] < alpha
-    if significant:
-        start = f"The effect of {who} on {label} depends on {test['factor']}"
-        tail = f"permutation test, Holm p = {p_words(test['p_holm'])}"
-        pick = [e["diff"].idxmax(), e["diff"].idxmin()] if len(e) >= 2 else []
-    else:
-        start = f"The effect of {who} on {label} may depend on {test['factor']}"
-        tail = ("the 95% intervals do not overlap, but the permutation test does not confirm it: "
-                f"Holm p = {p_words(test['p_holm'])}")
-        bounded = e[np.isfinite(e["diff_low"].to_numpy(float)) & np.isfinite(e["diff_high"].to_numpy(float))]
-        pick = [bounded["diff_low"].idxmax(), bounded["diff_high"].idxmin()] if len(bounded) >= 2 else []
+    start = f"The effect of {who} on {label} depends on {test['factor']}"
+    tail = f"permutation test within seeds, Holm p = {p_words(test['p_holm'])}"
+    pick = [e["diff"].idxmax(), e["diff"].idxmin()] if len(e) >= 2 else []
     if len(set(pick)) < 2:
         return f"{start} ({tail})."
     ends = e.loc[pick].sort_index()
@@ -165,9 +155,7 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
     if data.runs.empty:
         return ["This store has no runs" + (f" in grid {data.grid!r}" if data.grid else "") + "."]
     if inter is not None:
-        flagged = inter.tests[inter.tests["flagged"]]
-        flagged = flagged.assign(_weak=~(flagged["p_holm"].fillna(1.0) < 0.05)).sort_values("_weak", kind="stable")
-        for _, t in flagged.iterrows():
+        for _, t in inter.tests[inter.tests["flagged"]].iterrows():
             out.append(interaction_finding(t, inter.effects))
     comps = tables.comparisons
     n_cells = len(data.cells)
@@ -269,7 +257,6 @@ def interaction_test_rows(tests: pd.DataFrame, placements: list[str]) -> list[di
         "metric": IX_METRICS[r["metric"]][0], "factor": r["factor"],
         "comparison": f"{r['placement']} − {r['reference']}", "levels": str(r["levels"]),
         "permutation p": pval(r["p"]), "Holm p": pval(r["p_holm"]),
-        "CIs disjoint": "yes" if r["ci_disjoint"] else "no",
         "flagged": "yes" if r["flagged"] else "",
     } for _, r in _ix_order(tests, placements).iterrows()]
 
@@ -397,16 +384,19 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
             "resamples). Epochs to target is shown per level only where some run at that level "
             "reached the target.",
             "Interaction tests: does the paired effect change with the factor's level? A "
-            "permutation test (statistic: between-level sum of squares of the mean paired "
-            f"differences; {n_permutations} random reassignments of the level labels to the paired "
-            f"differences, fixed seed), Holm-corrected across the {n_t} interaction tests. An "
-            "interaction is flagged when Holm p < 0.05 or two levels' 95% intervals do not overlap.",
+            "permutation test within seeds (statistic: between-level sum of squares of the mean "
+            "paired differences, each centred within its block of one seed at one combination of "
+            f"the other factors; {n_permutations} random reassignments of the level labels within "
+            f"those blocks, fixed seed), Holm-corrected across the {n_t} interaction tests. An "
+            "interaction is flagged, and becomes a finding, only when Holm p < 0.05; the "
+            "per-level intervals are descriptive.",
         ]
     if ranked:
         tests += [
             "Probability of improvement: the share of seed pairs (same cell, same seed) in which "
             "one placement beats another, ties counting one half, pooled across cells; 95% "
-            f"bootstrap interval resampling seeds within each cell ({tables.n_resamples} resamples). "
+            "Wilson interval with seeds as clusters (a seed's effect is shared by its cells): "
+            "effective size from the variance of per-seed scores, t quantile on seeds − 1 df. "
             "For epochs to target fewer is better and runs that never reached it count as budget + 1.",
             "Performance profile: in how many cells a placement's median final validation "
             "accuracy is within τ (in percentage points) of the best placement's median there.",

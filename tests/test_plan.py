@@ -133,7 +133,10 @@ def test_plan_estimates_time_and_seeds_from_the_store(tmp_path: Path, capsys):
     minutes = float(out.split("about ")[1].split(" min")[0])
     assert minutes == pytest.approx((24 * (30 + 1.5) + 24 * (39 + 1.5)) / 60, rel=0.03)
     assert "same cells and epochs" in out
-    assert "paired t:" in out and "Holm over 2 comparisons" in out
+    # 2 comparison cells x (1 placement x 2 metrics + log-rank): time per epoch is not tested
+    # for seeds sharing a stacked program.
+    assert "Holm over the report's 6 p-values" in out and "seeds (simulated, 2000 studies" in out
+    assert "the pilot's paired differences resampled" in out and "warning" not in out
 
 
 def test_plan_divides_time_by_jobs(tmp_path: Path, capsys):
@@ -160,8 +163,22 @@ def test_plan_seed_count_matches_power_module(tmp_path: Path, capsys):
     main(["plan", str(_spec(tmp_path)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp",
           "--effect", "0.5pp"])
     out = capsys.readouterr().out
-    assert f"paired t: {power.n_paired_t(0.004, 0.005)} seeds" in out
-    assert "this spec has 10 seeds: power" in out
+    need = power.n_for_report_test(0.005, 0.05, 0.8, 6, sd=0.004, n_sims=2000)
+    assert f"  {need} seeds (simulated, 2000 studies per seed count, from normal paired differences" in out
+    got = power.report_test_power(10, 0.005, 0.05, 6, sd=0.004, n_sims=2000)
+    assert f"this spec has 10 seeds: power {got:.2f}" in out
+    assert f"paired t-test at alpha 0.05 with no Holm correction would need {power.n_paired_t(0.004, 0.005)}" in out
+
+
+def test_plan_warns_when_the_seed_count_can_never_be_significant(tmp_path: Path, capsys):
+    """5 seeds: smallest two-sided Wilcoxon p 0.0625; with Holm over 6 p-values 8 seeds are needed."""
+    main(["plan", str(_spec(tmp_path, seeds=5)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp"])
+    out = capsys.readouterr().out
+    assert ("warning: with 5 seeds nothing can be significant: the smallest Wilcoxon p is 0.062 "
+            "and Holm needs p < 0.05/6; at least 8 seeds") in out
+    assert "this spec has 5 seeds: power 0.00" in out
+    main(["plan", str(_spec(tmp_path, seeds=8)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp"])
+    assert "warning" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra", [["--effect", "big"], ["--power", "1.2"], ["--alpha", "0"], ["--jobs", "0"]])
@@ -175,3 +192,97 @@ def test_plan_rejects_a_bad_spec(tmp_path: Path, capsys):
     bad.write_text('[grid]\nname = "b"\n[factors]\nplacement = "sideways"\n')
     assert main(["plan", str(bad)]) == 2
     assert "factors.placement" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- the report's own test (issue 16)
+
+
+def test_smallest_wilcoxon_p_and_minimum_seeds():
+    import numpy as np
+    import scipy.stats
+
+    assert power.min_wilcoxon_p(5) == 0.0625
+    assert scipy.stats.wilcoxon(np.arange(1.0, 6.0)).pvalue == pytest.approx(0.0625)  # all 5 positive
+    assert power.min_seeds(0.05) == 6  # 2/2^6 = 0.031
+    assert power.min_seeds(0.05, family=40) == 11  # 40 * 2/2^11 = 0.039 < 0.05 <= 40 * 2/2^10
+
+
+def test_signed_rank_p_is_the_reports_wilcoxon():
+    """Ties, zeros, exact and normal branches, n from 2 to 60: identical to reports.stats.wilcoxon_p."""
+    import numpy as np
+
+    from reports import stats
+
+    rng = np.random.default_rng(16)
+    for n in [*range(2, 19), 25, 50, 51, 60]:
+        for d in (rng.normal(0.3, 1, (15, n)), np.round(rng.normal(0.3, 1, (15, n)) * 2) / 2,
+                  rng.integers(-2, 4, (15, n)).astype(float), rng.standard_t(2, (15, n)) + 1):
+            ours = power.signed_rank_p(d)
+            ref = np.array([stats.wilcoxon_p(np.zeros(n), x).p for x in d])
+            assert np.allclose(ours, ref, rtol=1e-9, atol=1e-12, equal_nan=True), (n, d)
+
+
+@pytest.mark.parametrize(("seeds_in_program", "timing"), [(1, True), (4, False)])
+def test_report_family_size_is_the_reports_holm_family(tmp_path: Path, monkeypatch, seeds_in_program, timing):
+    """The family plan uses is the one the report Holm-corrects the accuracy comparisons in.
+
+    Spies on reports.stats.holm while the report's tables are built and counts the finite
+    p-values of the call that holds the final-accuracy p-values. If the report's families
+    change, this fails and ``power.report_family_size`` must follow.
+    """
+    import numpy as np
+
+    from reports import stats
+    from reports.load import load
+    from reports.tables import build_tables
+
+    calls = []
+    real = stats.holm
+
+    def spy(p):
+        calls.append(np.asarray(p, float))
+        return real(p)
+
+    monkeypatch.setattr(stats, "holm", spy)
+    spec = make_spec(placements=["none", "before", "after"], seeds=4, factors={"learning_rate": [0.01, 0.1]})
+    store = build_store(tmp_path / "f.sqlite", spec, seeds_in_program=seeds_in_program)
+    comps = build_tables(load(store), n_resamples=50).comparisons
+    acc = comps.loc[comps["metric"] == "final_val_acc", "p"].to_numpy(float)
+    assert len(acc) == 4 and np.isfinite(acc).all()
+    holding = [c for c in calls if np.isin(acc, c).all()]
+    assert len(holding) == 1, "no (or several) Holm call holds the accuracy p-values"
+    assert int(np.isfinite(holding[0]).sum()) == power.report_family_size(2, 3, timing) == (14 if timing else 10)
+
+
+@pytest.mark.parametrize("tails", ["normal", "t3"])
+def test_stated_power_is_the_simulated_power_of_the_reports_test_and_family(tails):
+    """Planted paired differences (normal, or heavy-tailed t with 3 df); a large pilot from them.
+
+    Truth: studies of the whole Holm family (1 comparison with the effect, 13 without),
+    each p from the report's test (signed_rank_p, shown above to equal wilcoxon_p), Holm via
+    reports.stats.holm. Tolerance 0.05: Monte Carlo SE of the stated power (2000 studies)
+    <= 0.011 and of the truth (4000) <= 0.008, and the 2000-draw pilot's spread is within
+    ~2% (about 0.02 in power here): 0.05 is over 2 combined SEs. The old answer (paired t,
+    no Holm) is far off, so the test can fail.
+    """
+    import numpy as np
+
+    from reports import stats
+
+    rng = np.random.default_rng(1600 if tails == "normal" else 1603)
+    sd, effect, n, family, alpha = 0.004, 0.004, 12, 14, 0.05
+    scale = sd if tails == "normal" else sd / np.sqrt(3.0)  # t3 has variance 3
+
+    def draw(shape):
+        return scale * (rng.normal(size=shape) if tails == "normal" else rng.standard_t(3, size=shape))
+
+    pilot = draw(2000)
+    stated = power.report_test_power(n, effect, alpha, family, residuals=pilot - pilot.mean())
+    sims = 4000
+    target = power.signed_rank_p(effect + draw((sims, n)))
+    others = power.signed_rank_p(draw((sims * (family - 1), n))).reshape(sims, family - 1)
+    holm = np.array([stats.holm(np.concatenate([[a], b]))[0] for a, b in zip(target, others)])
+    truth = float(np.mean(holm < alpha))
+    assert 0.2 < truth < 0.9  # a point where power is informative
+    assert stated == pytest.approx(truth, abs=0.05)
+    assert abs(power.power_paired_t(n, float(np.std(pilot, ddof=1)), effect, alpha) - truth) > 0.1

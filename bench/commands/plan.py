@@ -4,13 +4,14 @@ Costs come from runs already in the store (a previous grid or a pilot): the medi
 ``epoch_s`` of matching runs (same dataset, hidden sizes, batch size, placement and engine),
 scaled by training-set size, times the spec's epochs, plus the median compile time. Seeds
 come from the pooled spread of seed-paired differences in final validation accuracy
-(``reports.power``). Nothing is trained; the store is opened read-only.
+(``reports.power``): the power of the report's own Wilcoxon test after Holm over the
+report's whole family of p-values, simulated by resampling the pilot's paired differences.
+Nothing is trained; the store is opened read-only.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from bench.errors import UsageError
 
 #: Factors whose levels set the cost of an epoch (besides the engine and the training size).
 COST_KEYS = ("dataset", "hidden", "batch_size", "placement")
-WILCOXON_ARE = 0.955  # asymptotic relative efficiency of signed-rank vs t for normal data
+N_SIMS = 2000  # simulated studies per seed count (power's Monte Carlo SE <= 0.011)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,9 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "plan",
         help="estimate a grid's runs, time and seeds needed per cell, from the store's measurements",
         description="Count a spec's runs and cells; estimate its wall time from measured epoch "
-        "costs of matching runs in the store; and say how many seeds per cell a seed-paired test "
-        "needs to detect --effect on final validation accuracy (paired t power, from the "
-        "store's spread of paired differences between placements). Run a small pilot of the "
+        "costs of matching runs in the store; and say how many seeds per cell the report's own test "
+        "(two-sided Wilcoxon signed-rank, Holm over all the report's p-values) needs to detect "
+        "--effect on final validation accuracy, with the power of the spec's seed count: "
+        "simulated from the store's paired differences between placements (or normal ones with "
+        "--sd). Warns when the seed count can never reach significance. Run a small pilot of the "
         "spec first when the store has no matching runs.",
     )
     p.add_argument("spec", help="grid spec TOML file")
@@ -156,7 +159,8 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
         f"engine {spec.engine.name}, {spec.epochs} epochs per run, --jobs {args.jobs}",
     ]
     out += _time_lines(spec, runs_df, epochs_df, todo, args.jobs)
-    out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells))
+    out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells),
+                       timing_tested=_timing_tested(spec))
     return out
 
 
@@ -181,43 +185,54 @@ def _time_lines(spec, runs_df, epochs_df, todo, jobs: int) -> list[str]:
     return lines
 
 
+def _timing_tested(spec) -> bool:
+    """Whether the report tests time per epoch: not when seeds share a stacked program."""
+    spp = getattr(spec.engine, "seeds_per_program", 1)
+    return spec.engine.name != "stacked" or len(spec.seeds) == 1 or spp == 1
+
+
 def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
-                placements, n_comparison_cells: int) -> list[str]:
+                placements, n_comparison_cells: int, *, timing_tested: bool) -> list[str]:
     from reports import power
 
     if len(placements) < 2:
         return ["seeds: one placement only; no paired comparison to power"]
     reference = "none" if "none" in placements else placements[0]
+    family = power.report_family_size(n_comparison_cells, len(placements), timing_tested)
+    have = len(spec.seeds)
+    need_min = power.min_seeds(args.alpha, family)
+    lines = [f"seeds per cell to detect {_pp(effect)} in final val accuracy with the report's test "
+             f"(two-sided Wilcoxon signed-rank, Holm over the report's {family} p-values at "
+             f"alpha {args.alpha}; power {args.power}):"]
+    if have < need_min:
+        lines.append(f"  warning: with {have} seeds nothing can be significant: the smallest Wilcoxon "
+                     f"p is {power.min_wilcoxon_p(have):.2g} and Holm needs p < {args.alpha}/{family}; "
+                     f"at least {need_min} seeds")
     if sd_override is not None:
-        sd, source = sd_override, "from --sd"
+        residuals, sd, source = None, sd_override, f"normal paired differences, sd {_pp(sd_override)} from --sd"
     else:
         spread = _store_spread(spec, runs_df, reference)
         if spread is None:
-            return [f"seeds: no paired measurements to estimate the spread: run a pilot "
-                    f"(>= 3 seeds of '{reference}' and another placement) or pass --sd"]
-        sd, source = spread
-    n_comparisons = n_comparison_cells * (len(placements) - 1)
-    lines = [f"seeds per cell to detect {_pp(effect)} in final val accuracy "
-             f"(paired, two-sided alpha {args.alpha}, power {args.power}); "
-             f"sd of paired differences {_pp(sd)} {source}:"]
+            return lines + [f"  no paired measurements to estimate the spread: run a pilot "
+                            f"(>= 3 seeds of '{reference}' and another placement) or pass --sd"]
+        residuals, sd = spread[0].residuals, spread[0].sd
+        source = f"the pilot's paired differences resampled, sd {_pp(sd)} {spread[1]}"
     if sd == 0:
-        return lines + ["  2 (no spread in the paired differences)"]
-    n_t = power.n_paired_t(sd, effect, args.alpha, args.power)
-    n_z = power.n_paired_normal(sd, effect, args.alpha, args.power)
-    lines.append(f"  paired t: {n_t} seeds (normal approximation {math.ceil(n_z)}; "
-                 f"Wilcoxon, the report's test, about {math.ceil(n_t / WILCOXON_ARE)})")
-    if n_comparisons > 1:
-        a = args.alpha / n_comparisons
-        lines.append(f"  with Holm over {n_comparisons} comparisons (worst case alpha/{n_comparisons}"
-                     f" = {a:.2g}): {power.n_paired_t(sd, effect, a, args.power)} seeds")
-    have = len(spec.seeds)
+        return lines + [f"  {need_min} (no spread in the paired differences; the fewest seeds that can be significant)"]
+    kw = {"residuals": residuals, "sd": sd, "n_sims": N_SIMS}
+    n_need = power.n_for_report_test(effect, args.alpha, args.power, family, **kw)
+    needed = f"{n_need} seeds" if n_need <= 200 else "more than 200 seeds"
+    lines.append(f"  {needed} (simulated, {N_SIMS} studies per seed count, from {source})")
     if have >= 2:
-        lines.append(f"  this spec has {have} seeds: power {power.power_paired_t(have, sd, effect, args.alpha):.2f}")
+        got = power.report_test_power(have, effect, args.alpha, family, **kw)
+        lines.append(f"  this spec has {have} seeds: power {got:.2f}")
+    lines.append(f"  for comparison, a paired t-test at alpha {args.alpha} with no Holm correction would "
+                 f"need {power.n_paired_t(sd, effect, args.alpha, args.power)} seeds")
     return lines
 
 
-def _store_spread(spec, runs_df, reference: str) -> tuple[float, str] | None:
-    """Pooled sd of paired differences: exact cells first, then same dataset/hidden/batch/engine."""
+def _store_spread(spec, runs_df, reference: str):
+    """(PairedSpread, where it came from): exact cells first, then same dataset/hidden/batch/engine."""
     import numpy as np
 
     from reports import power
@@ -235,7 +250,7 @@ def _store_spread(spec, runs_df, reference: str) -> tuple[float, str] | None:
                          (near, "cells with the same dataset, hidden and batch size")):
         s = power.paired_spread(frame, reference=reference)
         if s.usable:
-            return s.sd, f"(pooled over {s.n_pairs} pairs in {s.n_groups} placement comparisons, {words})"
+            return s, f"(pooled over {s.n_pairs} pairs in {s.n_groups} placement comparisons, {words})"
     return None
 
 
