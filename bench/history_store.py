@@ -114,6 +114,8 @@ def add_points(path: str | Path, points: list[Point]) -> int:
                 f"VALUES ({', '.join('?' for _ in COLUMNS)})",
                 [astuple(p) for p in points],
             )
+        # Fold the WAL into the main file, so the file alone can be copied (cache, git).
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot write history ({exc})") from None
     finally:
