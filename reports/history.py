@@ -1,7 +1,8 @@
 """What ``bnbench history`` records per commit, and the steps it finds over commits.
 
 A gate run's store is summarized per grid, cell and placement: median final validation
-accuracy and median time per epoch (95% bootstrap intervals over runs, as in the report),
+accuracy and median time per epoch (95% bootstrap intervals over runs, as in the report;
+seeds trained in one program are one timing, so a single program has no timing interval),
 and the Kaplan-Meier median epochs to target (interval resampling seeds). A
 pytest-benchmark JSON is summarized per benchmark: median seconds per round with its 95%
 interval. Each summary carries the machine fingerprint of the runs (bench.host), so a
@@ -21,6 +22,7 @@ import pandas as pd
 from bench.errors import UsageError
 from reports import stats
 from reports.changepoints import detect_steps
+from reports.compare import _timing_units
 from reports.load import load
 
 #: Metrics that change by factors: analysed on the log scale, steps shown as ratios.
@@ -51,7 +53,9 @@ def summarize_store(path: str | Path, grid: str | None = None) -> list[dict[str,
     for (fp, g, cell, placement), r in runs.groupby(keys, sort=True):
         series = f"{g} / {cell} / {placement}"
         out.append(_summary(series, "final_val_acc", stats.bootstrap_ci(r["final_val_acc"]), fp, "gate"))
-        out.append(_summary(series, "epoch_s", stats.bootstrap_ci(r["epoch_s_median"]), fp, "gate"))
+        # Seeds trained in one program share one timing: one value per program, as compare does.
+        units = _timing_units(r)["epoch_s_median"]
+        out.append(_summary(series, "epoch_s", stats.bootstrap_ci(units), fp, "gate"))
         km = stats.km_median_ci(r["ett_duration"].to_numpy(), r["reached"].to_numpy())
         if math.isfinite(km.value):
             out.append(_summary(series, "epochs_to_target", km, fp, "gate"))
