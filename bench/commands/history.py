@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep per-commit metric summaries and report step changes over commits",
         description="Track metrics over commits. 'add' appends one commit's summaries (from "
         "a gate run's store and/or a pytest-benchmark JSON); 'report' draws each metric over "
-        "commits per machine, with its 95%% band and the step changes found (PELT).",
+        "commits per machine, with its 95% band and the step changes found (PELT).",
     )
     hs = p.add_subparsers(dest="history_command", metavar="ACTION", required=True)
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     rep = hs.add_parser("report", help="HTML page or Markdown summary of the history",
                         description="Each metric over commits, separately per machine fingerprint, "
-                        "with 95%% bands and the step changes found, each with its size, interval "
+                        "with 95% bands and the step changes found, each with its size, interval "
                         "and commit range.")
     rep.add_argument("--history", default=DEFAULT_HISTORY, metavar="PATH",
                      help="history store (default: $BNBENCH_HISTORY or %(default)s)")
