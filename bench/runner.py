@@ -20,6 +20,7 @@ from itertools import groupby
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from bench.progress import EpochBar
 from bench.results import RunResult
 from bench.spec import GridSpec, RunConfig
 from bench.store import Store, StoreError, owner_id
@@ -148,9 +149,15 @@ def check_datasets(spec: GridSpec) -> None:
         load_dataset(*key)
 
 
-def _local_task(task: Task, threads: int, jobs: int, started_dir: str) -> list[RunResult]:
-    """``train_task`` in a pool worker, leaving a mark that the task started (see _results_local)."""
+def _local_task(task: Task, threads: int, jobs: int, started_dir: str, progress_queue=None) -> list[RunResult]:
+    """``train_task`` in a pool worker, leaving a mark that the task started (see _results_local).
+
+    Epochs are reported to ``progress_queue`` (see bench.progress) as they finish.
+    """
+    from bench.progress import report_to
+
     Path(started_dir, task[0].run_id).touch()
+    report_to(progress_queue)
     return train_task(task, threads, jobs)
 
 
@@ -173,6 +180,8 @@ def _results_local(
     import tempfile
 
     from joblib import Parallel, delayed
+
+    from bench.progress import worker_queue
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     died: dict[str, int] = {}  # task key -> attempts that died
@@ -202,14 +211,14 @@ def _results_local(
                 task = suspects.pop(0)
                 try:
                     yield done(Parallel(n_jobs=jobs, backend="loky")(
-                        [delayed(_local_task)(task, threads, jobs, started)])[0])
+                        [delayed(_local_task)(task, threads, jobs, started, worker_queue())])[0])
                 except (TerminatedWorkerError, BrokenProcessPool) as exc:
                     failed = charge(task, str(exc).splitlines()[0])
                     if failed:
                         yield failed
             dispatched: dict[str, Task] = {}  # key -> task handed to the pool, not back yet
             calls = (
-                delayed(_local_task)(task, threads, jobs, started)
+                delayed(_local_task)(task, threads, jobs, started, worker_queue())
                 for task in itertools.chain(requeued, fresh)
                 if dispatched.setdefault(task[0].run_id, task)
             )
@@ -283,23 +292,17 @@ def run_grid(
             return outcome
         jobs = max(1, min(jobs, len(tasks)))
         threads = threads_per_worker(jobs, spec.engine.threads)
-        bar = _progress_bar(outcome, spec.name, enabled=progress)
+        budgets = {c.run_id: c.epochs for task in tasks for c in task}
+        # Epochs come back through a queue only from this machine's pool (not from Dask).
+        bar = EpochBar(budgets, spec.name, enabled=progress, pool=jobs > 1 and results_source is None)
         store.start_heartbeat(owner)
         try:
-            for results in source(_claiming(tasks, store, owner, outcome), jobs, threads):
-                for result in results:
-                    store.write_result(result)
-                    outcome.statuses[result.status] += 1
-                    bar.update(1)
-                bar.set_postfix(dict(outcome.statuses), refresh=False)
+            with bar:
+                for results in source(_claiming(tasks, store, owner, outcome), jobs, threads):
+                    for result in results:
+                        store.write_result(result)
+                        outcome.statuses[result.status] += 1
+                        bar.stored(result.config.run_id, result.status)
         finally:
-            bar.close()
             store.release_claims(owner)
     return outcome
-
-
-def _progress_bar(outcome: GridOutcome, name: str, *, enabled: bool):
-    from tqdm import tqdm
-
-    todo = outcome.total - outcome.already_stored
-    return tqdm(total=todo, desc=f"{name}", unit="run", disable=not enabled, dynamic_ncols=True)

@@ -34,7 +34,6 @@ def configure_tensorflow(threads: int, deterministic: bool = True) -> int:
     global _configured_threads
     if _configured_threads is not None:
         return _configured_threads
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import tensorflow as tf
 

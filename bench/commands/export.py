@@ -1,4 +1,5 @@
-"""``bnbench export``: the store's runs and epochs as CSV or Parquet for other tools."""
+"""``bnbench export``: the store's runs and epochs as CSV or Parquet for other tools, or the
+per-epoch curves as TensorBoard event files (:mod:`bench.tensorboard_export`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from bench.errors import UsageError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="write the store's runs and epochs tables as CSV or Parquet",
+        help="write the store's runs and epochs as CSV or Parquet, or curves for TensorBoard",
         description="Write runs.<ext> (one row per run, every factor a column) and "
-        "epochs.<ext> (one row per run and epoch) into a folder.",
+        "epochs.<ext> (one row per run and epoch) into a folder. --format tensorboard writes "
+        "one event file per run instead, in DIR/<grid>/<cell>/<placement>/seed_<n>, with the "
+        "per-epoch losses, accuracies and epoch times (view: tensorboard --logdir DIR).",
     )
     add_store_option(p)
     p.add_argument("-o", "--output", default="export", metavar="DIR", help="output folder (default: %(default)s)")
-    p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default: csv)")
+    p.add_argument("--format", choices=["csv", "parquet", "tensorboard"], default="csv",
+                   help="file format (default: csv)")
     p.add_argument("--grid", metavar="NAME", help="only this grid's runs")
     p.set_defaults(func=main)
 
@@ -51,6 +55,12 @@ def export_store(store: str, output: str | Path, fmt: str = "csv", grid: str | N
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.format == "tensorboard":
+        from bench.tensorboard_export import export_tensorboard
+
+        folders = export_tensorboard(args.store, args.output, args.grid)
+        print(f"{len(folders)} runs -> {args.output} (tensorboard --logdir {args.output})")
+        return 0
     for path in export_store(args.store, args.output, args.format, args.grid):
         print(path)
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 from bench.datasets import Dataset
 from bench.engines.common import diverged, make_result, now_iso
 from bench.pairing import epoch_order
+from bench.progress import epoch_done
 from bench.results import EpochMetrics, RunResult
 from bench.spec import RunConfig
 
@@ -64,6 +65,7 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
             epoch_s=raw_s[-1],
         )
         epochs.append(m)
+        epoch_done([cfg.run_id])
         if diverged(m) or not np.isfinite(m.val_loss):
             break
     compile_s = 0.0

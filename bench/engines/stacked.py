@@ -36,6 +36,7 @@ import numpy as np
 from bench.datasets import Dataset
 from bench.engines.common import make_result, now_iso
 from bench.pairing import epoch_order
+from bench.progress import epoch_done
 from bench.results import EpochMetrics, RunResult
 from bench.spec import RunConfig
 
@@ -203,13 +204,15 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
         train_loss, train_acc = prog.net.train_metrics()
         val_loss, val_acc = prog.evaluate()
         epoch_s = (time.perf_counter() - t_epoch) / n_seeds
-        for s in np.flatnonzero(live):
+        reported = np.flatnonzero(live)
+        for s in reported:
             m = EpochMetrics(epoch, float(train_loss[s]), float(train_acc[s]),
                              float(val_loss[s]), float(val_acc[s]), epoch_s)
             history[s].append(m)
             # Same stopping rule as the Keras engine: a seed stops at a non-finite loss.
             if not (np.isfinite(m.train_loss) and np.isfinite(m.val_loss)):
                 live[s] = False
+        epoch_done(cfgs[s].run_id for s in reported)
         if not live.any():
             break
 
