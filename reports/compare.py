@@ -566,11 +566,12 @@ def compare_data(
     allow_different_hardware: bool = False,
     n_resamples: int = 1000,
     seed: int | None = None,
-    power: bool = False,
+    power_sims: int = 0,
 ) -> Comparison:
     """Compare two loaded stores; raises UsageError when they share no cell.
 
-    ``power`` also simulates what the comparison can detect (a few seconds; the CLI does).
+    ``power_sims`` > 0 also simulates what the comparison can detect (reports.gate_power;
+    seconds, so the CLI does and the simulation tests do not).
     """
     b_runs, c_runs = baseline.runs.copy(), current.runs.copy()
     for name, runs in (("baseline", b_runs), ("current", c_runs)):
@@ -628,11 +629,11 @@ def compare_data(
     frame["regression"] = frame["worse_than_allowed"] & frame["significant"]
     frame["verdict"] = [_verdict(r) for r in frame.itertuples()]
     detectable = []
-    if power:
+    if power_sims > 0:
         from reports.gate_power import detectable as simulate
 
         n_tests = int(np.isfinite(frame["p"].to_numpy(dtype=float)).sum())
-        detectable = [simulate(cells, m.key, thresholds, n_tests, rng)
+        detectable = [simulate(cells, m.key, thresholds, n_tests, rng, power_sims)
                       for m in metrics if m.key != "time_to_target_s"]
     return Comparison(
         baseline=_path(baseline), current=_path(current), rows=frame, thresholds=thresholds,

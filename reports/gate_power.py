@@ -97,8 +97,8 @@ def detectable(
     if 1 / best >= level:
         n_min = min((max(nb, nc) for nb, nc in sizes), default=0)
         unit = "timing measurement" if metric == "epoch_s" else "run"
-        return Detectable(metric, math.nan, math.nan, {}, f"cannot: with {n_min} {unit}(s) a side per cell "
-                          f"no test can reach p < {level:.2g} (alpha / {n_tests} tests)")
+        return Detectable(metric, math.nan, math.nan, {}, f"with {n_min} {unit}(s) a side per cell no "
+                          f"test can reach p < {level:.2g} = alpha / {n_tests} tests")
     power: dict[float, float] = {}
     for r in MULTIPLES:
         step = null + r * (limit - null)  # the planted change, e.g. -r x 0.5 pp or 1 + r x 10%
