@@ -35,7 +35,7 @@ import scipy.stats
 
 from bench.errors import UsageError
 from bench.store import FACTOR_COLUMNS
-from reports import stats
+from reports import intervals, stats
 from reports.load import StoreData, load, prepare
 from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
@@ -220,10 +220,6 @@ class _Result:
     limit: float = math.nan  # the change at the edge of "acceptable"
 
 
-def _rng(seed: int | None) -> np.random.Generator:
-    return np.random.default_rng(stats.SEED if seed is None else seed)
-
-
 def _quantiles(rep: np.ndarray) -> tuple[float, float]:
     rep = rep[~np.isnan(rep)]
     if rep.size == 0:
@@ -342,8 +338,8 @@ def accuracy_counts(runs: pd.DataFrame) -> np.ndarray:
     Accuracies are counts over the validation set: as floats, equal counts can differ by
     an ulp and break ties in rank tests and medians, so every comparison uses counts.
     """
-    acc = runs["final_val_acc"].astype(float).to_numpy()
-    return np.rint(acc * runs["validation_size"].astype(float).to_numpy())
+    return intervals.as_counts(runs["final_val_acc"].astype(float).to_numpy(),
+                               runs["validation_size"].astype(float).to_numpy())
 
 
 def _epochs_scale(runs: pd.DataFrame) -> float:
@@ -437,7 +433,7 @@ def block_rank_test(
     (side, seed) blocks between the sides, carrying every cell of a seed along. Not in
     scipy: ``permutation_test`` knows neither strata nor blocks.
     """
-    rng = rng or _rng(None)
+    rng = rng or intervals.rng()
     blocks = sorted({("b", s) for _, sb, _, _ in cells for s in sb} | {("c", s) for _, _, _, sc in cells for s in sc})
     index = {blk: i for i, blk in enumerate(blocks)}
     is_cur = np.array([side == "c" for side, _ in blocks], dtype=float)
@@ -601,7 +597,7 @@ def compare_data(
     hardware = {"baseline": fb, "current": fc, "same": same_hw, "timing_compared": timing}
 
     metrics = [m for m in METRICS.values() if timing or not m.timing]
-    rng = _rng(seed)
+    rng = intervals.rng(seed)
     rows: list[dict[str, Any]] = []
     per_metric: dict[str, list[_Result]] = {m.key: [] for m in metrics}
     cells = []

@@ -178,36 +178,45 @@ def stores(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_cli_exit_codes(stores, capsys):
-    assert cli(["compare", str(stores["base"]), str(stores["same"])]) == 0
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["same"])]) == 0
     assert "PASS" in capsys.readouterr().out
-    assert cli(["compare", str(stores["base"]), str(stores["slow"])]) == 1
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["slow"])]) == 1
     assert "REGRESSION" in capsys.readouterr().out
-    assert cli(["compare", str(stores["base"]), str(stores["dir"] / "missing.sqlite")]) == 2
-    assert cli(["compare", str(stores["base"]), str(stores["other"])]) == 2
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["dir"] / "missing.sqlite")]) == 2
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["other"])]) == 2
     err = capsys.readouterr().err
     assert "no common cells" in err and len(err.strip().splitlines()) == 2  # one line per error
-    assert cli(["compare", str(stores["base"]), str(stores["slow"]), "--max-slowdown", "40%",
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["slow"]), "--max-slowdown", "40%",
                 "--max-time-to-target-increase", "40%"]) == 0
 
 
+def test_cli_bad_gate_options_exit_2(stores, capsys):
+    for opt in (["--power-sims", "-1"], ["--max-time-to-target-increase", "fast"]):
+        assert cli(["compare", str(stores["base"]), str(stores["same"]), *opt]) == 2
+        err = capsys.readouterr().err
+        assert opt[0] in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_different_hardware_passes_on_quality(stores, capsys):
-    assert cli(["compare", str(stores["base"]), str(stores["hw"])]) == 0
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["hw"])]) == 0
     out = capsys.readouterr()
     assert "timing metrics skipped" in out.err and "SKIPPED" in out.out
-    assert cli(["compare", str(stores["base"]), str(stores["hw"]), "--allow-different-hardware"]) == 1
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["hw"]), "--allow-different-hardware"]) == 1
 
 
 def test_cli_markdown_and_json(stores, capsys, tmp_path):
     md, js = tmp_path / "r.md", tmp_path / "r.json"
-    rc = cli(["compare", str(stores["base"]), str(stores["slow"]), "--format", "json",
+    rc = cli(["compare", "--power-sims", "20", str(stores["base"]), str(stores["slow"]), "--format", "json",
               "--markdown-file", str(md), "--json-file", str(js)])
     assert rc == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"] == "fail" and doc["n_regressions"] >= 1
+    assert {d["metric"] for d in doc["detectable_with_80pct_power"]} == {"final_val_acc", "epochs_to_target", "epoch_s"}
+    assert "with 80% power" in md.read_text()
     assert json.loads(js.read_text()) == doc
     text = md.read_text()
     assert "| cell | metric |" in text and "**REGRESSION**" in text
-    assert cli(["compare", str(stores["base"]), str(stores["same"]), "--format", "markdown"]) == 0
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["same"]), "--format", "markdown"]) == 0
     assert capsys.readouterr().out.startswith("## bnbench compare: ✅ PASS")
 
 
@@ -216,9 +225,9 @@ def test_cli_reads_export_folders(stores, fmt, tmp_path, capsys):
     out = tmp_path / "export"
     assert cli(["export", "--store", str(stores["slow"]), "-o", str(out), "--format", fmt]) == 0
     capsys.readouterr()
-    assert cli(["compare", str(stores["base"]), str(out), "--format", "json"]) == 1
+    assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(out), "--format", "json"]) == 1
     from_folder = json.loads(capsys.readouterr().out)
-    cli(["compare", str(stores["base"]), str(stores["slow"]), "--format", "json"])
+    cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["slow"]), "--format", "json"])
     from_store = json.loads(capsys.readouterr().out)
     assert [r["p"] for r in from_folder["results"]] == [r["p"] for r in from_store["results"]]
 
@@ -249,7 +258,7 @@ def test_baseline_update_and_show(stores, tmp_path, capsys):
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 15
     assert cli(["baseline", "show", str(target)]) == 0
     assert "15 runs" in capsys.readouterr().out
-    assert cli(["compare", str(target), str(stores["slow"])]) == 0
+    assert cli(["compare", "--power-sims", "0", str(target), str(stores["slow"])]) == 0
     assert cli(["baseline", "update", str(stores["slow"]), "--grid", "nope", "--baseline", str(target)]) == 2
 
 
