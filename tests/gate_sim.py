@@ -111,4 +111,10 @@ if __name__ == "__main__":  # the table of docs/ci.md (a few minutes)
         "time/epoch +2x limit": {"slowdown": 1 + 2 * SLOWDOWN},
     }
     for name, planted in cases.items():
-        print(f"{name:28s} fails {failure_rate(trials, 99, t, **planted):6.1%} of {trials}", flush=True)
+        print(f"{name:36s} fails {failure_rate(trials, 99, t, **planted):6.1%} of {trials}", flush=True)
+    from reports.compare import Thresholds
+
+    for name, planted in {"A/A, compare defaults": {}, "time/epoch +5%, compare defaults": {"slowdown": 1.05},
+                          "accuracy -2x 0.5 pp, compare defaults": {"acc_drop": 0.01}}.items():
+        rate = failure_rate(trials, 98, Thresholds(), **planted)
+        print(f"{name:36s} fails {rate:6.1%} of {trials}", flush=True)
