@@ -27,11 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Match the cells of BASELINE and CURRENT by factor levels (not run_id) "
         "and compare epochs-to-target and time-to-target (permutation log-rank, "
         "censoring-aware), final validation accuracy (as counts) and time per epoch "
-        "(permutation rank-sum), per cell and pooled over cells, with 95%% bootstrap "
+        "(permutation rank-sum), per cell and pooled over cells, with 95% bootstrap "
         "intervals. The tests are against the thresholds, not against zero: a metric fails "
         "only when it is significantly worse than its threshold (one-sided test of the "
         "current runs shifted by the threshold, Holm-adjusted p < --alpha) and its estimate "
-        "is past it. The output says which changes the comparison can detect with 80%% "
+        "is past it. The output says which changes the comparison can detect with 80% "
         "power. Timing metrics are skipped when the machine fingerprints differ. "
         "Exit codes: 0 pass, 1 regression, 2 bad input.",
     )
