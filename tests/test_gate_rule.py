@@ -160,3 +160,12 @@ def test_power_statement_says_what_cannot_be_detected():
     acc = by["final_val_acc"]
     assert math.isfinite(acc.change) and acc.power[acc.multiple] >= 0.8
     assert all(p < 0.8 for r, p in acc.power.items() if r < acc.multiple)
+
+
+def test_power_line_names_the_detectable_slowdown():
+    from bench.commands.compare import power_line
+
+    rng = np.random.default_rng(10)
+    c = compare_data(g.side(rng), g.side(rng), g.gate_thresholds(), n_resamples=200, power_sims=20)
+    line = power_line(c)
+    assert "this comparison can detect" in line and "a slow-down of" in line and "with 80% power" in line
