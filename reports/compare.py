@@ -3,10 +3,18 @@
 Runs are matched by their factor levels (plus budget, target and data split), never by
 ``run_id``, which also hashes the engine and harness version. Baseline and current runs
 are independent samples (new processes, maybe new code), so every test here is
-two-sample: Mann–Whitney U for per-run values, log-rank for censored times. Every change
-carries a 95% bootstrap interval that resamples each side independently. All p-values of
-one comparison (per cell and pooled over cells) are Holm-adjusted together, and a metric
-is a *regression* only when it is worse than the user's threshold **and** significant.
+two-sample.
+
+The gate tests against the threshold, not against zero: a metric is a *regression* only
+when it is significantly worse than its threshold. Each test shifts the current runs by
+the threshold (accuracy counts up by the allowed drop, times down by the allowed ratio,
+epochs down by the allowed increase) and asks, one-sided, whether they are still worse
+(:mod:`reports.threshold_tests`: exact or Monte Carlo permutation rank-sum and log-rank
+tests). All such p-values of one comparison (per cell and pooled over cells) are
+Holm-adjusted together. Accuracies are compared as counts over the validation set.
+Time to target is the product of time per epoch and epochs to target, so its threshold
+is derived from theirs unless given explicitly (it is no stricter back door).
+Every change carries a 95% bootstrap interval that resamples each side independently.
 
 Timings are compared only between comparable machines (same ``machine_fingerprint``).
 Never imports TensorFlow: it reads stores or ``bnbench export`` folders.
@@ -27,8 +35,9 @@ import scipy.stats
 
 from bench.errors import UsageError
 from bench.store import FACTOR_COLUMNS
-from reports import stats
+from reports import intervals, stats
 from reports.load import StoreData, load, prepare
+from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
 #: Columns that define a cell: the factors plus what makes epochs-to-target comparable.
 CELL_KEYS = [*FACTOR_COLUMNS, "epochs_budget", "target_accuracy", "validation_size", "train_limit"]
@@ -58,23 +67,38 @@ METRICS = {
 
 @dataclass(frozen=True)
 class Thresholds:
-    """How much worse a metric may get before it fails the gate (if also significant)."""
+    """How much worse a metric may get; the gate fails only when significantly worse than this."""
 
     max_epochs_increase: float = 1.0  # epochs, on the KM median of epochs-to-target
     max_accuracy_drop: float = 0.005  # fraction (0.005 = 0.5 percentage points), median
     max_slowdown: float = 0.10  # fraction, on the ratio of median time per epoch
-    max_time_to_target_increase: float = 0.25  # fraction, on the ratio of KM median times
+    #: fraction on the ratio of KM median times; None: derived from the two above per cell
+    max_time_to_target_increase: float | None = None
     alpha: float = 0.05  # Holm-adjusted significance level
 
-    def worse_than_allowed(self, metric: str, change: float) -> bool:
+    def limit(self, metric: str, baseline_epochs: float = math.nan) -> float:
+        """The change at the edge of "acceptable", in the metric's own terms (diff or ratio).
+
+        Time to target = epochs to target x time per epoch, so by default its limit is
+        what the other two allow together: (1 + max_slowdown) x (1 + max_epochs_increase /
+        baseline KM median epochs); a stricter limit would fail the gate on changes both
+        components accept.
+        """
+        if metric == "epochs_to_target":
+            return self.max_epochs_increase
+        if metric == "final_val_acc":
+            return -self.max_accuracy_drop
+        if metric == "epoch_s":
+            return 1 + self.max_slowdown
+        if self.max_time_to_target_increase is not None:
+            return 1 + self.max_time_to_target_increase
+        return (1 + self.max_slowdown) * (1 + self.max_epochs_increase / baseline_epochs)
+
+    def worse_than_allowed(self, metric: str, change: float, limit: float) -> bool:
+        """Is the point estimate past the limit (shown, but alone never a failure)?"""
         if not math.isfinite(change):
             return change == math.inf and METRICS[metric].higher_is_worse
-        return {
-            "epochs_to_target": change > self.max_epochs_increase,
-            "final_val_acc": change < -self.max_accuracy_drop,
-            "epoch_s": change > 1 + self.max_slowdown,
-            "time_to_target_s": change > 1 + self.max_time_to_target_increase,
-        }[metric]
+        return change > limit if METRICS[metric].higher_is_worse else change < limit
 
 
 @dataclass
@@ -89,6 +113,8 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     baseline_only: list[str] = field(default_factory=list)
     current_only: list[str] = field(default_factory=list)
+    #: per gated metric, what this comparison can detect (reports.gate_power); empty if not computed
+    detectable: list[Any] = field(default_factory=list)
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -111,6 +137,10 @@ class Comparison:
             "cells_only_in_baseline": self.baseline_only,
             "cells_only_in_current": self.current_only,
             "n_regressions": int(self.rows["regression"].sum()),
+            "detectable_with_80pct_power": [
+                {"metric": d.metric, "change": _json_value(d.change), "multiple_of_limit": _json_value(d.multiple),
+                 "power": {f"{k:g}": v for k, v in d.power.items()}, "note": d.note}
+                for d in self.detectable],
             "results": records,
         }
 
@@ -182,15 +212,12 @@ class _Result:
     change: float
     low: float
     high: float
-    p: float
+    p: float  # one-sided p of "worse than the limit" (the gate's test)
     test: str
     note: str = ""
     replicates: np.ndarray | None = None  # bootstrap replicates of ``change`` (for pooling)
     extra: dict[str, float] = field(default_factory=dict)
-
-
-def _rng(seed: int | None) -> np.random.Generator:
-    return np.random.default_rng(stats.SEED if seed is None else seed)
+    limit: float = math.nan  # the change at the edge of "acceptable"
 
 
 def _quantiles(rep: np.ndarray) -> tuple[float, float]:
@@ -200,14 +227,6 @@ def _quantiles(rep: np.ndarray) -> tuple[float, float]:
     q = [(1 - stats.CONFIDENCE) / 2, (1 + stats.CONFIDENCE) / 2]
     low, high = np.quantile(rep, q, method="inverted_cdf")
     return float(low), float(high)
-
-
-def _mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
-    if x.size < 1 or y.size < 1:
-        return math.nan, "no test: a side has no values"
-    if np.ptp(np.concatenate([x, y])) == 0:
-        return 1.0, "all values equal"
-    return float(scipy.stats.mannwhitneyu(x, y, alternative="two-sided").pvalue), ""
 
 
 def _two_sample(
@@ -229,11 +248,11 @@ def _two_sample(
 def _values(
     b: np.ndarray, c: np.ndarray, kind: str, n_resamples: int, rng: np.random.Generator
 ) -> _Result:
-    """Median difference or ratio of per-run values, with bootstrap CI and Mann–Whitney p."""
+    """Median difference or ratio of per-run values with its bootstrap CI (p is set by the caller)."""
     b, c = b[np.isfinite(b)], c[np.isfinite(c)]
     if b.size == 0 or c.size == 0:
         return _Result(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
-                       "Mann–Whitney U", "no finite values on one side")
+                       "rank-sum", "no finite values on one side")
     mb, mc = float(np.median(b)), float(np.median(c))
 
     def stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -246,12 +265,10 @@ def _values(
     change = mc - mb if kind == "diff" else (mc / mb if mb > 0 else math.nan)
     rep = _two_sample(b, c, stat, n_resamples, rng)
     low, high = _quantiles(rep) if rep is not None else (math.nan, math.nan)
-    p, note = _mann_whitney(b, c)
-    if rep is None:
-        note = "; ".join(filter(None, [note, "no interval with fewer than 2 runs a side"]))
+    note = "" if rep is not None else "no interval with fewer than 2 independent values a side"
     extra = {"baseline_mean": float(b.mean()), "current_mean": float(c.mean()),
              "n_baseline": int(b.size), "n_current": int(c.size)}
-    return _Result(mb, mc, change, low, high, p, "Mann–Whitney U", note, rep, extra)
+    return _Result(mb, mc, change, low, high, math.nan, "rank-sum", note, rep, extra)
 
 
 def _km_boot(t: np.ndarray, e: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -262,9 +279,9 @@ def _km_boot(t: np.ndarray, e: np.ndarray, n_resamples: int, rng: np.random.Gene
 
 def _censored(
     tb: np.ndarray, eb: np.ndarray, tc: np.ndarray, ec: np.ndarray, kind: str,
-    n_resamples: int, rng: np.random.Generator,
+    n_resamples: int, rng: np.random.Generator, *, interval: bool = True,
 ) -> _Result:
-    """KM medians of the two sides, their change with CI, and a log-rank p-value.
+    """KM medians of the two sides and their change with CI (p is set by the caller).
 
     Continuous times are replaced by their ranks for the KM medians (the median is an
     order statistic, so ranks map back exactly), which lets integer KM code serve both.
@@ -293,20 +310,14 @@ def _censored(
 
     change = float(change_of(np.array(mb), np.array(mc)))
     rep = None
-    if tb.size >= 2 and tc.size >= 2:
+    if interval and tb.size >= 2 and tc.size >= 2:
         rep = change_of(value(_km_boot(rb, eb, n_resamples, rng)), value(_km_boot(rc, ec, n_resamples, rng)))
     low, high = _quantiles(rep) if rep is not None else (math.nan, math.nan)
-    groups = np.array(["baseline"] * tb.size + ["current"] * tc.size)
-    test = stats.logrank(np.concatenate([tb, tc]), np.concatenate([eb, ec]), groups)
-    p, note = test.p, test.note
-    if not math.isfinite(p) and not (eb.any() or ec.any()):
-        p = 1.0  # no run reached the target on either side: nothing changed that we can see
-    if math.isnan(change):
-        note = "; ".join(filter(None, [note, "median not reached on either side"]))
+    note = "median not reached on either side" if math.isnan(change) else ""
     extra = {"baseline_success": float(eb.mean()), "current_success": float(ec.mean()),
              "success_change": float(ec.mean() - eb.mean()),
              "n_baseline": int(tb.size), "n_current": int(tc.size)}
-    return _Result(mb, mc, change, low, high, p, test.test, note, rep, extra)
+    return _Result(mb, mc, change, low, high, math.nan, "log-rank", note, rep, extra)
 
 
 def _durations(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -321,22 +332,69 @@ def _durations(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]
     return t[ok], reached[ok]
 
 
+def accuracy_counts(runs: pd.DataFrame) -> np.ndarray:
+    """Correct validation examples per run (float NaN for diverged runs).
+
+    Accuracies are counts over the validation set: as floats, equal counts can differ by
+    an ulp and break ties in rank tests and medians, so every comparison uses counts.
+    """
+    return intervals.as_counts(runs["final_val_acc"].astype(float).to_numpy(),
+                               runs["validation_size"].astype(float).to_numpy())
+
+
+def _epochs_scale(runs: pd.DataFrame) -> float:
+    """The baseline's KM median epochs to target (its budget when never reached)."""
+    if runs.empty:
+        return math.nan
+    m = stats.km_median(runs["ett_duration"], runs["reached"])
+    return m if math.isfinite(m) else float(runs["epochs_budget"].max())
+
+
+def shift_current(metric: str, values: np.ndarray, limit: float, n_val: float = math.nan) -> np.ndarray:
+    """Move current values back by the allowed change, so "at the limit" becomes "equal".
+
+    Accuracy counts go up by the allowed drop (in examples), epochs down by the allowed
+    increase, times are divided by the allowed ratio (``inf``, never reached, stays).
+    """
+    if metric == "final_val_acc":
+        return values - limit * n_val
+    if metric == "epochs_to_target":
+        return values - limit
+    return values / limit
+
+
 def compare_cell(
-    b: pd.DataFrame, c: pd.DataFrame, metric: str, n_resamples: int, rng: np.random.Generator
+    b: pd.DataFrame, c: pd.DataFrame, metric: str, thresholds: Thresholds,
+    n_resamples: int, rng: np.random.Generator,
 ) -> _Result:
     """One metric of one cell: analysed (ok or diverged) runs of each side."""
     m = METRICS[metric]
-    if metric == "time_to_target_s" and (_shares_timing(b) or _shares_timing(c)):
-        res = _censored(*_durations(b, metric), *_durations(c, metric), m.kind, n_resamples, rng)
-        res.p = math.nan
-        res.note = "; ".join(filter(None, [res.note, SHARED_TIMING_NOTE]))
-        return res
-    if metric == "epoch_s":
-        b, c = _timing_units(b), _timing_units(c)
-    col = "epoch_s_median" if metric == "epoch_s" else metric
+    limit = thresholds.limit(metric, _epochs_scale(b) if metric == "time_to_target_s" else math.nan)
     if metric in ("epochs_to_target", "time_to_target_s"):
-        return _censored(*_durations(b, metric), *_durations(c, metric), m.kind, n_resamples, rng)
-    return _values(b[col].to_numpy(dtype=float), c[col].to_numpy(dtype=float), m.kind, n_resamples, rng)
+        (tb, eb), (tc, ec) = _durations(b, metric), _durations(c, metric)
+        shared = metric == "time_to_target_s" and (_shares_timing(b) or _shares_timing(c))
+        res = _censored(tb, eb, tc, ec, m.kind, n_resamples, rng, interval=not shared)
+        if shared:
+            res.note = "; ".join(filter(None, [res.note, SHARED_TIMING_NOTE]))
+        else:
+            res.p = logrank_p(tb, eb, shift_current(metric, tc, limit), ec, n_resamples, rng)
+            res.test = "permutation log-rank vs limit"
+    elif metric == "epoch_s":
+        b, c = _timing_units(b), _timing_units(c)
+        vb, vc = (x["epoch_s_median"].to_numpy(dtype=float) for x in (b, c))
+        vb, vc = vb[np.isfinite(vb)], vc[np.isfinite(vc)]
+        res = _values(vb, vc, m.kind, n_resamples, rng)
+        res.p = rank_sum_p(vb, shift_current(metric, vc, limit), True, n_resamples, rng)
+        res.test = "permutation rank-sum vs limit (timing units)"
+    else:
+        n_val = float(b["validation_size"].iloc[0]) if len(b) else math.nan
+        kb, kc = accuracy_counts(b), accuracy_counts(c)
+        kb, kc = kb[np.isfinite(kb)], kc[np.isfinite(kc)]
+        res = _values(kb / n_val, kc / n_val, m.kind, n_resamples, rng)
+        res.p = rank_sum_p(kb, shift_current(metric, kc, limit, n_val), False, n_resamples, rng)
+        res.test = "permutation rank-sum vs limit (counts)"
+    res.limit = limit
+    return res
 
 
 SHARED_TIMING_NOTE = (
@@ -362,19 +420,20 @@ def _timing_units(runs: pd.DataFrame) -> pd.DataFrame:
 
 def block_rank_test(
     cells: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_resamples: int = 10000,
-    rng: np.random.Generator | None = None,
+    rng: np.random.Generator | None = None, alternative: str = "two-sided",
 ) -> float:
-    """Two-sided p that current and baseline agree in every cell, for correlated cells.
+    """p that current and baseline agree in every cell, for correlated cells.
 
     ``cells`` holds (values_b, seeds_b, values_c, seeds_c); ``inf`` marks a censored run
     (ranked after every run that reached the target). The statistic is the sum over cells
-    of each cell's standardized Mann–Whitney rank sum (van Elteren's stratified idea).
-    Seeds are paired across cells (same data order and initial weights), so cells are not
-    independent: the null distribution permutes whole (side, seed) blocks between the
-    sides, carrying every cell of a seed along. Not in scipy: ``permutation_test`` knows
-    neither strata nor blocks.
+    of each cell's standardized Mann–Whitney rank sum of the current side (van Elteren's
+    stratified idea); ``alternative`` "greater" or "less" asks whether current values are
+    larger or smaller (one-sided). Seeds are paired across cells (same data order and
+    initial weights), so cells are not independent: the null distribution permutes whole
+    (side, seed) blocks between the sides, carrying every cell of a seed along. Not in
+    scipy: ``permutation_test`` knows neither strata nor blocks.
     """
-    rng = rng or _rng(None)
+    rng = rng or intervals.rng()
     blocks = sorted({("b", s) for _, sb, _, _ in cells for s in sb} | {("c", s) for _, _, _, sc in cells for s in sc})
     index = {blk: i for i, blk in enumerate(blocks)}
     is_cur = np.array([side == "c" for side, _ in blocks], dtype=float)
@@ -387,12 +446,14 @@ def block_rank_test(
         if keep.sum() < 2:
             continue
         owner = np.array([index[("b", s)] for s in sb] + [index[("c", s)] for s in sc])[keep]
-        r = scipy.stats.rankdata(v[keep])
+        r2 = np.rint(2 * scipy.stats.rankdata(v[keep]))  # mid-ranks x 2, integers
         cur = labels[:, owner]  # (1 + resamples) x runs of this cell
-        n, nc = r.size, cur.sum(axis=1)
+        n, nc = r2.size, cur.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = (cur @ r - nc * (n + 1) / 2) / np.sqrt(nc * (n - nc) * (n + 1) / 12)
+            z = (count_matmul(cur, r2) / 2 - nc * (n + 1) / 2) / np.sqrt(nc * (n - nc) * (n + 1) / 12)
         total += np.nan_to_num(z)  # a permutation that empties a side adds nothing
+    if alternative != "two-sided":
+        return tail_p(total if alternative == "greater" else -total, exact=False)
     observed, null = total[0], total[1:]
     hits = np.count_nonzero(np.abs(null) >= abs(observed) - 1e-9)
     return float((1 + hits) / (1 + n_resamples))
@@ -401,21 +462,21 @@ def block_rank_test(
 def _pooled_values(runs: pd.DataFrame, metric: str, cell: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-run values for the pooled rank test (censored runs as ``inf``) and their blocks.
 
-    Quality metrics are blocked by seed (paired across cells by design). Timing noise is
-    not tied to the seed, so a timing block is one run, except that seeds trained in one
-    program (``seeds_in_program`` > 1) share one measurement: equal values form one block.
+    Quality metrics are blocked by seed (paired across cells by design); accuracies are
+    counts. Timing noise is not tied to the seed, so a timing block is one run, except
+    that seeds trained in one program (``seeds_in_program`` > 1) share one measurement:
+    equal values form one block.
     """
     if metric in ("epochs_to_target", "time_to_target_s"):
-        col = "epochs_to_target" if metric == "epochs_to_target" else "time_to_target_s"
-        v = runs[col].astype(float).where(runs["reached"], math.inf)
+        v = runs[metric].astype(float).where(runs["reached"], math.inf).to_numpy(dtype=float)
+    elif metric == "final_val_acc":
+        v = accuracy_counts(runs)
     else:
-        v = runs["epoch_s_median" if metric == "epoch_s" else metric].astype(float)
-    v = v.to_numpy(dtype=float)
+        v = runs["epoch_s_median"].to_numpy(dtype=float)
     v[~np.isfinite(v) & ~np.isinf(v)] = np.nan
-    seeds = runs["seed"].to_numpy()
     if METRICS[metric].timing:
         return v, np.array([f"{cell}/{key}" for key in _timing_keys(runs)])
-    return v, seeds
+    return v, runs["seed"].to_numpy()
 
 
 def pooled(
@@ -424,22 +485,25 @@ def pooled(
 ) -> _Result:
     """All matched cells together: mean change (geometric for ratios) and a stratified test.
 
-    The pooled test is what gives a grid with few seeds per cell (3 in the smoke grid:
-    no single-cell test can reach p < 0.1) the power to see a change that hits every cell.
+    The test shifts each cell's current runs by that cell's limit and asks, one-sided,
+    whether they are still worse. It is what gives a grid with few seeds per cell (3 in
+    the smoke grid: no single-cell test can reach p < 0.05) the power to see a change that
+    hits every cell.
     """
-    kind = METRICS[metric].kind
-    use = [r for r in results if math.isfinite(r.change)]
-    if len(use) < 2:
-        return _Result(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, "stratified",
-                       "fewer than 2 cells with a change")
+    m = METRICS[metric]
 
     def center(x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return x if kind == "diff" else np.log(x)
+            return x if m.kind == "diff" else np.log(x)
 
     def back(x: float) -> float:
-        return x if kind == "diff" or not math.isfinite(x) else math.exp(x)
+        return x if m.kind == "diff" or not math.isfinite(x) else math.exp(x)
 
+    limit = back(float(np.mean([center(np.array(r.limit)) for r in results])))
+    use = [r for r in results if math.isfinite(r.change)]
+    if len(use) < 2:
+        return _Result(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, "stratified",
+                       "fewer than 2 cells with a change", limit=limit)
     change = back(float(np.mean([center(np.array(r.change)) for r in use])))
     low = high = math.nan
     reps = [r.replicates for r in use if r.replicates is not None]
@@ -448,10 +512,19 @@ def pooled(
             warnings.simplefilter("ignore")
             rep = np.nanmean(np.vstack([center(x) for x in reps]), axis=0)
         low, high = (back(v) for v in _quantiles(rep))
-    p = block_rank_test(
-        [(*_pooled_values(b, metric, i), *_pooled_values(c, metric, i)) for i, (b, c) in enumerate(cells)], n_resamples * 5, rng)
-    test = f"stratified rank test, seed-block permutation ({len(cells)} cells)"
-    return _Result(math.nan, math.nan, change, low, high, p, test)
+    p = math.nan
+    note = ""
+    if metric == "time_to_target_s" and any(_shares_timing(b) or _shares_timing(c) for b, c in cells):
+        note = SHARED_TIMING_NOTE.replace("per cell", "pooled")
+    else:
+        blocks = []
+        for i, ((b, c), r) in enumerate(zip(cells, results)):
+            vc, sc = _pooled_values(c, metric, i)
+            n_val = float(c["validation_size"].iloc[0]) if len(c) else math.nan
+            blocks.append((*_pooled_values(b, metric, i), shift_current(metric, vc, r.limit, n_val), sc))
+        p = block_rank_test(blocks, n_resamples * 5, rng, "greater" if m.higher_is_worse else "less")
+    test = f"stratified rank test vs limit, seed-block permutation ({len(cells)} cells)"
+    return _Result(math.nan, math.nan, change, low, high, p, test, note, limit=limit)
 
 
 # ----------------------------------------------------------------------- comparison
@@ -489,8 +562,13 @@ def compare_data(
     allow_different_hardware: bool = False,
     n_resamples: int = 1000,
     seed: int | None = None,
+    power_sims: int = 0,
 ) -> Comparison:
-    """Compare two loaded stores; raises UsageError when they share no cell."""
+    """Compare two loaded stores; raises UsageError when they share no cell.
+
+    ``power_sims`` > 0 also simulates what the comparison can detect (reports.gate_power;
+    seconds, so the CLI does and the simulation tests do not).
+    """
     b_runs, c_runs = baseline.runs.copy(), current.runs.copy()
     for name, runs in (("baseline", b_runs), ("current", c_runs)):
         if runs.empty:
@@ -519,7 +597,7 @@ def compare_data(
     hardware = {"baseline": fb, "current": fc, "same": same_hw, "timing_compared": timing}
 
     metrics = [m for m in METRICS.values() if timing or not m.timing]
-    rng = _rng(seed)
+    rng = intervals.rng(seed)
     rows: list[dict[str, Any]] = []
     per_metric: dict[str, list[_Result]] = {m.key: [] for m in metrics}
     cells = []
@@ -528,7 +606,7 @@ def compare_data(
         c = c_runs[(c_runs["_key"] == key) & c_runs["analysed"]]
         cells.append((b, c))
         for m in metrics:
-            res = compare_cell(b, c, m.key, n_resamples, rng)
+            res = compare_cell(b, c, m.key, thresholds, n_resamples, rng)
             per_metric[m.key].append(res)
             rows.append(_row(labels[key], m, res))
     if len(common) > 1:
@@ -539,16 +617,26 @@ def compare_data(
     frame = pd.DataFrame(rows)
     frame["p_holm"] = stats.holm(frame["p"].to_numpy(dtype=float))
     frame["worse_than_allowed"] = [
-        thresholds.worse_than_allowed(k, ch) for k, ch in zip(frame["metric"], frame["change"])
+        thresholds.worse_than_allowed(k, ch, lim)
+        for k, ch, lim in zip(frame["metric"], frame["change"], frame["limit"])
     ]
+    # significantly worse than the limit (shifted one-sided test), and estimated past it
     frame["significant"] = frame["p_holm"] < thresholds.alpha
     frame["regression"] = frame["worse_than_allowed"] & frame["significant"]
     frame["verdict"] = [_verdict(r) for r in frame.itertuples()]
+    detectable = []
+    if power_sims > 0:
+        from reports.gate_power import detectable as simulate
+
+        n_tests = int(np.isfinite(frame["p"].to_numpy(dtype=float)).sum())
+        detectable = [simulate(cells, m.key, thresholds, n_tests, rng, power_sims)
+                      for m in metrics if m.key != "time_to_target_s"]
     return Comparison(
         baseline=_path(baseline), current=_path(current), rows=frame, thresholds=thresholds,
         hardware=hardware, warnings=notes,
         baseline_only=[labels[k] for k in b_keys if k not in set(c_keys)],
         current_only=[labels[k] for k in c_keys if k not in set(b_keys)],
+        detectable=detectable,
     )
 
 
@@ -560,7 +648,7 @@ def _row(cell: str, m: Metric, r: _Result) -> dict[str, Any]:
     return {
         "cell": cell, "metric": m.key, "label": m.label, "kind": m.kind, "unit": m.unit,
         "baseline": r.baseline, "current": r.current, "change": r.change,
-        "change_low": r.low, "change_high": r.high, "p": r.p, "test": r.test, "note": r.note,
+        "change_low": r.low, "change_high": r.high, "limit": r.limit, "p": r.p, "test": r.test, "note": r.note,
         **{k: r.extra.get(k, math.nan) for k in (
             "n_baseline", "n_current", "baseline_success", "current_success", "success_change",
             "baseline_mean", "current_mean")},
@@ -568,16 +656,17 @@ def _row(cell: str, m: Metric, r: _Result) -> dict[str, Any]:
 
 
 def _verdict(r: Any) -> str:
+    """REGRESSION only when significantly past the limit; the rest describes the estimate."""
     if r.regression:
         return "REGRESSION"
     m = METRICS[r.metric]
     null = 0.0 if m.kind == "diff" else 1.0
     if not math.isfinite(r.change) and not (r.change == math.inf):
         return "n/a"
+    if r.worse_than_allowed:
+        return "past limit (n.s.)"
     worse = (r.change > null) == m.higher_is_worse and r.change != null
-    if r.significant:
-        return "worse (within threshold)" if worse else "better"
-    return "worse (n.s.)" if r.worse_than_allowed else "ok"
+    return "worse (within limit)" if worse else "ok"
 
 
 def compare_paths(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -17,12 +18,18 @@ GATE = ROOT / "ablations" / "gate.toml"
 BASELINE = ROOT / "ablations" / "baselines" / "gate.sqlite"
 
 
+def gate_limits() -> list[str]:
+    """The limits ci/quality_gate.sh passes to `bnbench compare` (its GATE_LIMITS default)."""
+    text = (ROOT / "ci" / "quality_gate.sh").read_text()
+    return re.search(r'GATE_LIMITS:-(.*?)}"', text).group(1).split()
+
+
 @pytest.mark.slow
 def test_gate_passes_a_rerun_and_fails_a_planted_regression(tmp_path, capsys):
     spec = load_spec(GATE)
     fresh = tmp_path / "fresh.sqlite"
     run_grid(spec, fresh, progress=False)
-    assert main(["compare", str(BASELINE), str(fresh)]) == 0, capsys.readouterr().out
+    assert main(["compare", str(BASELINE), str(fresh), *gate_limits()]) == 0, capsys.readouterr().out
 
     # Same configuration on paper, worse results in fact: what a code regression looks like.
     learning_rate = spec.factors["learning_rate"][0]
@@ -32,6 +39,6 @@ def test_gate_passes_a_rerun_and_fails_a_planted_regression(tmp_path, capsys):
     with sqlite3.connect(slow) as conn:
         conn.execute("UPDATE runs SET learning_rate = ?", (learning_rate,))
     capsys.readouterr()
-    assert main(["compare", str(BASELINE), str(slow)]) == 1
+    assert main(["compare", str(BASELINE), str(slow), *gate_limits()]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION" in out and "final val accuracy" in out
