@@ -380,7 +380,7 @@ def compare_cell(
             res.p = logrank_p(tb, eb, shift_current(metric, tc, limit), ec, n_resamples, rng)
             res.test = "permutation log-rank vs limit"
     elif metric == "epoch_s":
-        b, c = _timing_units(b), _timing_units(c)
+        b, c = timing_units(b), timing_units(c)
         vb, vc = (x["epoch_s_median"].to_numpy(dtype=float) for x in (b, c))
         vb, vc = vb[np.isfinite(vb)], vc[np.isfinite(vc)]
         res = _values(vb, vc, m.kind, n_resamples, rng)
@@ -413,7 +413,7 @@ def _timing_keys(runs: pd.DataFrame) -> pd.Series:
     return runs["epoch_s_median"].map(repr).where(shared, runs["run_id"].astype(str))
 
 
-def _timing_units(runs: pd.DataFrame) -> pd.DataFrame:
+def timing_units(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per timing measurement, so shared measurements are not counted as many."""
     return runs.loc[~_timing_keys(runs).duplicated()]
 

@@ -54,7 +54,7 @@ def _plant(metric: str, b: pd.DataFrame, idx: np.ndarray, step: float, rng: np.r
         t = t + np.where(e, whole + (rng.random(t.size) < step - whole), 0)  # censored stay censored
         late = e & (t > budget)
         return np.where(late, budget, t), e & ~late
-    units = cmp._timing_units(b)["epoch_s_median"].to_numpy(float)
+    units = cmp.timing_units(b)["epoch_s_median"].to_numpy(float)
     return units[idx] * step, None
 
 
@@ -68,13 +68,13 @@ def _p(metric: str, b: pd.DataFrame, cur: np.ndarray, events: np.ndarray | None,
     if metric == "epochs_to_target":
         tb, eb = cmp._durations(b, metric)
         return logrank_p(tb, eb, shifted, events, N_PERMS, rng, exact_max=0)
-    units = cmp._timing_units(b)["epoch_s_median"].to_numpy(float)
+    units = cmp.timing_units(b)["epoch_s_median"].to_numpy(float)
     return rank_sum_p(units, shifted, True, N_PERMS, rng, exact_max=0)
 
 
 def _size(metric: str, b: pd.DataFrame) -> int:
     if metric == "epoch_s":
-        return len(cmp._timing_units(b))
+        return len(cmp.timing_units(b))
     if metric == "final_val_acc":
         return int(np.isfinite(cmp.accuracy_counts(b)).sum())
     return len(b)

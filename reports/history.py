@@ -22,7 +22,7 @@ import pandas as pd
 from bench.errors import UsageError
 from reports import stats
 from reports.changepoints import detect_steps
-from reports.compare import _timing_units
+from reports.compare import timing_units
 from reports.load import load
 
 #: Metrics that change by factors: analysed on the log scale, steps shown as ratios.
@@ -54,7 +54,7 @@ def summarize_store(path: str | Path, grid: str | None = None) -> list[dict[str,
         series = f"{g} / {cell} / {placement}"
         out.append(_summary(series, "final_val_acc", stats.bootstrap_ci(r["final_val_acc"]), fp, "gate"))
         # Seeds trained in one program share one timing: one value per program, as compare does.
-        units = _timing_units(r)["epoch_s_median"]
+        units = timing_units(r)["epoch_s_median"]
         out.append(_summary(series, "epoch_s", stats.bootstrap_ci(units), fp, "gate"))
         km = stats.km_median_ci(r["ett_duration"].to_numpy(), r["reached"].to_numpy())
         if math.isfinite(km.value):
