@@ -1,0 +1,176 @@
+"""The one interval function of the report and the gate, in the style of rliable's
+``get_interval_estimates``: (data, statistic, resampling unit, method) -> point, low, high.
+
+Why these methods: at the 5-20 seeds users run, the percentile bootstrap of a median covers
+about 92-93% instead of 95% (measured; see docs/report.md). The median gets the
+distribution-free order-statistic interval of Hettmansperger & Sheather (1986), interpolated
+between neighbouring order statistics so that its coverage is close to nominal at every n
+(the plain exact interval jumps between ~90% and ~98%). Other statistics get scipy's BCa
+bootstrap. When several values share one measurement (seeds trained in one stacked
+program share one timing), the *unit* is what is replicated: values are first reduced to
+one per unit, so n counts units, and one unit is "one measurement", never a zero-width
+interval.
+
+Accuracies are counts over the validation set: ``as_counts`` turns them back into integers
+so that ties are exact wherever a rank, sign, tie or median is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.stats
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+SEED = 20261125
+METHODS = ("auto", "order", "bca", "percentile")
+
+Statistic = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its interval; ``note`` says why the interval is missing or weak."""
+
+    point: float
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+    method: str = ""
+    note: str = ""
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+def rng(seed: int | None = None) -> np.random.Generator:
+    """The report's generator: a fixed seed, so the same store renders the same numbers."""
+    return np.random.default_rng(SEED if seed is None else seed)
+
+
+def as_counts(acc: np.ndarray | list[float] | float, n_val: np.ndarray | list[int] | int) -> np.ndarray:
+    """Accuracies as integer counts of correct validation examples (NaN stays NaN).
+
+    ``acc * n_val`` is a whole number up to float error; rounding it makes two runs with the
+    same count exactly equal, so their difference is exactly 0 and ties are real ties.
+    """
+    acc = np.asarray(acc, dtype=float)
+    n_val = np.broadcast_to(np.asarray(n_val, dtype=float), acc.shape)
+    counts = np.rint(acc * n_val)
+    return np.where(np.isfinite(acc) & np.isfinite(n_val), counts, np.nan)
+
+
+def _statistic(statistic: str | Statistic) -> tuple[str, Statistic]:
+    if callable(statistic):
+        return getattr(statistic, "__name__", "statistic"), statistic
+    named = {"median": np.median, "mean": np.mean}
+    if statistic not in named:
+        raise ValueError(f"unknown statistic {statistic!r} (allowed: {', '.join(named)} or a callable)")
+    return statistic, named[statistic]
+
+
+def per_unit(x: np.ndarray, unit: np.ndarray | list | None) -> np.ndarray:
+    """One value per resampling unit (the mean of its members), in first-seen order."""
+    if unit is None:
+        return x
+    unit = np.asarray(unit)
+    if unit.shape != x.shape:
+        raise ValueError(f"unit has shape {unit.shape}, data has shape {x.shape}")
+    _, first, inverse = np.unique(unit, return_index=True, return_inverse=True)
+    sums = np.bincount(inverse, weights=x)
+    sizes = np.bincount(inverse)
+    return (sums / sizes)[np.argsort(first)]
+
+
+@lru_cache(maxsize=256)
+def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int, float, float]:
+    """(k, lambda, coverage of the plain interval [x_(k), x_(n-k+1)]) for the median of n values.
+
+    k is the largest (1-based) order with P(k <= B <= n-k) >= confidence, B ~ Binomial(n, 1/2);
+    lambda interpolates towards the next order statistic (Hettmansperger & Sheather 1986).
+    k = 0 means even [min, max] covers less than ``confidence``.
+    """
+    binom = scipy.stats.binom(n, 0.5)
+
+    def cover(k: int) -> float:
+        return float(binom.cdf(n - k) - binom.cdf(k - 1)) if 2 * k <= n else 0.0
+
+    k = 0
+    while cover(k + 1) >= confidence:
+        k += 1
+    if k == 0:
+        return 0, 0.0, cover(1)
+    g_k, g_next = cover(k), cover(k + 1)
+    share = (g_k - confidence) / (g_k - g_next)
+    lam = (n - k) * share / (k + (n - 2 * k) * share)
+    return k, float(lam), g_k
+
+
+def _order_interval(x: np.ndarray, confidence: float) -> tuple[float, float, str]:
+    s = np.sort(x)
+    n = s.size
+    k, lam, cover = order_statistic_bounds(n, confidence)
+    if k == 0:
+        return float(s[0]), float(s[-1]), f"[min, max] of {n} values covers only {cover:.1%}"
+    low = lam * s[k] + (1 - lam) * s[k - 1]
+    high = lam * s[n - k - 1] + (1 - lam) * s[n - k]
+    return float(low), float(high), ""
+
+
+def _bootstrap(x: np.ndarray, fn: Statistic, method: str, confidence: float, n_resamples: int,
+               seed: int | None) -> tuple[float, float]:
+    with warnings.catch_warnings():  # BCa warns (and returns NaN) on degenerate resamples
+        warnings.simplefilter("ignore")
+        res = scipy.stats.bootstrap(
+            (x,), fn, n_resamples=n_resamples, confidence_level=confidence,
+            method="BCa" if method == "bca" else "percentile", vectorized=True, axis=-1, rng=rng(seed),
+        )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def interval(
+    data: np.ndarray | list[float], statistic: str | Statistic = "median", *,
+    unit: np.ndarray | list | None = None, method: str = "auto", confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES, seed: int | None = None,
+) -> Interval:
+    """``statistic`` of the finite values of ``data`` with a ``confidence`` interval.
+
+    ``unit``: the resampling unit of each value (e.g. the program that timed it); values are
+    reduced to one per unit first. ``method``: ``order`` (median only: interpolated
+    order-statistic interval, distribution-free), ``bca`` or ``percentile`` (scipy
+    bootstrap; ``statistic`` must then be vectorized, taking ``axis``), ``auto`` = ``order``
+    for the median, else ``bca``. Never raises on small data: a missing interval is NaN with
+    a note.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (allowed: {', '.join(METHODS)})")
+    name, fn = _statistic(statistic)
+    x = np.asarray(data, dtype=float)
+    keep = np.isfinite(x)
+    x = per_unit(x[keep], None if unit is None else np.asarray(unit)[keep])
+    if method == "auto":
+        method = "order" if fn is np.median else "bca"
+    if method == "order" and fn is not np.median:
+        raise ValueError("method 'order' is the interval of the median only")
+    n = int(x.size)
+    if n == 0:
+        return Interval(math.nan, n=0, method=method, note="no values")
+    point = float(fn(x, axis=-1))
+    if n == 1:
+        what = "one measurement" if unit is not None else "one value"
+        return Interval(point, n=1, method=method, note=f"{what}: no interval")
+    if np.all(x == x[0]):
+        return Interval(point, point, point, n=n, method=method, note=f"all {n} values are equal")
+    if method == "order":
+        low, high, note = _order_interval(x, confidence)
+    else:
+        low, high = _bootstrap(x, fn, method, confidence, n_resamples, seed)
+        note = "" if math.isfinite(low) and math.isfinite(high) else "bootstrap degenerate"
+    return Interval(point, low, high, n=n, method=method, note=note)
