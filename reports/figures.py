@@ -154,7 +154,8 @@ def time_per_epoch(data: StoreData) -> str:
 
 def forest(comparisons: pd.DataFrame) -> str:
     """Median paired differences with 95% CIs, one panel per metric."""
-    comps = comparisons[np.isfinite(comparisons["diff"].to_numpy(float))]
+    keep = comparisons["metric"].isin(["final_val_acc", "epochs_to_target", "epoch_s"])
+    comps = comparisons[keep & np.isfinite(comparisons["diff"].to_numpy(float))]
     if comps.empty:
         return ""
     metrics = list(dict.fromkeys(comps["metric"]))
@@ -167,7 +168,8 @@ def forest(comparisons: pd.DataFrame) -> str:
         d = sub["diff"].to_numpy(float) * scale
         lo = sub["diff_low"].to_numpy(float) * scale
         hi = sub["diff_high"].to_numpy(float) * scale
-        err = np.vstack([np.nan_to_num(d - lo), np.nan_to_num(hi - d)])
+        # an unbounded end (the data only say "at least") is drawn without a whisker
+        err = np.vstack([np.nan_to_num(d - lo, posinf=0.0), np.nan_to_num(hi - d, posinf=0.0)])
         sig = sub["p_holm"].to_numpy(float) < 0.05
         ax.errorbar(d, y, xerr=err, fmt="none", ecolor="0.4", capsize=2)
         ax.scatter(d[sig], y[sig], color="C3", zorder=3, label="Holm p < 0.05")
