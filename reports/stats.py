@@ -48,6 +48,13 @@ class TestResult:
 
 
 _rng = intervals.rng
+#: Below 6 values no interval of a median reaches 95% (even [min, max] covers 1 - 2 * 0.5^n),
+#: so the KM median (a median) gets no bootstrap interval there either.
+MIN_MEDIAN_N = 6
+
+
+def _few(n: int) -> str:
+    return f"no 95% interval of a median from {n} seed(s) (6 needed)"
 
 
 def _finite(x: np.ndarray | list[float]) -> np.ndarray:
@@ -237,6 +244,8 @@ def km_median_ci(
     t = np.asarray(durations, dtype=float)
     if t.size == 0:
         return Estimate(math.nan, n=0, note="no runs")
+    if t.size < MIN_MEDIAN_N:
+        return Estimate(km_median(t, events), n=int(t.size), note=_few(int(t.size)))
     iv = intervals.interval((t, np.asarray(events, dtype=float)), km_medians, method="percentile",
                             n_resamples=n_resamples, seed=seed)
     note = "no interval with 1 seed" if t.size == 1 else iv.note
@@ -263,6 +272,8 @@ def km_median_difference(
     side of the interval is infinite and the caller says "at least".
     """
     cols = tuple(np.asarray(c, dtype=float) for c in (t_ref, e_ref, t_b, e_b))
+    if 0 < cols[0].size < MIN_MEDIAN_N:
+        return Estimate(float(_km_difference(*cols)), n=int(cols[0].size), note=_few(int(cols[0].size)))
     iv = intervals.interval(cols, _km_difference, method="percentile", n_resamples=n_resamples, seed=seed)
     return Estimate(iv.point, iv.low, iv.high, n=iv.n, note=iv.note)
 

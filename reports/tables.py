@@ -181,6 +181,8 @@ def timing_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object] | Non
     diff = stats.paired_difference(a, b, unit=unit if shared else None, n_resamples=n_resamples)
     d_units = intervals.per_unit(b - a, unit) if len(p) else np.zeros(0)
     test = stats.wilcoxon_p(np.zeros_like(d_units), d_units)
+    if shared:
+        test = stats.TestResult(test.p, test.test, test.note.replace("paired seed(s)", "timing measurement(s)"))
     notes = [SHARED_TIMING_NOTE] if shared else []
     if contended.any():
         notes.append(f"{int(contended.sum())} pair(s) excluded: {CONTENDED_NOTE}")

@@ -149,10 +149,12 @@ def test_km_median_bootstrap_matches_one_resample_at_a_time():
 
 
 def test_km_median_ci_all_censored_and_one_seed():
-    allc = stats.km_median_ci([10, 10, 10], [False, False, False])
+    allc = stats.km_median_ci([10] * 6, [False] * 6)
     assert math.isinf(allc.value) and math.isinf(allc.low) and math.isinf(allc.high)
     one = stats.km_median_ci([4], [True])
     assert one.value == 4 and "1 seed" in one.note
+    few = stats.km_median_ci([3, 4, 5], [True] * 3)  # no median interval below 6 seeds
+    assert few.value == 4 and math.isnan(few.low) and "6 needed" in few.note
 
 
 # ----------------------------------------------------------------------- log-rank
