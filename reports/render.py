@@ -517,80 +517,28 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
     }
 
 
+def _md_cell(value: object) -> str:
+    """A Markdown table cell: pipes escaped, one line."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        autoescape=jinja2.select_autoescape(["html.j2"], default_for_string=False),
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
     )
+    env.filters["md_cell"] = _md_cell
+    return env
 
 
 def render_html(ctx: dict[str, Any]) -> str:
     return _env().get_template("report.html.j2").render(**ctx)
 
 
-def md_table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return "_none_\n"
-    cols = list(rows[0])
-
-    def cell(v: str) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def markdown_interactions(ctx: dict[str, Any]) -> list[str]:
-    inter = ctx["interactions"]
-    if inter is None:
-        return []
-    return [
-        "## Interactions\n",
-        f"Effect of each placement vs {inter['reference']} at each level of "
-        f"{', '.join(inter['factors'])}: seed pairs pooled over the cells at that level; "
-        "accuracy in percentage points.\n",
-        md_table(inter["effects"]),
-        f"### Interaction tests ({inter['n_flagged']} flagged)\n", md_table(inter["tests"]),
-    ]
-
-
-def markdown_ranking(ctx: dict[str, Any]) -> list[str]:
-    rk = ctx["ranking"]
-    if rk is None:
-        return []
-    return [
-        "## Ranking of placements\n",
-        "Probability that a seed of the placement beats the same seed of the other "
-        f"(ties count one half), pooled over {rk['n_cells']} cell(s).\n",
-        md_table(rk["improvement"]),
-        "### Performance profile (final validation accuracy)\n",
-        "Cells in which the placement's median is within τ of the best placement's median.\n",
-        md_table(rk["profile"]),
-    ]
-
-
 def render_markdown(ctx: dict[str, Any]) -> str:
-    m = ctx["methods"]
-    c = ctx["counts"]
-    parts = [
-        f"# {ctx['title']}\n",
-        f"Store `{ctx['store']}`, {ctx['grid']}: {ctx['n_runs']} runs "
-        f"({c['ok']} ok, {c['diverged']} diverged, {c['failed']} failed).\n",
-        "## Findings\n", *(f"- {f}" for f in ctx["findings"]), "",
-        "## Summary per cell and placement\n", md_table(ctx["summary"]),
-        "## Paired comparisons\n", md_table(ctx["comparisons"]),
-        *markdown_interactions(ctx),
-        *markdown_ranking(ctx),
-        "## Methods\n",
-        *(f"- {x}" for x in m["design"] + m["tests"] + m["parallelism"]),
-        *(f"- Hardware: {x}" for x in m["hosts"]),
-        *(f"- Versions: {x}" for x in m["versions"]),
-        *(f"- Engine: {x}" for x in m["engines"]), "",
-        f"## Failed and diverged runs ({len(ctx['failures'])})\n", md_table(ctx["failures"]),
-    ]
-    return "\n".join(parts)
+    """The same context through the Markdown template (tables and findings, no figures)."""
+    return _env().get_template("report.md.j2").render(**ctx)
 
 
 def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "html",
