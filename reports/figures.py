@@ -166,7 +166,7 @@ def forest(comparisons: pd.DataFrame) -> str:
         lo = sub["diff_low"].to_numpy(float) * scale
         hi = sub["diff_high"].to_numpy(float) * scale
         # an unbounded end (the data only say "at least") is drawn without a whisker
-        err = np.vstack([np.nan_to_num(d - lo, posinf=0.0), np.nan_to_num(hi - d, posinf=0.0)])
+        err = np.vstack([np.nan_to_num(d - lo, posinf=0.0), np.nan_to_num(hi - d, posinf=0.0)]).clip(min=0.0)
         sig = sub["p_holm"].to_numpy(float) < 0.05
         ax.errorbar(d, y, xerr=err, fmt="none", ecolor="0.4", capsize=2)
         ax.scatter(d[sig], y[sig], color="C3", zorder=3, label="Holm p < 0.05")

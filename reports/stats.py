@@ -252,30 +252,49 @@ def km_median_ci(
     return Estimate(iv.point, iv.low, iv.high, n=iv.n, note=note)
 
 
-def _km_difference(t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: np.ndarray,
-                   axis: int = -1) -> np.ndarray:
-    """KM median of b minus KM median of the reference, as an order: a median not reached
-    makes the difference unbounded on its side (+inf / -inf); neither reached: undefined (NaN)."""
-    m_ref, m_b = km_medians(t_ref, e_ref, axis), km_medians(t_b, e_b, axis)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(m_b - m_ref, dtype=float)
+def _km_bound(budget: int, upper: bool) -> Callable[..., np.ndarray]:
+    """KM median of b minus that of the reference, as a bound where a median is not reached.
+
+    A median not reached is > ``budget``: for the upper bound of the difference the
+    reference's counts as budget + 1 and b's as +inf; for the lower bound the other way round.
+    """
+    def diff(t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: np.ndarray,
+             axis: int = -1) -> np.ndarray:
+        m_ref, m_b = km_medians(t_ref, e_ref, axis), km_medians(t_b, e_b, axis)
+        if upper:
+            m_ref = np.where(np.isinf(m_ref), budget + 1.0, m_ref)
+        else:
+            m_b = np.where(np.isinf(m_b), budget + 1.0, m_b)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(m_b - m_ref, dtype=float)
+    return diff
 
 
 def km_median_difference(
-    t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: np.ndarray, *,
+    t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: np.ndarray, *, budget: int,
     n_resamples: int = N_RESAMPLES, seed: int | None = None,
 ) -> Estimate:
     """Seed-paired difference of KM median epochs to target (b − reference), censoring-aware.
 
     The bootstrap resamples seed pairs and recomputes both KM curves, so censored runs stay
-    censored. Where a median is not reached the difference is only bounded: the bound on that
-    side of the interval is infinite and the caller says "at least".
+    censored. A median not reached is only known to exceed ``budget``: the interval's low end
+    comes from lower bounds of the difference and its high end from upper bounds (the same
+    resamples), so an end the data cannot bound is infinite. The point is NaN when neither
+    median is reached, else the bound on the side the data give (the caller says "at least").
     """
     cols = tuple(np.asarray(c, dtype=float) for c in (t_ref, e_ref, t_b, e_b))
-    if 0 < cols[0].size < MIN_MEDIAN_N:
-        return Estimate(float(_km_difference(*cols)), n=int(cols[0].size), note=_few(int(cols[0].size)))
-    iv = intervals.interval(cols, _km_difference, method="percentile", n_resamples=n_resamples, seed=seed)
-    return Estimate(iv.point, iv.low, iv.high, n=iv.n, note=iv.note)
+    n = int(cols[0].size)
+    if n == 0:
+        return Estimate(math.nan, n=0, note="no paired values")
+    m_ref, m_b = km_median(cols[0], cols[1]), km_median(cols[2], cols[3])
+    point = math.nan if math.isinf(m_ref) and math.isinf(m_b) else \
+        float(_km_bound(budget, upper=math.isinf(m_ref))(*cols))
+    if n < MIN_MEDIAN_N:
+        return Estimate(point, n=n, note=_few(n))
+    kw = {"method": "percentile", "n_resamples": n_resamples, "seed": seed}
+    low = intervals.interval(cols, _km_bound(budget, upper=False), **kw).low
+    high = intervals.interval(cols, _km_bound(budget, upper=True), **kw).high
+    return Estimate(point, low, high, n=n)
 
 
 def logrank_scores(durations: np.ndarray, events: np.ndarray) -> np.ndarray:

@@ -147,21 +147,17 @@ def epochs_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object]:
     """KM median epochs to target, seed-paired and censoring-aware; paired log-rank test."""
     ta, ea = pairs["ett_duration_a"].to_numpy(float), pairs["reached_a"].to_numpy(bool)
     tb, eb = pairs["ett_duration_b"].to_numpy(float), pairs["reached_b"].to_numpy(bool)
-    diff = stats.km_median_difference(ta, ea, tb, eb, n_resamples=n_resamples)
     budget = int(max(pairs["epochs_budget_a"].max(), pairs["epochs_budget_b"].max())) if len(pairs) else 0
+    diff = stats.km_median_difference(ta, ea, tb, eb, budget=budget, n_resamples=n_resamples)
     note = ""
     if len(pairs):
         ma, mb = stats.km_median(ta, ea), stats.km_median(tb, eb)
         if math.isinf(ma) and math.isinf(mb):
-            diff, note = stats.Estimate(math.nan, n=len(pairs)), f"neither KM median reached within {budget} epochs"
+            note = f"neither KM median reached within {budget} epochs"
         elif math.isinf(ma):
-            fewer = budget + 1 - mb
-            diff = stats.Estimate(-fewer, -math.inf, diff.high, n=diff.n)
-            note = f"reference median not reached within {budget} epochs: at least {fewer:g} fewer"
+            note = f"at least {-diff.value:g} fewer (reference median not reached within {budget} epochs)"
         elif math.isinf(mb):
-            more = budget + 1 - ma
-            diff = stats.Estimate(more, diff.low, math.inf, n=diff.n)
-            note = f"median not reached within {budget} epochs: at least {more:g} more"
+            note = f"at least {diff.value:g} more (median not reached within {budget} epochs)"
     test = stats.paired_logrank(ta, ea, tb, eb)
     effect = stats.p_improve(ta, tb, higher=False)
     return _row("epochs_to_target", len(pairs), diff, test, effect, diff_note=note)

@@ -69,6 +69,14 @@ def test_methods_say_when_wall_times_are_shared(make_store):
     assert "amortized" in html
 
 
+def test_censored_reference_renders_at_least(make_store):
+    """A reference that never reaches the target: the finding and the forest plot say "at least"."""
+    spec = make_spec(placements=["none", "after"], seeds=8, target=0.925)
+    html = render_report(make_store(spec, effect={"none": -0.02, "after": 0.02}), **FAST)
+    assert "at least" in html and "reference median not reached within 10 epochs" in html
+    assert html.count("<svg") >= 4
+
+
 def test_one_seed_store_renders(make_store):
     html = render_report(make_store(make_spec(seeds=1)), **FAST)
     assert "no statistics possible with 1 seed" in html

@@ -316,3 +316,19 @@ def test_paired_logrank_finds_a_planted_speed_up():
     reached = np.ones(10, bool)
     res = stats.paired_logrank(t, reached, t - 2, reached)
     assert res.p == pytest.approx(2 / 2**10)  # every pair faster: the most extreme of 1024 flips
+
+
+def test_km_median_difference_is_a_bound_when_the_reference_never_reaches():
+    """Reference censored at 10 epochs in every seed, the other reaches at epoch 3: the data say
+    "at least 8 fewer" (3 - 11); the interval's low end is unbounded, never [-7.5, -7.0]."""
+    n = 8
+    est = stats.km_median_difference(np.full(n, 10.0), np.zeros(n, bool), np.full(n, 3.0),
+                                     np.ones(n, bool), budget=10, n_resamples=300)
+    assert est.value == -8 and est.low == -math.inf and est.high == -8
+    none = stats.km_median_difference(np.full(n, 10.0), np.zeros(n, bool), np.full(n, 10.0),
+                                      np.zeros(n, bool), budget=10, n_resamples=300)
+    assert math.isnan(none.value) and none.low == -math.inf and none.high == math.inf
+    t = np.arange(2.0, 2.0 + n)
+    both = stats.km_median_difference(t, np.ones(n, bool), t + 1, np.ones(n, bool), budget=10,
+                                      n_resamples=300)
+    assert both.value == 1 and both.low == both.high == 1  # every pair exactly one epoch slower
