@@ -212,13 +212,10 @@ def km_medians(t: np.ndarray, e: np.ndarray, axis: int = -1) -> np.ndarray:
     shape, n = t.shape[:-1], t.shape[-1]
     ti = np.rint(t.reshape(-1, n)).astype(int)
     e2 = e.reshape(-1, n)
-    b = ti.shape[0]
-    rows = np.repeat(np.arange(b), n)
-    ts, es = ti.ravel(), e2.ravel()
-    ended = np.zeros((b, int(ti.max()) + 2))
-    np.add.at(ended, (rows, ts), 1)
-    hits = np.zeros_like(ended)
-    np.add.at(hits, (rows[es], ts[es]), 1)
+    b, width = ti.shape[0], int(ti.max()) + 2
+    flat = (np.arange(b)[:, None] * width + ti).ravel()
+    ended = np.bincount(flat, minlength=b * width).reshape(b, width).astype(float)
+    hits = np.bincount(flat[e2.ravel()], minlength=b * width).reshape(b, width).astype(float)
     at_risk = n - np.concatenate([np.zeros((b, 1)), np.cumsum(ended, 1)[:, :-1]], 1)
     hazard = np.divide(hits, at_risk, out=np.zeros_like(hits), where=at_risk > 0)
     fraction = 1.0 - np.cumprod(1.0 - hazard, axis=1)

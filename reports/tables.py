@@ -25,7 +25,7 @@ METRICS = {
     "final_val_acc_no_diverged": ("final validation accuracy, diverged pairs dropped", "pp", ""),
     "epochs_to_target": ("epochs to target (KM median)", "epochs", "epochs to target"),
     "epoch_s": ("time per epoch", "s", "time per epoch"),
-    "diverged": ("divergence", "seeds", "divergence"),
+    "diverged": ("divergence", "share of seeds", "divergence"),
 }
 #: Every bnbench dataset has 10 classes: a diverged run (NaN loss) is scored at chance.
 CHANCE_ACCURACY = 0.1
