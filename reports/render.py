@@ -207,7 +207,7 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
     for _, row in tables.summary.iterrows():
         if row["note"]:
             out.append(f"{row['cell']} · {row['placement']}: {row['note']}.")
-        elif row["n_reached"] == 0:
+        if row["n_reached"] == 0 and "1 seed" not in row["note"] and "no analysable" not in row["note"]:
             out.append(f"{row['cell']} · {row['placement']}: no seed reached the target within "
                        f"{row['budget']} epochs (all censored).")
     n_bad = int((data.runs["status"] != "ok").sum())

@@ -87,7 +87,10 @@ def summarize_group(g: pd.DataFrame, n_resamples: int) -> dict[str, object]:
                                  n_resamples=n_resamples)
         row.update(_ci_cols(key, est))
     row["compile_s"] = float(np.nanmedian(a["compile_s"].to_numpy(dtype=float))) if n and a["compile_s"].notna().any() else math.nan
-    row["note"] = "no statistics possible with 1 seed" if n == 1 else ("no analysable runs" if n == 0 else "")
+    notes = ["no statistics possible with 1 seed" if n == 1 else ("no analysable runs" if n == 0 else "")]
+    if len(t) < n:
+        notes.append(f"timings of {n - len(t)} run(s) trained beside other workers excluded")
+    row["note"] = "; ".join(x for x in notes if x)
     return row
 
 

@@ -146,6 +146,8 @@ def test_contended_runs_are_excluded_from_timing_inference(make_store):
     timing = c[c["metric"] == "epoch_s"].iloc[0]
     assert timing["n_pairs"] == 0 and math.isnan(timing["p"]) and "6 pair(s) excluded" in timing["p_note"]
     assert c.loc[c["metric"] == "final_val_acc", "p"].notna().all()
+    summary = build_tables(data, n_resamples=200).summary
+    assert summary["epoch_s"].isna().all() and summary["note"].str.contains("6 run").all()
 
 
 def test_divergence_is_reported_as_a_paired_outcome(make_store):
