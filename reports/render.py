@@ -427,9 +427,8 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         tests += [
             "Interactions: for each placement vs the reference and each level of each other "
             "varying factor, the seed-paired differences of every cell at that level are pooled; "
-            f"median with a 95% percentile bootstrap interval resampling pairs ({tables.n_resamples} "
-            "resamples). Epochs to target is shown per level only where some run at that level "
-            "reached the target.",
+            "median with its 95% order-statistic interval. Epochs to target is shown per level only "
+            "where some run at that level reached the target.",
             "Interaction tests: does the paired effect change with the factor's level? A "
             "permutation test (statistic: between-level sum of squares of the mean paired "
             f"differences; {n_permutations} random reassignments of the level labels to the paired "
