@@ -110,7 +110,11 @@ def finding(row: pd.Series, n_cells: int) -> str:
         return f"{start}{who} {verb} {row['label']} vs {ref}: {_diff_text(row, 100, 'pp', 1)} {tail}{extra}."
     if metric == "epochs_to_target":
         tail = f"(paired log-rank, Holm p={pval(row['p_holm'])}, {row['n_pairs']} paired seeds)"
-        amount = row["diff_note"] or _diff_text(row, 1, "epochs", 1)
+        note = row["diff_note"]
+        if note.startswith("at least") or not math.isfinite(d):
+            amount = note
+        else:
+            amount = _diff_text(row, 1, "epochs", 1) + (f" ({note})" if note else "")
         if not sig:
             return (f"{start}{who} did not detectably change epochs to target vs {ref}: "
                     f"KM median difference {amount} {tail}.")
