@@ -124,19 +124,27 @@ def _order_interval(x: np.ndarray, confidence: float) -> tuple[float, float, str
     return float(low), float(high), ""
 
 
-def _bootstrap(x: np.ndarray, fn: Statistic, method: str, confidence: float, n_resamples: int,
-               seed: int | None) -> tuple[float, float]:
+def _bootstrap(data: tuple[np.ndarray, ...], fn: Statistic, method: str, confidence: float,
+               n_resamples: int, seed: int | None) -> tuple[float, float]:
     with warnings.catch_warnings():  # BCa warns (and returns NaN) on degenerate resamples
         warnings.simplefilter("ignore")
         res = scipy.stats.bootstrap(
-            (x,), fn, n_resamples=n_resamples, confidence_level=confidence,
+            data, fn, n_resamples=n_resamples, confidence_level=confidence, paired=len(data) > 1,
             method="BCa" if method == "bca" else "percentile", vectorized=True, axis=-1, rng=rng(seed),
         )
+    boot = np.asarray(res.bootstrap_distribution, dtype=float)
+    if method == "percentile" and not np.all(np.isfinite(boot)):
+        # "not reached" (inf) is an order, not a number: take order statistics. A resample whose
+        # statistic is undefined (NaN: could be anything) counts against both ends.
+        alpha = (1 - confidence) / 2
+        low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, method="inverted_cdf")
+        high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, method="inverted_cdf")
+        return float(low), float(high)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def interval(
-    data: np.ndarray | list[float], statistic: str | Statistic = "median", *,
+    data: np.ndarray | list[float] | tuple[np.ndarray, ...], statistic: str | Statistic = "median", *,
     unit: np.ndarray | list | None = None, method: str = "auto", confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES, seed: int | None = None,
 ) -> Interval:
@@ -146,11 +154,14 @@ def interval(
     reduced to one per unit first. ``method``: ``order`` (median only: interpolated
     order-statistic interval, distribution-free), ``bca`` or ``percentile`` (scipy
     bootstrap; ``statistic`` must then be vectorized, taking ``axis``), ``auto`` = ``order``
-    for the median, else ``bca``. Never raises on small data: a missing interval is NaN with
-    a note.
+    for the median, else ``bca``. A tuple of equally long arrays is paired data (row i of
+    every array is one unit, resampled together) for a ``statistic(*arrays, axis)``, e.g.
+    durations and events. Never raises on small data: a missing interval is NaN with a note.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (allowed: {', '.join(METHODS)})")
+    if isinstance(data, tuple):
+        return _paired_interval(data, statistic, method, confidence, n_resamples, seed)
     name, fn = _statistic(statistic)
     x = np.asarray(data, dtype=float)
     keep = np.isfinite(x)
@@ -171,6 +182,25 @@ def interval(
     if method == "order":
         low, high, note = _order_interval(x, confidence)
     else:
-        low, high = _bootstrap(x, fn, method, confidence, n_resamples, seed)
+        low, high = _bootstrap((x,), fn, method, confidence, n_resamples, seed)
         note = "" if math.isfinite(low) and math.isfinite(high) else "bootstrap degenerate"
     return Interval(point, low, high, n=n, method=method, note=note)
+
+
+def _paired_interval(data: tuple[np.ndarray, ...], statistic: str | Statistic, method: str,
+                     confidence: float, n_resamples: int, seed: int | None) -> Interval:
+    """Several columns resampled together (rows are the units); bootstrap methods only."""
+    if not callable(statistic):
+        raise ValueError("paired data needs a callable statistic(*columns, axis)")
+    method = "percentile" if method == "auto" else method
+    if method == "order":
+        raise ValueError("method 'order' is the interval of the median of one column only")
+    cols = tuple(np.asarray(c, dtype=float) for c in data)
+    n = int(cols[0].size)
+    if n == 0:
+        return Interval(math.nan, n=0, method=method, note="no values")
+    point = float(statistic(*cols, axis=-1))
+    if n == 1:
+        return Interval(point, n=1, method=method, note="one value: no interval")
+    low, high = _bootstrap(cols, statistic, method, confidence, n_resamples, seed)
+    return Interval(point, low, high, n=n, method=method)

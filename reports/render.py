@@ -18,7 +18,7 @@ import pandas as pd
 from reports import interactions as ix
 from reports import stats
 from reports.load import StoreData, json_values, load, placement_words
-from reports.tables import Tables, build_tables, failures, raw_runs
+from reports.tables import CHANCE_ACCURACY, Tables, build_tables, failures, raw_runs
 
 MAX_FINDINGS = 40
 FORMATS = ("html", "markdown")
@@ -70,37 +70,63 @@ def _where(cell: str, n_cells: int) -> str:
     return "" if n_cells == 1 else f"In {cell}, "
 
 
+def _diff_text(row: pd.Series, scale: float, unit: str, digits: int) -> str:
+    """``+1.3 pp [+1.2, +1.5]``; an infinite bound is written as unbounded (−∞ / +∞)."""
+    def b(x: float) -> str:
+        return ("−∞" if x < 0 else "+∞") if math.isinf(x) else f"{x * scale:+.{digits}f}"
+    inner = "" if math.isnan(row["diff_low"]) else f" [{b(row['diff_low'])}, {b(row['diff_high'])}]"
+    return f"{row['diff'] * scale:+.{digits}f}{' ' + unit if unit else ''}{inner}"
+
+
 def finding(row: pd.Series, n_cells: int) -> str:
     """One comparison in plain words, e.g. "BN after the activation raised final ..."."""
     who = placement_words(row["placement"])
     ref = placement_words(row["reference"])
     start = _where(row["cell"], n_cells)
+    metric = row["metric"]
+    if metric == "final_val_acc_no_diverged":
+        return (f"{start}{who} vs {ref}, final validation accuracy without the diverged seed pairs "
+                f"(sensitivity analysis): {_diff_text(row, 100, 'pp', 1)}, {row['n_pairs']} paired seeds.")
+    if metric == "diverged":
+        sig = math.isfinite(row["p_holm"]) and row["p_holm"] < 0.05
+        verb = "diverged detectably differently from" if sig else "did not detectably change divergence vs"
+        tail = (f"exact McNemar, Holm p={pval(row['p_holm'])}" if math.isfinite(row["p"]) else row["p_note"])
+        return f"{start}{who} {verb} {ref}: {row['diff_note']} ({tail})."
     if row["n_pairs"] < 2 or not math.isfinite(row["p"]):
         reason = row["p_note"] or "no test possible"
         observed = ""
-        if row["n_pairs"] >= 1 and math.isfinite(row["diff"]) and row["metric"] == "epoch_s":
-            observed = f" {row['diff']:+.2f} s per epoch observed (median paired difference);"
+        if row["n_pairs"] >= 1 and math.isfinite(row["diff"]) and metric == "epoch_s":
+            observed = f" {_diff_text(row, 1, 's', 3)} per epoch observed (median paired difference);"
         return f"{start}{who} vs {ref}, {row['label']}:{observed} {reason}."
     sig = row["p_holm"] < 0.05
     tail = f"(Holm p={pval(row['p_holm'])}, {row['n_pairs']} paired seeds)"
-    d, lo, hi = row["diff"], row["diff_low"], row["diff_high"]
-    if row["metric"] == "final_val_acc":
-        amount = f"{abs(d) * 100:.1f} pp [{lo * 100:+.1f}, {hi * 100:+.1f}]"
-        verb = ("raised" if d > 0 else "lowered") if sig else "did not detectably change"
+    d = row["diff"]
+    if metric == "final_val_acc":
+        extra = f"; {row['diff_note']}" if row["diff_note"] else ""
         if not sig:
-            return f"{start}{who} {verb} {row['label']} vs {ref}: {d * 100:+.1f} pp [{lo * 100:+.1f}, {hi * 100:+.1f}] {tail}."
-        return f"{start}{who} {verb} {row['label']} by {amount} vs {ref} {tail}."
-    if row["metric"] == "epochs_to_target":
-        if not sig or d == 0:
+            return (f"{start}{who} did not detectably change {row['label']} vs {ref}: "
+                    f"{_diff_text(row, 100, 'pp', 1)} {tail}{extra}.")
+        verb = "raised" if d > 0 else "lowered"
+        return f"{start}{who} {verb} {row['label']} vs {ref}: {_diff_text(row, 100, 'pp', 1)} {tail}{extra}."
+    if metric == "epochs_to_target":
+        tail = f"(paired log-rank, Holm p={pval(row['p_holm'])}, {row['n_pairs']} paired seeds)"
+        note = row["diff_note"]
+        if note.startswith("at least") or not math.isfinite(d):
+            amount = note
+        else:
+            amount = _diff_text(row, 1, "epochs", 1) + (f" ({note})" if note else "")
+        if not sig:
             return (f"{start}{who} did not detectably change epochs to target vs {ref}: "
-                    f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}] epochs {tail}; censored runs counted as budget + 1.")
+                    f"KM median difference {amount} {tail}.")
         word = "fewer" if d < 0 else "more"
-        return (f"{start}{who} needed {abs(d):.1f} {word} epochs to reach the target than {ref} "
-                f"[{lo:+.1f}, {hi:+.1f}] {tail}; censored runs counted as budget + 1.")
+        return (f"{start}{who} needed {word} epochs to reach the target than {ref}: KM median difference "
+                f"{amount} {tail}.")
     if not sig:
-        return f"{start}{who} did not detectably change time per epoch vs {ref}: {d:+.2f} s [{lo:+.2f}, {hi:+.2f}] {tail}."
+        return (f"{start}{who} did not detectably change time per epoch vs {ref}: "
+                f"{_diff_text(row, 1, 's', 3)} {tail}.")
     word = "longer" if d > 0 else "less"
-    return f"{start}{who} took {abs(d):.2f} s {word} per epoch than {ref} [{lo:+.2f}, {hi:+.2f}] {tail}."
+    return (f"{start}{who} took {abs(d):.3f} s {word} per epoch than {ref}: {_diff_text(row, 1, 's', 3)} "
+            f"{tail}.")
 
 
 def level_str(level: Any) -> str:
@@ -173,7 +199,7 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
     for _, row in tables.summary.iterrows():
         if row["note"]:
             out.append(f"{row['cell']} · {row['placement']}: {row['note']}.")
-        elif row["n_reached"] == 0:
+        if row["n_reached"] == 0 and "1 seed" not in row["note"] and "no analysable" not in row["note"]:
             out.append(f"{row['cell']} · {row['placement']}: no seed reached the target within "
                        f"{row['budget']} epochs (all censored).")
     n_bad = int((data.runs["status"] != "ok").sum())
@@ -211,23 +237,18 @@ def summary_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
 def comparison_rows(comps: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
     for _, r in comps.iterrows():
-        scale, digits = (100.0, 2) if r["metric"] == "final_val_acc" else (1.0, 2)
+        acc = r["metric"].startswith("final_val_acc")
+        scale, digits = (100.0, 2) if acc else (1.0, 3 if r["metric"] == "epoch_s" else 2)
         rows.append({
             "cell": r["cell"], "comparison": f"{r['placement']} − {r['reference']}",
             "metric": f"{r['label']} ({r['unit']})", "pairs": str(r["n_pairs"]),
-            "median paired diff [CI]": ci(r["diff"], r["diff_low"], r["diff_high"], digits, scale),
-            "Cliff's δ [CI]": ci(r["cliff"], r["cliff_low"], r["cliff_high"], 2)
-            + (f" ({stats.cliff_magnitude(r['cliff'])})" if math.isfinite(r["cliff"]) else ""),
-            "Wilcoxon p": pval(r["p"]), "Holm p": pval(r["p_holm"]),
-            "note": "; ".join(x for x in (r["p_note"], r["censoring"]) if x),
+            "paired diff [95% CI]": _diff_text(r, scale, "", digits) if math.isfinite(r["diff"]) else "–",
+            "P(seed improves) [95% CI]": ci(r["p_improve"], r["p_improve_low"], r["p_improve_high"], 2),
+            "test": r["test"], "p": pval(r["p"]), "Holm p (family)": pval(r["p_holm"])
+            + (f" ({r['family']})" if r["family"] and math.isfinite(r["p_holm"]) else ""),
+            "note": "; ".join(x for x in (r["diff_note"], r["p_note"]) if x),
         })
     return rows
-
-
-def logrank_rows(lr: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"cell": r["cell"], "placements": r["placements"], "runs": str(r["n_runs"]),
-             "log-rank p": pval(r["p"]), "Holm p": pval(r["p_holm"]), "note": r["p_note"]}
-            for _, r in lr.iterrows()]
 
 
 def _ix_order(frame: pd.DataFrame, placements: list[str]) -> pd.DataFrame:
@@ -329,8 +350,9 @@ def parallelism(runs: pd.DataFrame) -> list[str]:
 def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = None,
             ranked: bool = False, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
     runs = data.runs
-    n_p = int(np.isfinite(tables.comparisons["p"].to_numpy(float)).sum()
-              + np.isfinite(tables.logrank["p"].to_numpy(float)).sum())
+    comps = tables.comparisons
+    families = [f"{fam} ({int(np.isfinite(g['p'].to_numpy(float)).sum())} tests)"
+                for fam, g in comps.groupby("family", sort=False) if fam]
     targets = sorted(runs["target_accuracy"].unique()) if len(runs) else []
     budgets = sorted(runs["epochs_budget"].unique()) if len(runs) else []
     hosts = []
@@ -354,35 +376,50 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         f"Reference placement: {data.reference or '–'}. Every other placement is compared with it "
         "within each cell, paired by seed (seed s gives every placement the same data order and "
         "initial weights); runs are joined on seed and pairs with a missing value are dropped.",
-        f"Summaries: median with a 95% percentile bootstrap interval ({tables.n_resamples} "
-        f"resamples, fixed seed {stats.SEED}). Time per epoch is each run's median epoch time "
-        "(compilation excluded); time to target sums epoch times up to the target epoch.",
-        "Paired differences: median of per-seed differences (other − reference), 95% bootstrap "
-        "interval resampling seeds. Effect size: Cliff's delta (P(other > ref) − P(other < ref)) "
-        "with a bootstrap interval resampling seeds.",
-        "p-values: two-sided Wilcoxon signed-rank test on the paired differences (scipy; exact "
-        "for small samples without ties). For epochs to target, runs that never reached the "
-        "target are counted as budget + 1 for this rank test.",
-        "Censoring: epochs to target is censored at the budget for runs that never reached it. "
-        "Kaplan–Meier curves give the fraction of seeds at target by epoch; the KM median is the "
-        "first epoch where that fraction reaches 0.5, with a bootstrap interval that resamples "
-        "seeds and recomputes the KM curve. A log-rank test (k − 1 degrees of freedom) compares "
-        "all placements of a cell; it ignores the pairing, which makes it conservative.",
-        f"Multiple comparisons: Holm's step-down correction across all {n_p} p-values of the "
-        "paired comparisons and log-rank tests together; findings call a difference "
-        "significant at Holm p < 0.05."
-        + (" The interaction tests are corrected as a family of their own (below)." if inter is not None else ""),
-        "Failed runs (an exception, no outcome) are excluded from the statistics and listed "
-        "below; diverged runs are included, censored if they never reached the target.",
+        "Intervals: medians get the distribution-free order-statistic interval of the median, "
+        "interpolated between neighbouring order statistics (Hettmansperger & Sheather 1986; "
+        "measured coverage of the nominal 95% at 10 seeds: 95.7% normal, 94.5% heavy-tailed, "
+        "95.2% count data). Time per epoch is each run's median epoch time (compilation "
+        "excluded); time to target sums epoch times up to the target epoch.",
+        "Final validation accuracy is compared as counts of correct validation examples, so "
+        "equal accuracies are exact ties in the signed-rank test and the medians. A diverged run "
+        f"is scored at chance ({CHANCE_ACCURACY:g}); a sensitivity row repeats the comparison with "
+        "the diverged seed pairs dropped (shown, not tested). Divergence itself is a paired binary "
+        "outcome: exact McNemar test on the seed pairs (binomial test of the discordant pairs).",
+        "Accuracy and time per epoch: median of per-seed differences (other − reference) with "
+        "its order-statistic interval; two-sided Wilcoxon signed-rank test (exact for small "
+        "samples, with ties the exact sign-flip distribution). Effect size: P(seed improves), the "
+        "share of seed pairs in which the other placement is better (ties count one half), with a "
+        "Clopper–Pearson interval; it respects the pairing (Cliff's delta over all cross-seed "
+        "pairs would not).",
+        "Epochs to target is censored at the budget for runs that never reached it. Kaplan–Meier "
+        "curves give the fraction of seeds at target by epoch; the KM median is the first epoch "
+        "where it reaches 0.5. The effect is the difference of KM medians (other − reference) "
+        f"with a bootstrap interval that resamples seed pairs and recomputes both curves "
+        f"({tables.n_resamples} resamples, fixed seed {stats.SEED}); where a median is not reached "
+        "the difference is only bounded (\"at least N\", an infinite interval end). Test: a "
+        "seed-paired permutation log-rank test (the two runs of a seed swapped, exact for up to "
+        "16 pairs, the normal approximation of the same distribution above); measured A/A size "
+        "4.1% at 8 pairs (the chi-square log-rank: 5.8%).",
+        "Timing: seeds trained in one stacked program share one measurement, so the unit of "
+        "timing inference is the program (values reduced to one per program; one program is "
+        "\"one measurement\", with no interval). Runs trained while other workers shared the "
+        "machine (concurrent_workers > 1) are excluded from timing inference: their times are "
+        "confounded with load.",
+        "Multiple comparisons: one Holm family per question: "
+        + (", ".join(families) if families else "none")
+        + "; \"significant\" means Holm p < 0.05 within its family. Each hypothesis is tested once "
+        "(epochs to target only by the log-rank test)."
+        + (" The interaction tests are a family of their own (below)." if inter is not None else ""),
+        "Failed runs (an exception, no outcome) are excluded from the statistics and listed below.",
     ]
     if inter is not None:
         n_t = int(np.isfinite(inter.tests["p"].to_numpy(float)).sum())
         tests += [
             "Interactions: for each placement vs the reference and each level of each other "
             "varying factor, the seed-paired differences of every cell at that level are pooled; "
-            f"median with a 95% percentile bootstrap interval resampling pairs ({tables.n_resamples} "
-            "resamples). Epochs to target is shown per level only where some run at that level "
-            "reached the target.",
+            "median with its 95% order-statistic interval. Epochs to target is shown per level only "
+            "where some run at that level reached the target.",
             "Interaction tests: does the paired effect change with the factor's level? A "
             "permutation test within seeds (statistic: between-level sum of squares of the mean "
             "paired differences, each centred within its block of one seed at one combination of "
@@ -457,7 +494,6 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
         "findings": findings(data, tables, inter),
         "summary": summary_rows(tables.summary),
         "comparisons": comparison_rows(tables.comparisons),
-        "logrank": logrank_rows(tables.logrank),
         "interactions": None if inter is None else {
             "effects": effect_rows(inter.effects, data.placements),
             "tests": interaction_test_rows(inter.tests, data.placements),
@@ -475,81 +511,28 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
     }
 
 
+def _md_cell(value: object) -> str:
+    """A Markdown table cell: pipes escaped, one line."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        autoescape=jinja2.select_autoescape(["html.j2"], default_for_string=False),
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
     )
+    env.filters["md_cell"] = _md_cell
+    return env
 
 
 def render_html(ctx: dict[str, Any]) -> str:
     return _env().get_template("report.html.j2").render(**ctx)
 
 
-def md_table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return "_none_\n"
-    cols = list(rows[0])
-
-    def cell(v: str) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def markdown_interactions(ctx: dict[str, Any]) -> list[str]:
-    inter = ctx["interactions"]
-    if inter is None:
-        return []
-    return [
-        "## Interactions\n",
-        f"Effect of each placement vs {inter['reference']} at each level of "
-        f"{', '.join(inter['factors'])}: seed pairs pooled over the cells at that level; "
-        "accuracy in percentage points.\n",
-        md_table(inter["effects"]),
-        f"### Interaction tests ({inter['n_flagged']} flagged)\n", md_table(inter["tests"]),
-    ]
-
-
-def markdown_ranking(ctx: dict[str, Any]) -> list[str]:
-    rk = ctx["ranking"]
-    if rk is None:
-        return []
-    return [
-        "## Ranking of placements\n",
-        "Probability that a seed of the placement beats the same seed of the other "
-        f"(ties count one half), pooled over {rk['n_cells']} cell(s).\n",
-        md_table(rk["improvement"]),
-        "### Performance profile (final validation accuracy)\n",
-        "Cells in which the placement's median is within τ of the best placement's median.\n",
-        md_table(rk["profile"]),
-    ]
-
-
 def render_markdown(ctx: dict[str, Any]) -> str:
-    m = ctx["methods"]
-    c = ctx["counts"]
-    parts = [
-        f"# {ctx['title']}\n",
-        f"Store `{ctx['store']}`, {ctx['grid']}: {ctx['n_runs']} runs "
-        f"({c['ok']} ok, {c['diverged']} diverged, {c['failed']} failed).\n",
-        "## Findings\n", *(f"- {f}" for f in ctx["findings"]), "",
-        "## Summary per cell and placement\n", md_table(ctx["summary"]),
-        "## Paired comparisons\n", md_table(ctx["comparisons"]),
-        "## Log-rank tests (epochs to target)\n", md_table(ctx["logrank"]),
-        *markdown_interactions(ctx),
-        *markdown_ranking(ctx),
-        "## Methods\n",
-        *(f"- {x}" for x in m["design"] + m["tests"] + m["parallelism"]),
-        *(f"- Hardware: {x}" for x in m["hosts"]),
-        *(f"- Versions: {x}" for x in m["versions"]),
-        *(f"- Engine: {x}" for x in m["engines"]), "",
-        f"## Failed and diverged runs ({len(ctx['failures'])})\n", md_table(ctx["failures"]),
-    ]
-    return "\n".join(parts)
+    """The same context through the Markdown template (tables and findings, no figures)."""
+    return _env().get_template("report.md.j2").render(**ctx)
 
 
 def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "html",

@@ -13,11 +13,14 @@ from bench.errors import UsageError
 
 DESCRIPTION = """\
 Render the report of a results store: findings in plain words, per cell x placement
-summaries with 95% bootstrap intervals, seed-paired comparisons against placement
-'none' (median paired difference, Cliff's delta, Wilcoxon p, Holm-corrected across the
-report), Kaplan-Meier curves and log-rank tests for epochs to target (censored runs stay
-censored), figures, a methods section generated from the data, every failed and diverged
-run with its error, and the raw per-run table.
+summaries with 95% intervals of the median, seed-paired comparisons against placement
+'none' (accuracy as counts with diverged runs at chance plus a sensitivity row; median
+paired difference, P(seed improves), Wilcoxon p; divergence by exact McNemar; epochs to
+target as a difference of Kaplan-Meier medians ("at least N" where censoring only bounds
+it) with a seed-paired permutation log-rank test; time per epoch per program, contended
+runs excluded; Holm-corrected within one family per question), figures, a methods section
+generated from the data, every failed and diverged run with its error, and the raw
+per-run table.
 
 HTML is one self-contained file (inline SVG and CSS, no scripts, nothing fetched).
 Markdown holds the same tables without figures, for CI logs."""

@@ -30,7 +30,7 @@ def test_html_has_every_section_and_figure(html):
         assert f'<section id="{section}">' in html
     # learning curves, KM, time per epoch, forest, interaction, effect by level (Interactions)
     assert html.count("<svg") == 6
-    for words in ("Holm", "Wilcoxon signed-rank", "Kaplan–Meier", "log-rank", "Cliff",
+    for words in ("Holm", "Wilcoxon signed-rank", "Kaplan–Meier", "log-rank", "P(seed improves)", "McNemar",
                   "Synthetic CPU", "tensorflow 2.21.0", "seeds_per_program=8", "bootstrap"):
         assert words in html, words
 
@@ -43,12 +43,15 @@ def test_html_is_self_contained(html):
 
 
 def test_findings_state_the_planted_effect(html):
-    m = re.search(r"In activation=relu, BN after the activation raised final validation accuracy "
-                  r"by (\d\.\d) pp \[\+(\d\.\d), \+(\d\.\d)\] vs no BN \(Holm p=[\d.<]+, 9 paired seeds\)",
+    m = re.search(r"In activation=relu, BN before the activation raised final validation accuracy "
+                  r"vs no BN: \+(\d\.\d) pp \[\+(\d\.\d), \+(\d\.\d)\] \(Holm p=[\d.<]+, 9 paired seeds\)",
                   html)
     assert m, "finding sentence missing"
     low, high = float(m.group(2)), float(m.group(3))
-    assert low <= 1.3 <= high
+    assert low <= 0.8 <= high
+    # the diverged seed of "after" is scored at chance, and the report says so
+    assert "diverged runs scored at chance" in html
+    assert "sensitivity analysis" in html
 
 
 def test_failed_and_diverged_runs_are_listed(html):
@@ -64,6 +67,14 @@ def test_methods_say_when_wall_times_are_shared(make_store):
                          **FAST)
     assert "shared the machine with other workers (2 concurrent workers)" in html
     assert "amortized" in html
+
+
+def test_censored_reference_renders_at_least(make_store):
+    """A reference that never reaches the target: the finding and the forest plot say "at least"."""
+    spec = make_spec(placements=["none", "after"], seeds=8, target=0.925)
+    html = render_report(make_store(spec, effect={"none": -0.02, "after": 0.02}), **FAST)
+    assert "at least" in html and "reference median not reached within 10 epochs" in html
+    assert html.count("<svg") >= 4
 
 
 def test_one_seed_store_renders(make_store):

@@ -26,7 +26,7 @@ def test_bootstrap_ci_is_deterministic_and_brackets_the_median():
 def test_bootstrap_ci_edge_cases():
     assert math.isnan(stats.bootstrap_ci([]).value)
     one = stats.bootstrap_ci([0.5])
-    assert one.value == 0.5 and math.isnan(one.low) and "1 value" in one.note
+    assert one.value == 0.5 and math.isnan(one.low) and "one value" in one.note
     const = stats.bootstrap_ci([2.0, 2.0, 2.0])
     assert (const.value, const.low, const.high) == (2.0, 2.0, 2.0)
     assert stats.bootstrap_ci([1.0, np.nan, 3.0]).n == 2  # NaN ignored
@@ -58,29 +58,41 @@ def test_wilcoxon_degenerate_gives_nan_with_reason(a, b, reason):
     assert math.isnan(res.p) and reason in res.note
 
 
-# ----------------------------------------------------------------------- Cliff's delta
+# ----------------------------------------------------------------------- paired effect size
 
 
-def test_cliffs_delta_hand_checked():
-    # x=[10,12,14] vs y=[8,11,13]: 6 pairs with x>y, 3 with x<y -> (6-3)/9.
-    assert stats.cliffs_delta([10, 12, 14], [8, 11, 13]) == pytest.approx(1 / 3)
-    assert stats.cliffs_delta([1, 2, 3], [1, 2, 3]) == 0
-    assert stats.cliffs_delta([5, 6], [1, 2]) == 1
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (7, 9), (10, 10)])
+def test_p_improve_is_clopper_pearson_for_whole_counts(k, n):
+    a = np.zeros(n)
+    b = np.r_[np.ones(k), -np.ones(n - k)]
+    est = stats.p_improve(a, b)
+    ref = scipy.stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    assert est.value == k / n
+    assert est.low == pytest.approx(ref.low, abs=1e-12) and est.high == pytest.approx(ref.high, abs=1e-12)
+    assert est.high > est.low  # never a zero-width interval, even when every seed improves
 
 
-def test_cliffs_delta_equals_mann_whitney_identity():
-    rng = np.random.default_rng(5)
-    x, y = rng.normal(size=9), rng.normal(0.4, size=11)
-    u = scipy.stats.mannwhitneyu(x, y).statistic
-    assert stats.cliffs_delta(x, y) == pytest.approx(2 * u / (9 * 11) - 1)
+def test_p_improve_respects_the_pairing_where_cliffs_delta_does_not():
+    """A small consistent paired gain under a large seed spread: every seed improves, but the
+    cross-seed comparison (Cliff's delta, which the paired table used) sees almost nothing."""
+    rng = np.random.default_rng(11)
+    a = rng.normal(0, 1.0, size=10)
+    b = a + 0.05 + rng.normal(0, 0.005, size=10)
+    cliff = float(np.sign(b[:, None] - a[None, :]).mean())
+    assert abs(cliff) < 0.2
+    est = stats.p_improve(a, b)
+    assert est.value == 1.0 and est.low > 0.5
+    assert stats.p_improve(a, b, higher=False).value == 0.0  # lower is better: no seed improves
 
 
-def test_cliffs_delta_paired_ci_contains_estimate():
-    rng = np.random.default_rng(6)
-    a = rng.normal(size=10)
-    est = stats.cliffs_delta_paired_ci(a, a + 0.8)
-    assert est.low <= est.value <= est.high
-    assert est.n == 10
+def test_mcnemar_exact_is_binomtest_of_discordant_pairs():
+    ref = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], bool)  # 5 of 10 reference seeds diverged
+    other = np.zeros(10, bool)
+    res = stats.mcnemar_exact(ref, other)
+    assert res.p == pytest.approx(2 / 2**5)  # 5 discordant pairs, all one way: 2 * 0.5^5
+    assert res.p == pytest.approx(scipy.stats.binomtest(5, 5).pvalue)
+    both = stats.mcnemar_exact(np.ones(4, bool), np.ones(4, bool))
+    assert math.isnan(both.p) and "no seed pair differs" in both.note
 
 
 # ----------------------------------------------------------------------- Holm
@@ -137,10 +149,12 @@ def test_km_median_bootstrap_matches_one_resample_at_a_time():
 
 
 def test_km_median_ci_all_censored_and_one_seed():
-    allc = stats.km_median_ci([10, 10, 10], [False, False, False])
+    allc = stats.km_median_ci([10] * 6, [False] * 6)
     assert math.isinf(allc.value) and math.isinf(allc.low) and math.isinf(allc.high)
     one = stats.km_median_ci([4], [True])
     assert one.value == 4 and "1 seed" in one.note
+    few = stats.km_median_ci([3, 4, 5], [True] * 3)  # no median interval below 6 seeds
+    assert few.value == 4 and math.isnan(few.low) and "6 needed" in few.note
 
 
 # ----------------------------------------------------------------------- log-rank
@@ -185,19 +199,24 @@ def test_planted_effect_is_found_and_covered():
     diff = stats.paired_difference(a, b)
     assert diff.low <= 0.013 <= diff.high
     assert stats.wilcoxon_p(a, b).p < 0.01
-    assert stats.cliffs_delta_paired_ci(a, b).low > 0
+    assert stats.p_improve(a, b).low > 0.5
 
 
-def test_paired_difference_ci_coverage():
-    """Over 100 simulated studies the 95% CI of the median difference covers the truth."""
+@pytest.mark.parametrize("n", [8, 10])
+def test_paired_difference_ci_coverage_at_8_and_10_seeds(n):
+    """The report's interval of the median paired difference covers 94-96% (nominal 95%) with
+    heavy-tailed (t, 3 df) per-seed noise. Measured: 94.7% / 94.4%; the percentile bootstrap it
+    replaced: 93.2% / 93.3% on these same studies. 2000 studies, seeded (the order-statistic
+    interval involves only sorting and one interpolation, so the count is the same on any CPU).
+    """
     rng = np.random.default_rng(7)
     covered = 0
-    for _ in range(100):
-        a = rng.normal(0, 1, size=20)
-        b = a + 0.5 + rng.normal(0, 0.3, size=20)
-        est = stats.paired_difference(a, b, n_resamples=400, seed=int(rng.integers(1 << 30)))
+    for _ in range(2000):
+        a = rng.normal(0, 1, size=n)
+        b = a + 0.5 + 0.3 * rng.standard_t(3, size=n)
+        est = stats.paired_difference(a, b)
         covered += est.low <= 0.5 <= est.high
-    assert covered >= 87  # nominal 95; percentile bootstrap of a median undercovers a little
+    assert 0.94 <= covered / 2000 <= 0.96
 
 
 def test_aa_holm_family_wise_error_rate():
@@ -216,12 +235,6 @@ def test_aa_holm_family_wise_error_rate():
     assert false_positive_grids / 200 <= 0.05
 
 
-def test_cliff_magnitude_words():
-    assert stats.cliff_magnitude(0.1) == "negligible"
-    assert stats.cliff_magnitude(-0.5) == "large"
-    assert stats.cliff_magnitude(math.nan) == "unknown"
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_wilcoxon_with_ties_and_zeros_matches_scipy_exact_permutation(seed):
     """Integer epochs tie a lot: our enumerated sign flips give scipy's (slow) exact answer."""
@@ -231,3 +244,100 @@ def test_wilcoxon_with_ties_and_zeros_matches_scipy_exact_permutation(seed):
     if np.all(a == b):
         pytest.skip("all differences zero")
     assert stats.wilcoxon_p(a, b).p == pytest.approx(scipy.stats.wilcoxon(b - a).pvalue)
+
+
+# ----------------------------------------------------------------------- ties, small samples
+
+
+def _accuracy_pairs(count_a: np.ndarray, count_b: np.ndarray, n_val: int):
+    """Seed pairs as tables.accuracy_rows reads them; accuracies as a float32 metric stores them."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "validation_size_a": n_val, "status_a": "ok", "status_b": "ok",
+        "final_val_acc_a": (count_a.astype(np.float32) / np.float32(n_val)).astype(float),
+        "final_val_acc_b": (count_b.astype(np.float32) / np.float32(n_val)).astype(float),
+    })
+
+
+def test_accuracy_ties_are_compared_as_counts():
+    """10-seed studies with count-valued accuracies: the report's p is the signed-rank p of the
+    integer count differences in every study, while float differences (ulp apart for equal
+    counts) break ties and move the p-value in some of them (the old behaviour)."""
+    from reports.tables import accuracy_rows
+
+    rng = np.random.default_rng(2026)
+    n_val, moved = 5000, 0
+    for _ in range(10):
+        seed = rng.integers(4700, 4800, size=10)
+        count_a = seed + rng.integers(0, 4, size=10)
+        count_b = seed + rng.integers(1, 5, size=10)
+        pairs = _accuracy_pairs(count_a, count_b, n_val)
+        row = accuracy_rows(pairs, n_resamples=200)[0]
+        expected = stats.wilcoxon_p(count_a.astype(float), count_b.astype(float)).p
+        assert row["p"] == expected
+        assert row["diff"] * n_val == pytest.approx(np.median(count_b - count_a), abs=1e-9)
+        floats = stats.wilcoxon_p(pairs["final_val_acc_a"], pairs["final_val_acc_b"]).p
+        moved += abs(floats - expected) > 0.01
+    assert moved >= 1  # the float comparison really is different: this test can fail
+
+
+def _aa_epochs(rng: np.random.Generator, n: int, budget: int = 10):
+    """Two placements with the same epochs-to-target law; many runs censored at the budget."""
+    t = rng.geometric(0.12, size=(2, n)).astype(float)
+    return np.minimum(t[0], budget), t[0] <= budget, np.minimum(t[1], budget), t[1] <= budget
+
+
+def test_logrank_scores_sum_to_observed_minus_expected():
+    """Textbook log-rank numerator: sum over event times of d_1j - n_1j * d_j / n_j."""
+    ta, ea, tb, eb = _aa_epochs(np.random.default_rng(3), 12)
+    t, e, g = np.r_[ta, tb], np.r_[ea, eb], np.r_[np.zeros(12), np.ones(12)]
+    o_minus_e = 0.0
+    for u in np.unique(t[e]):
+        at_risk = t >= u
+        d_j = np.sum((t == u) & e)
+        o_minus_e += np.sum((t == u) & e & (g == 1)) - np.sum(at_risk & (g == 1)) * d_j / np.sum(at_risk)
+    assert stats.logrank_scores(t, e)[g == 1].sum() == pytest.approx(o_minus_e, abs=1e-12)
+
+
+def test_paired_logrank_aa_size_at_8_seeds():
+    """A/A at 8 seed pairs, integer epochs, budget 10 (about 28% censored): the permutation
+    log-rank rejects at most 5% (exact test) within 3 Monte-Carlo standard errors (0.015 at 2000
+    studies). Measured: 4.1% (3000 studies); the chi-square log-rank: 5.8% in the same setting."""
+    rng = np.random.default_rng(8)
+    rejected = 0
+    for _ in range(2000):
+        p = stats.paired_logrank(*_aa_epochs(rng, 8)).p
+        rejected += bool(p < 0.05)
+    assert rejected / 2000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+
+
+def test_paired_logrank_finds_a_planted_speed_up():
+    t = np.array([5, 6, 7, 8, 9, 5, 6, 7, 8, 9], dtype=float)
+    reached = np.ones(10, bool)
+    res = stats.paired_logrank(t, reached, t - 2, reached)
+    assert res.p == pytest.approx(2 / 2**10)  # every pair faster: the most extreme of 1024 flips
+
+
+def test_km_median_difference_is_a_bound_when_the_reference_never_reaches():
+    """Reference censored at 10 epochs in every seed, the other reaches at epoch 3: the data say
+    "at least 8 fewer" (3 - 11); the interval's low end is unbounded, never [-7.5, -7.0]."""
+    n = 8
+    est = stats.km_median_difference(np.full(n, 10.0), np.zeros(n, bool), np.full(n, 3.0),
+                                     np.ones(n, bool), budget=10, n_resamples=300)
+    assert est.value == -8 and est.low == -math.inf and est.high == -8
+    none = stats.km_median_difference(np.full(n, 10.0), np.zeros(n, bool), np.full(n, 10.0),
+                                      np.zeros(n, bool), budget=10, n_resamples=300)
+    assert math.isnan(none.value) and none.low == -math.inf and none.high == math.inf
+    t = np.arange(2.0, 2.0 + n)
+    both = stats.km_median_difference(t, np.ones(n, bool), t + 1, np.ones(n, bool), budget=10,
+                                      n_resamples=300)
+    assert both.value == 1 and both.low == both.high == 1  # every pair exactly one epoch slower
+
+
+def test_paired_logrank_aa_size_above_the_exact_range():
+    """Above 16 pairs the permutation distribution's normal approximation is used: its A/A size
+    at 30 pairs stays within 3 Monte-Carlo standard errors of 5% (measured 4.6-4.9%)."""
+    rng = np.random.default_rng(30)
+    rejected = sum(bool(stats.paired_logrank(*_aa_epochs(rng, 30)).p < 0.05) for _ in range(2000))
+    assert rejected / 2000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
