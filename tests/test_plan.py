@@ -135,7 +135,7 @@ def test_plan_estimates_time_and_seeds_from_the_store(tmp_path: Path, capsys):
     assert "same cells and epochs" in out
     # 2 comparison cells x (1 placement x 2 metrics + log-rank): time per epoch is not tested
     # for seeds sharing a stacked program.
-    assert "Holm over the report's 6 p-values" in out and "seeds (simulated, 2000 studies" in out
+    assert "Holm over the report's 2 p-values" in out and "seeds (simulated, 2000 studies" in out
     assert "the pilot's paired differences resampled" in out and "warning" not in out
 
 
@@ -163,19 +163,20 @@ def test_plan_seed_count_matches_power_module(tmp_path: Path, capsys):
     main(["plan", str(_spec(tmp_path)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp",
           "--effect", "0.5pp"])
     out = capsys.readouterr().out
-    need = power.n_for_report_test(0.005, 0.05, 0.8, 6, sd=0.004, n_sims=2000)
+    need = power.n_for_report_test(0.005, 0.05, 0.8, 2, sd=0.004, n_sims=2000)
     assert f"  {need} seeds (simulated, 2000 studies per seed count, from normal paired differences" in out
-    got = power.report_test_power(10, 0.005, 0.05, 6, sd=0.004, n_sims=2000)
+    got = power.report_test_power(10, 0.005, 0.05, 2, sd=0.004, n_sims=2000)
     assert f"this spec has 10 seeds: power {got:.2f}" in out
     assert f"paired t-test at alpha 0.05 with no Holm correction would need {power.n_paired_t(0.004, 0.005)}" in out
 
 
 def test_plan_warns_when_the_seed_count_can_never_be_significant(tmp_path: Path, capsys):
-    """5 seeds: smallest two-sided Wilcoxon p 0.0625; with Holm over 6 p-values 8 seeds are needed."""
+    """5 seeds: smallest two-sided Wilcoxon p 0.0625; with Holm over the 2 accuracy p-values 7 seeds
+    (smallest p 2/2**7 = 0.016 < 0.025) are needed."""
     main(["plan", str(_spec(tmp_path, seeds=5)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp"])
     out = capsys.readouterr().out
     assert ("warning: with 5 seeds nothing can be significant: the smallest Wilcoxon p is 0.062 "
-            "and Holm needs p < 0.05/6; at least 8 seeds") in out
+            "and Holm needs p < 0.05/2; at least 7 seeds") in out
     assert "this spec has 5 seeds: power 0.00" in out
     main(["plan", str(_spec(tmp_path, seeds=8)), "--store", str(tmp_path / "x.sqlite"), "--sd", "0.4pp"])
     assert "warning" not in capsys.readouterr().out
@@ -222,13 +223,11 @@ def test_signed_rank_p_is_the_reports_wilcoxon():
             assert np.allclose(ours, ref, rtol=1e-9, atol=1e-12, equal_nan=True), (n, d)
 
 
-@pytest.mark.parametrize(("seeds_in_program", "timing"), [(1, True), (4, False)])
-def test_report_family_size_is_the_reports_holm_family(tmp_path: Path, monkeypatch, seeds_in_program, timing):
-    """The family plan uses is the one the report Holm-corrects the accuracy comparisons in.
-
-    Spies on reports.stats.holm while the report's tables are built and counts the finite
-    p-values of the call that holds the final-accuracy p-values. If the report's families
-    change, this fails and ``power.report_family_size`` must follow.
+@pytest.mark.parametrize("seeds_in_program", [1, 4])
+def test_report_family_size_is_the_reports_holm_family(tmp_path: Path, seeds_in_program):
+    """The family plan uses is the one the report Holm-corrects the accuracy comparisons in:
+    one family per question, the same whether timing rows are tested (one seed per program) or
+    not. If the report's families change, this fails and ``power.report_family_size`` must follow.
     """
     import numpy as np
 
@@ -236,22 +235,14 @@ def test_report_family_size_is_the_reports_holm_family(tmp_path: Path, monkeypat
     from reports.load import load
     from reports.tables import build_tables
 
-    calls = []
-    real = stats.holm
-
-    def spy(p):
-        calls.append(np.asarray(p, float))
-        return real(p)
-
-    monkeypatch.setattr(stats, "holm", spy)
     spec = make_spec(placements=["none", "before", "after"], seeds=4, factors={"learning_rate": [0.01, 0.1]})
     store = build_store(tmp_path / "f.sqlite", spec, seeds_in_program=seeds_in_program)
     comps = build_tables(load(store), n_resamples=50).comparisons
-    acc = comps.loc[comps["metric"] == "final_val_acc", "p"].to_numpy(float)
-    assert len(acc) == 4 and np.isfinite(acc).all()
-    holding = [c for c in calls if np.isin(acc, c).all()]
-    assert len(holding) == 1, "no (or several) Holm call holds the accuracy p-values"
-    assert int(np.isfinite(holding[0]).sum()) == power.report_family_size(2, 3, timing) == (14 if timing else 10)
+    family = comps[comps["family"] == "accuracy"]
+    assert set(family["metric"]) == {"final_val_acc"}
+    p = family["p"].to_numpy(float)
+    assert int(np.isfinite(p).sum()) == power.report_family_size(2, 3) == 4
+    np.testing.assert_allclose(family["p_holm"].to_numpy(float), stats.holm(p))
 
 
 @pytest.mark.parametrize("tails", ["normal", "t3"])

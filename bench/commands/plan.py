@@ -159,8 +159,7 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
         f"engine {spec.engine.name}, {spec.epochs} epochs per run, --jobs {args.jobs}",
     ]
     out += _time_lines(spec, runs_df, epochs_df, todo, args.jobs)
-    out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells),
-                       timing_tested=_timing_tested(spec))
+    out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells))
     return out
 
 
@@ -185,20 +184,14 @@ def _time_lines(spec, runs_df, epochs_df, todo, jobs: int) -> list[str]:
     return lines
 
 
-def _timing_tested(spec) -> bool:
-    """Whether the report tests time per epoch: not when seeds share a stacked program."""
-    spp = getattr(spec.engine, "seeds_per_program", 1)
-    return spec.engine.name != "stacked" or len(spec.seeds) == 1 or spp == 1
-
-
 def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
-                placements, n_comparison_cells: int, *, timing_tested: bool) -> list[str]:
+                placements, n_comparison_cells: int) -> list[str]:
     from reports import power
 
     if len(placements) < 2:
         return ["seeds: one placement only; no paired comparison to power"]
     reference = "none" if "none" in placements else placements[0]
-    family = power.report_family_size(n_comparison_cells, len(placements), timing_tested)
+    family = power.report_family_size(n_comparison_cells, len(placements))
     have = len(spec.seeds)
     need_min = power.min_seeds(args.alpha, family)
     lines = [f"seeds per cell to detect {_pp(effect)} in final val accuracy with the report's test "

@@ -312,7 +312,7 @@ def test_no_finding_from_overlap_without_a_significant_test():
     tests = pd.DataFrame([{"factor": "learning_rate", "placement": "after", "reference": "none",
                            "metric": "final_val_acc", "levels": 2, "n_blocks": 4, "stat": 1.0,
                            "p": 0.0625, "p_holm": 0.0625, "flagged": False}])
-    empty = Tables(pd.DataFrame(columns=["note"]), pd.DataFrame(), pd.DataFrame(), 10)
+    empty = Tables(pd.DataFrame(columns=["note"]), pd.DataFrame(), 10)
     text = " ".join(findings(data, empty, ix.Interactions(effects, tests)))
     assert "depend" not in text
     flagged = tests.assign(p=0.001, p_holm=0.004, flagged=True)
