@@ -14,7 +14,7 @@ import sys
 from bench import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["run", "status", "report", "export", "plan", "compare", "baseline"]
+COMMANDS = ["run", "status", "rm", "report", "export", "plan", "compare", "baseline"]
 
 EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -143,9 +143,8 @@ def check_datasets(spec: GridSpec) -> None:
     """
     from bench.datasets import load_dataset
 
-    seen = {(r.dataset, r.validation_size, r.train_limit, r.data_path) for r in spec.expand()}
-    for key in sorted(seen):
-        load_dataset(*key)
+    for dataset in sorted(spec.factors["dataset"]):
+        load_dataset(dataset, spec.validation_size, spec.train_limit, spec.data_path)
 
 
 def _local_task(task: Task, threads: int, jobs: int, started_dir: str) -> list[RunResult]:
@@ -233,14 +232,14 @@ def _results_local(
 
 
 def _claiming(
-    tasks: list[Task], store: Store, owner: str, outcome: GridOutcome
+    tasks: list[Task], store: Store, owner: str, outcome: GridOutcome, *, retry_failed: bool = True
 ) -> Iterator[Task]:
     """Yield each task trimmed to the runs this driver could claim, claimed just before dispatch.
 
     Claiming lazily lets two drivers on one store share a grid instead of one taking it all.
     """
     for task in tasks:
-        got = store.claim([c.run_id for c in task], owner)
+        got = store.claim([c.run_id for c in task], owner, retry_failed=retry_failed)
         outcome.stored_meanwhile += len(got.stored)
         outcome.busy.update(Counter(got.busy.values()))
         mine = set(got.mine)
@@ -256,8 +255,14 @@ def run_grid(
     progress: bool = True,
     retries: int = DEFAULT_RETRIES,
     results_source: ResultsSource | None = None,
+    retry_failed: bool = True,
+    replace: bool = False,
 ) -> GridOutcome:
     """Train every run of ``spec`` that ``store_path`` does not hold yet; return the tally.
+
+    Runs stored as ``failed`` are trained again unless ``retry_failed`` is False (their
+    attempts add up). A grid name already bound to another spec is refused unless
+    ``replace`` (see ``Store.register_grid``).
 
     ``results_source(tasks, jobs, threads)`` trains the (lazily claimed) tasks and yields
     each task's results as they finish; the default trains on this machine. A source with a
@@ -275,8 +280,8 @@ def run_grid(
         raise StoreError(f"{path}: cannot create folder {path.parent} ({exc.strerror})") from None
     owner = owner_id()
     with Store(path) as store:
-        store.register_grid(spec, runs)
-        stored = store.stored_run_ids()
+        store.register_grid(spec, runs, replace=replace)
+        stored = store.stored_run_ids(include_failed=not retry_failed)
         tasks = plan_tasks(runs, stored)
         outcome = GridOutcome(total=len(runs), already_stored=len(runs) - sum(map(len, tasks)))
         if not tasks:
@@ -286,7 +291,8 @@ def run_grid(
         bar = _progress_bar(outcome, spec.name, enabled=progress)
         store.start_heartbeat(owner)
         try:
-            for results in source(_claiming(tasks, store, owner, outcome), jobs, threads):
+            claimed = _claiming(tasks, store, owner, outcome, retry_failed=retry_failed)
+            for results in source(claimed, jobs, threads):
                 for result in results:
                     store.write_result(result)
                     outcome.statuses[result.status] += 1

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from bench.datasets import Dataset
-from bench.engines.common import make_result, now_iso
+from bench.engines.common import diverged, make_result, now_iso
 from bench.pairing import epoch_order
 from bench.results import EpochMetrics, RunResult
 from bench.spec import RunConfig
@@ -208,7 +208,7 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
                              float(val_loss[s]), float(val_acc[s]), epoch_s)
             history[s].append(m)
             # Same stopping rule as the Keras engine: a seed stops at a non-finite loss.
-            if not (np.isfinite(m.train_loss) and np.isfinite(m.val_loss)):
+            if diverged(m):
                 live[s] = False
         if not live.any():
             break
