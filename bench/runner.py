@@ -213,13 +213,16 @@ def _results_local(
                 if dispatched.setdefault(task[0].run_id, task)
             )
             requeued = []
+            stream = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(calls)
             try:
-                for results in Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(calls):
+                for results in stream:
                     dispatched.pop(results[0].config.run_id, None)
                     yield done(results)
                 return
             except (TerminatedWorkerError, BrokenProcessPool) as exc:
                 reason = str(exc).splitlines()[0]
+            finally:
+                _close_quietly(stream)
             for key, task in dispatched.items():
                 mark = Path(started, key)
                 if not mark.exists():
@@ -229,6 +232,17 @@ def _results_local(
                 failed = charge(task, reason)
                 if failed:
                     yield failed
+
+
+def _close_quietly(stream: Iterator) -> None:
+    """Close a joblib result stream. When the driver stops early (an error, Ctrl-C), joblib
+    warns that the tasks in flight "have been cancelled": bnbench's own one-line message
+    says what happened and that finished runs are stored, so that warning is not repeated."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tasks which were still being processed", category=UserWarning)
+        stream.close()
 
 
 def _claiming(
