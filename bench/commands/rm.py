@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rm",
         help="remove stored runs (and their epochs) by grid and KEY=VALUE filters",
-        description="Remove the runs that match every filter, with their epochs, in one "
-        "transaction. Each removed run is printed (run_id, grid, status, seed) to stdout and "
-        "a summary to stderr. The grids keep listing the runs, so the next 'bnbench run' "
-        "trains them again. At least one filter is required.",
+        description="Remove the runs that match every filter, with their epochs, in one\n"
+        "transaction. Each removed run is printed (run_id, grid, status, seed) to stdout and\n"
+        "a summary to stderr. The grids keep listing the runs, so the next 'bnbench run'\n"
+        "trains them again. At least one filter is required; --dry-run changes nothing.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("filters", nargs="*", metavar="KEY=VALUE",
