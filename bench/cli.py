@@ -14,7 +14,7 @@ import sys
 from bench import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["run", "status", "report", "export", "plan", "compare", "baseline", "history"]
+COMMANDS = ["run", "status", "rm", "report", "export", "plan", "compare", "baseline", "history"]
 
 EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT = 0, 1, 2
 

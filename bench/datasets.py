@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -84,8 +86,9 @@ def _load_mnist(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
             try:
                 with np.load(path, allow_pickle=False) as f:
                     x, y = f["x_train"], f["y_train"]
-            except (OSError, ValueError, KeyError) as exc:
-                raise DatasetError(f"{path}: not a readable mnist.npz ({exc})") from None
+            # A truncated or corrupted file fails in zipfile (BadZipFile, EOFError) or zlib.
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise DatasetError(f"{path}: not a readable mnist.npz ({type(exc).__name__}: {exc})") from None
             _check_images("mnist", str(path), x, y, 1000)
             return x, y, str(path)
     try:
@@ -127,7 +130,7 @@ def _load_fashion(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
         if all(files):
             try:
                 x, y = _read_idx(files[0]), _read_idx(files[1])
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise DatasetError(f"{folder}: cannot read Fashion-MNIST ({exc})") from None
             _check_images("fashion_mnist", str(folder), x, y, 1000)
             return x, y, str(folder)

@@ -16,6 +16,7 @@ deaths are counted by the scheduler against ``distributed.scheduler.allowed-fail
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -68,6 +69,10 @@ class DaskSource:
 
         self.retries = retries
         self.cluster = None
+        # The client logs "Failed to reconnect to scheduler ..." at ERROR level from its own
+        # thread when the scheduler goes away; bnbench says so itself (SchedulerError, one
+        # line), so the client's logger only speaks for CRITICAL from here on, in this process.
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             if address == "local":
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
@@ -98,15 +103,22 @@ class DaskSource:
         """(workers, total worker threads) in the cluster now; waits briefly for a first worker."""
         try:
             self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S * 3)
+            workers = self.client.scheduler_info(n_workers=-1)["workers"]
         except TimeoutError:
             raise SchedulerError(f"scheduler {self.address}: no workers joined") from None
-        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        except OSError:  # CommClosedError too: the scheduler went away while we asked
+            raise self._lost() from None
         return len(workers), sum(w["nthreads"] for w in workers.values())
 
     def check_datasets(self, spec: GridSpec) -> None:
         """Load the grid's datasets on a worker (the data lives where training happens)."""
+        from distributed.client import FuturesCancelledError
+
         self._slots()
-        self.client.submit(_check_on_worker, spec, pure=False).result()
+        try:
+            self.client.submit(_check_on_worker, spec, pure=False).result()
+        except (OSError, FuturesCancelledError):
+            raise self._lost() from None
 
     def __call__(self, tasks: Iterable[Task], jobs: int, threads: int) -> Iterator[list[RunResult]]:
         n_workers, slots = self._slots()
@@ -168,16 +180,21 @@ class DaskSource:
                 return list(wait(futures, timeout=POLL_S, return_when="FIRST_COMPLETED").done)
             except TimeoutError:
                 continue
+            except OSError:  # the connection broke during the wait
+                raise self._lost() from None
             except FuturesCancelledError:  # the scheduler went away (or someone cancelled them)
                 self._check_connected()
                 return [f for f in futures if f.done()]
 
     def _check_connected(self) -> None:
         if self.client.status not in ("running", "connecting"):
-            raise SchedulerError(
-                f"scheduler {self.address}: connection lost; finished runs are in the store, "
-                "run again to train the rest"
-            )
+            raise self._lost()
+
+    def _lost(self) -> SchedulerError:
+        return SchedulerError(
+            f"scheduler {self.address}: connection lost; finished runs are in the store, "
+            "run again to train the rest"
+        )
 
     def _deaths(self, key: str) -> int | None:
         """Worker deaths the scheduler saw for ``key`` (None if it cannot tell us)."""

@@ -25,7 +25,8 @@ class EpochMetrics:
 
 @dataclass
 class RunResult:
-    """A finished run, ready for the store. ``status`` is ok, diverged (NaN/inf loss) or failed."""
+    """A finished run, ready for the store. ``status`` is ok, diverged (NaN/inf in any loss,
+    training or validation) or failed."""
 
     config: RunConfig
     status: str
@@ -54,6 +55,11 @@ class RunResult:
         if reached is None:
             return None
         return float(sum(e.epoch_s for e in self.epochs[:reached]))
+
+    @property
+    def diverged_epoch(self) -> int | None:
+        """The first epoch with a non-finite training or validation loss; None if none."""
+        return next((e.epoch for e in self.epochs if not is_finite(e.train_loss, e.val_loss)), None)
 
     @property
     def train_s(self) -> float:

@@ -144,9 +144,8 @@ def check_datasets(spec: GridSpec) -> None:
     """
     from bench.datasets import load_dataset
 
-    seen = {(r.dataset, r.validation_size, r.train_limit, r.data_path) for r in spec.expand()}
-    for key in sorted(seen):
-        load_dataset(*key)
+    for dataset in sorted(spec.factors["dataset"]):
+        load_dataset(dataset, spec.validation_size, spec.train_limit, spec.data_path)
 
 
 def _local_task(task: Task, threads: int, jobs: int, started_dir: str, progress_queue=None) -> list[RunResult]:
@@ -223,13 +222,16 @@ def _results_local(
                 if dispatched.setdefault(task[0].run_id, task)
             )
             requeued = []
+            stream = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(calls)
             try:
-                for results in Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(calls):
+                for results in stream:
                     dispatched.pop(results[0].config.run_id, None)
                     yield done(results)
                 return
             except (TerminatedWorkerError, BrokenProcessPool) as exc:
                 reason = str(exc).splitlines()[0]
+            finally:
+                _close_quietly(stream)
             for key, task in dispatched.items():
                 mark = Path(started, key)
                 if not mark.exists():
@@ -241,15 +243,26 @@ def _results_local(
                     yield failed
 
 
+def _close_quietly(stream: Iterator) -> None:
+    """Close a joblib result stream. When the driver stops early (an error, Ctrl-C), joblib
+    warns that the tasks in flight "have been cancelled": bnbench's own one-line message
+    says what happened and that finished runs are stored, so that warning is not repeated."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tasks which were still being processed", category=UserWarning)
+        stream.close()
+
+
 def _claiming(
-    tasks: list[Task], store: Store, owner: str, outcome: GridOutcome
+    tasks: list[Task], store: Store, owner: str, outcome: GridOutcome, *, retry_failed: bool = True
 ) -> Iterator[Task]:
     """Yield each task trimmed to the runs this driver could claim, claimed just before dispatch.
 
     Claiming lazily lets two drivers on one store share a grid instead of one taking it all.
     """
     for task in tasks:
-        got = store.claim([c.run_id for c in task], owner)
+        got = store.claim([c.run_id for c in task], owner, retry_failed=retry_failed)
         outcome.stored_meanwhile += len(got.stored)
         outcome.busy.update(Counter(got.busy.values()))
         mine = set(got.mine)
@@ -265,8 +278,14 @@ def run_grid(
     progress: bool = True,
     retries: int = DEFAULT_RETRIES,
     results_source: ResultsSource | None = None,
+    retry_failed: bool = True,
+    replace: bool = False,
 ) -> GridOutcome:
     """Train every run of ``spec`` that ``store_path`` does not hold yet; return the tally.
+
+    Runs stored as ``failed`` are trained again unless ``retry_failed`` is False (their
+    attempts add up). A grid name already bound to another spec is refused unless
+    ``replace`` (see ``Store.register_grid``).
 
     ``results_source(tasks, jobs, threads)`` trains the (lazily claimed) tasks and yields
     each task's results as they finish; the default trains on this machine. A source with a
@@ -284,8 +303,8 @@ def run_grid(
         raise StoreError(f"{path}: cannot create folder {path.parent} ({exc.strerror})") from None
     owner = owner_id()
     with Store(path) as store:
-        store.register_grid(spec, runs)
-        stored = store.stored_run_ids()
+        store.register_grid(spec, runs, replace=replace)
+        stored = store.stored_run_ids(include_failed=not retry_failed)
         tasks = plan_tasks(runs, stored)
         outcome = GridOutcome(total=len(runs), already_stored=len(runs) - sum(map(len, tasks)))
         if not tasks:
@@ -297,8 +316,9 @@ def run_grid(
         bar = EpochBar(budgets, spec.name, enabled=progress, pool=jobs > 1 and results_source is None)
         store.start_heartbeat(owner)
         try:
+            claimed = _claiming(tasks, store, owner, outcome, retry_failed=retry_failed)
             with bar:
-                for results in source(_claiming(tasks, store, owner, outcome), jobs, threads):
+                for results in source(claimed, jobs, threads):
                     for result in results:
                         store.write_result(result)
                         outcome.statuses[result.status] += 1

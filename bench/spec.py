@@ -14,6 +14,7 @@ import json
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ GRID_DEFAULTS: dict[str, Any] = {
     "validation_size": 5000,
     "train_limit": 0,  # 0 = use every training example left after the validation split
     "data_path": "",  # explicit dataset file or folder; empty = the usual search path
+    "max_epochs": 10_000,  # bounds on what cannot be meant (a typo'd budget or seed count);
+    "max_runs": 100_000,  # raise them in the spec for a real need
 }
 
 #: ``[engine]`` key -> default. These are speed knobs: recorded with every run.
@@ -161,27 +164,32 @@ class GridSpec:
         """Factors with more than one level: the axes of the study."""
         return [k for k, levels in self.factors.items() if len(levels) > 1]
 
-    def expand(self) -> list[RunConfig]:
-        """Every (cell, seed) pair, cells in factor order, seeds innermost."""
+    @property
+    def n_runs(self) -> int:
+        """How many runs the grid requests, computed without expanding it."""
+        return len(self.seeds) * math.prod(len(levels) for levels in self.factors.values())
+
+    def iter_runs(self) -> Iterator[RunConfig]:
+        """Every (cell, seed) pair, cells in factor order, seeds innermost, one at a time."""
         names = list(FACTOR_DEFAULTS)
-        runs = []
         for combo in itertools.product(*(self.factors[n] for n in names)):
             levels = dict(zip(names, combo))
             for seed in self.seeds:
-                runs.append(
-                    RunConfig(
-                        grid=self.name,
-                        seed=seed,
-                        epochs=self.epochs,
-                        target_accuracy=self.target_accuracy,
-                        validation_size=self.validation_size,
-                        train_limit=self.train_limit,
-                        data_path=self.data_path,
-                        engine=self.engine,
-                        **levels,
-                    )
+                yield RunConfig(
+                    grid=self.name,
+                    seed=seed,
+                    epochs=self.epochs,
+                    target_accuracy=self.target_accuracy,
+                    validation_size=self.validation_size,
+                    train_limit=self.train_limit,
+                    data_path=self.data_path,
+                    engine=self.engine,
+                    **levels,
                 )
-        return runs
+
+    def expand(self) -> list[RunConfig]:
+        """``iter_runs`` as a list (bounded by ``grid.max_runs``)."""
+        return list(self.iter_runs())
 
     def with_engine(self, **changes: Any) -> GridSpec:
         return replace(self, engine=replace(self.engine, **changes))
@@ -189,6 +197,18 @@ class GridSpec:
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def runs_hash(run_ids: Iterable[str]) -> str:
+    """A grid's content hash: the set of runs it requests, in any order.
+
+    Two specs that request the same runs are the same grid (comments, level order and speed
+    knobs do not matter); anything that changes a run's identity changes the hash.
+    """
+    digest = hashlib.sha256()
+    for run_id in sorted(run_ids):
+        digest.update(run_id.encode() + b"\n")
+    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- validation
@@ -264,16 +284,24 @@ def _levels(name: str, raw: Any) -> tuple[Any, ...]:
     return levels
 
 
-def _seeds(raw: Any) -> tuple[int, ...]:
+def _seeds(raw: Any, max_runs: int) -> tuple[int, ...]:
     if _is_int(raw):
         if raw < 1:
             raise _fail("grid.seeds", f"{raw!r} is not a count >= 1 or a list of seeds")
+        if raw > max_runs:  # checked before the seeds are made, not after
+            raise _bound("grid.seeds", raw, "grid.max_runs", max_runs)
         return tuple(range(raw))
     if isinstance(raw, list) and raw and all(_is_int(s) and 0 <= s < 2**31 for s in raw):
         if len(set(raw)) != len(raw):
             raise _fail("grid.seeds", f"repeated seed in {raw!r}")
         return tuple(raw)
     raise _fail("grid.seeds", f"{raw!r} is not a count >= 1 or a non-empty list of seeds 0..2^31-1")
+
+
+def _bound(key: str, value: int, bound_key: str, bound: int) -> SpecError:
+    """A value above a bound that protects against typos, with the way past it."""
+    return _fail(key, f"{value:_} is above the bound {bound_key} = {bound:_} (a typo?); "
+                 f"for a real need set {bound_key} = N in [grid]")
 
 
 def _check_keys(table: str, raw: dict, allowed: dict) -> None:
@@ -322,10 +350,20 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
     validation_size = _positive_int("grid.validation_size", grid["validation_size"], minimum=1)
     train_limit = _positive_int("grid.train_limit", grid["train_limit"], minimum=0)
     _check_combinations(factors, validation_size, train_limit)
+    max_epochs = _positive_int("grid.max_epochs", grid["max_epochs"])
+    max_runs = _positive_int("grid.max_runs", grid["max_runs"])
+    epochs = _positive_int("grid.epochs", grid["epochs"])
+    if epochs > max_epochs:
+        raise _bound("grid.epochs", epochs, "grid.max_epochs", max_epochs)
+    seeds = _seeds(grid["seeds"], max_runs)
+    n_runs = len(seeds) * math.prod(len(levels) for levels in factors.values())
+    if n_runs > max_runs:
+        cells = n_runs // len(seeds)
+        raise _bound(f"grid ({len(seeds)} seeds x {cells} cells)", n_runs, "grid.max_runs", max_runs)
     return GridSpec(
         name=name.strip(),
-        seeds=_seeds(grid["seeds"]),
-        epochs=_positive_int("grid.epochs", grid["epochs"]),
+        seeds=seeds,
+        epochs=epochs,
         target_accuracy=float(target),
         validation_size=validation_size,
         train_limit=train_limit,

@@ -22,9 +22,11 @@ from typing import Any
 import pandas as pd
 
 from bench.results import RunResult
-from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig
+from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig, runs_hash
 
-SCHEMA_VERSION = 1
+#: The version this bnbench writes. A store at an older version is read as it is and upgraded
+#: by the first writer that opens it (see ``_MIGRATIONS``); a newer one is refused.
+SCHEMA_VERSION = 2
 FACTOR_COLUMNS = list(FACTOR_DEFAULTS)
 
 #: A claim whose owner has not refreshed it for this long is taken over (owners on other
@@ -35,6 +37,10 @@ CLAIM_HEARTBEAT_S = 30.0
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says which file and why."""
+
+
+class GridChangedError(StoreError):
+    """A grid name already bound to a different spec (set of runs) in this store."""
 
 
 _CLAIMS_TABLE = """
@@ -125,7 +131,11 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
 
 
 def check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse stores written by a newer (or unknown) schema instead of misreading them."""
+    """Refuse stores written by a newer (or unknown) schema instead of misreading them.
+
+    Older versions are accepted: readers see their columns (``read_runs`` fills the newer
+    ones as unknown) and the first writer upgrades them with ``_migrate``.
+    """
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
@@ -138,8 +148,66 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
             f"{path}: store schema version {version} is newer than this bnbench "
             f"understands ({SCHEMA_VERSION}); upgrade bnbench"
         )
-    if version < SCHEMA_VERSION:
-        raise StoreError(f"{path}: store schema version {version} is older than {SCHEMA_VERSION}")
+
+
+# --------------------------------------------------------------------------- migrations
+# One step per schema version, applied in order by the first writer that opens an older
+# store, in one IMMEDIATE transaction. A new store is created at version 1 (``_SCHEMA``)
+# and upgraded by the same steps, so new and upgraded stores cannot differ.
+
+
+def _migrate_runs11(conn: sqlite3.Connection) -> None:
+    """Version 2 (issue 11, runs and grids): grid spec hashes and the epoch a run diverged.
+
+    ``grids.spec_hash`` is filled from the runs each old grid requested (see
+    ``bench.spec.runs_hash``), so rerunning an unchanged spec matches it. Runs stored as
+    ``ok`` although a loss was not finite (bnbench < 2 stopped them early but kept ``ok``;
+    SQLite stores NaN as NULL) become ``diverged``, and every diverged run gets its epoch.
+    """
+    conn.execute("ALTER TABLE grids ADD COLUMN spec_hash TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE runs ADD COLUMN diverged_epoch INTEGER")
+    for (name,) in conn.execute("SELECT name FROM grids").fetchall():
+        ids = [r[0] for r in conn.execute("SELECT run_id FROM grid_runs WHERE grid = ?", (name,))]
+        conn.execute("UPDATE grids SET spec_hash = ?, n_runs = ? WHERE name = ?",
+                     (runs_hash(ids), len(ids), name))
+    bad_epoch = (
+        "SELECT min(e.epoch) FROM epochs e WHERE e.run_id = runs.run_id AND ("
+        + " OR ".join(f"e.{c} IS NULL OR abs(e.{c}) > 1.7e308" for c in ("train_loss", "val_loss"))
+        + ")"
+    )
+    conn.execute(f"UPDATE runs SET diverged_epoch = ({bad_epoch}) WHERE status IN ('ok', 'diverged')")
+    conn.execute(
+        "UPDATE runs SET status = 'diverged', error = 'loss not finite in epoch ' || diverged_epoch "
+        "WHERE status = 'ok' AND diverged_epoch IS NOT NULL"
+    )
+
+
+#: from-version -> the step that upgrades it to from-version + 1.
+_MIGRATIONS = {1: _migrate_runs11}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Upgrade an older store to SCHEMA_VERSION (no-op when current), all steps or none."""
+    version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the lock: another writer may have upgraded it meanwhile.
+        version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        while version < SCHEMA_VERSION:
+            _MIGRATIONS[version](conn)
+            version += 1
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+#: Columns added after version 1, which ``read_runs`` fills as unknown for older stores.
+_LATER_RUN_COLUMNS = ("diverged_epoch",)
+_LATER_GRID_COLUMNS = ("spec_hash",)
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
@@ -209,16 +277,21 @@ class Store:
             # Tables are created in one IMMEDIATE transaction, so a second process opening a
             # brand-new store waits for the whole schema instead of seeing half of it.
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables:
+                # Checked before anything is written: a file that is not a bnbench store
+                # (another program's database) is left byte-for-byte as it was.
+                check_schema(self.conn, self.path)
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self.conn.execute("PRAGMA journal_mode=WAL")
             if not tables:
                 self.conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; INSERT OR IGNORE INTO meta VALUES "
-                    f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                    f"('schema_version', '1'); COMMIT;"
                 )
-            check_schema(self.conn, self.path)
+                check_schema(self.conn, self.path)
             if tables and "claims" not in tables:  # stores from before claims: same version otherwise
                 self.conn.executescript(_CLAIMS_TABLE)
+            _migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "conn"):
                 self.conn.close()
@@ -247,15 +320,33 @@ class Store:
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: cannot write {what} ({exc})") from None
 
-    def register_grid(self, spec: GridSpec, runs: Iterable[RunConfig]) -> None:
-        """Record the grid and which runs belong to it (a run may belong to several grids)."""
+    def register_grid(self, spec: GridSpec, runs: Iterable[RunConfig], *, replace: bool = False) -> None:
+        """Record the grid and which runs belong to it (a run may belong to several grids).
+
+        A grid is its spec: the name is bound to the hash of the runs it requests. The same
+        name with other runs is refused (``GridChangedError``) unless ``replace``, which
+        re-points the grid at the new runs; the old runs stay in the store.
+        """
         runs = list(runs)
+        spec_hash = runs_hash(r.run_id for r in runs)
         with self._writing(f"grid {spec.name}"):
+            row = self.conn.execute(
+                "SELECT spec_hash, n_runs FROM grids WHERE name = ?", (spec.name,)
+            ).fetchone()
+            if row is not None and row[0] == spec_hash:
+                return  # the same grid again: its runs are already listed
+            if row is not None and not replace:
+                raise GridChangedError(
+                    f"grid {spec.name!r} in {self.path} was run from a different spec "
+                    f"({row[1]} runs, now {len(runs)}); give the edited spec a new grid.name, "
+                    "or pass --replace to re-point the grid at the new runs (old runs stay in the store)"
+                )
             self.conn.execute(
-                "INSERT OR REPLACE INTO grids (name, spec_toml, factors_json, n_runs) "
-                "VALUES (?, ?, ?, ?)",
-                (spec.name, spec.source_text, json.dumps(spec.varying_factors), len(runs)),
+                "INSERT OR REPLACE INTO grids (name, spec_toml, factors_json, n_runs, spec_hash) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (spec.name, spec.source_text, json.dumps(spec.varying_factors), len(runs), spec_hash),
             )
+            self.conn.execute("DELETE FROM grid_runs WHERE grid = ?", (spec.name,))
             self.conn.executemany(
                 "INSERT OR IGNORE INTO grid_runs VALUES (?, ?)",
                 [(spec.name, r.run_id) for r in runs],
@@ -265,18 +356,25 @@ class Store:
         """Store one finished run and its epochs in a single transaction.
 
         Returns False (and writes nothing) if the run is already stored, so a run that two
-        processes both finished is kept once. The run's claim goes in the same transaction.
+        processes both finished is kept once. A stored ``failed`` run is the exception: a
+        new attempt replaces it, its attempts added to the earlier ones. The run's claim
+        goes in the same transaction.
         """
         row = result_row(result)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
         with self._writing(f"run {row['run_id']}"):
-            cur = self.conn.execute(
-                f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", tuple(row.values())
-            )
             self.conn.execute("DELETE FROM claims WHERE run_id = ?", (row["run_id"],))
-            if cur.rowcount == 0:
+            old = self.conn.execute(
+                "SELECT status, attempts FROM runs WHERE run_id = ?", (row["run_id"],)
+            ).fetchone()
+            if old is not None and old[0] != "failed":
                 return False
+            if old is not None:
+                row["attempts"] += old[1]
+                self.conn.execute("DELETE FROM epochs WHERE run_id = ?", (row["run_id"],))
+                self.conn.execute("DELETE FROM runs WHERE run_id = ?", (row["run_id"],))
+            cols = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            self.conn.execute(f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", tuple(row.values()))
             self.conn.executemany(
                 "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -287,12 +385,28 @@ class Store:
             )
         return True
 
+    def remove_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete runs and their epochs in one transaction; returns how many were deleted.
+
+        The grids still list them, so the next ``bnbench run`` of a grid trains them again.
+        """
+        ids = [(r,) for r in run_ids]
+        with self._writing(f"the removal of {len(ids)} runs"):
+            self.conn.executemany("DELETE FROM epochs WHERE run_id = ?", ids)
+            self.conn.executemany("DELETE FROM claims WHERE run_id = ?", ids)
+            before = self.conn.total_changes
+            self.conn.executemany("DELETE FROM runs WHERE run_id = ?", ids)
+            return self.conn.total_changes - before
+
     # ------------------------------------------------------------------ claims
 
-    def claim(self, run_ids: list[str], owner: str, *, stale_after: float = CLAIM_STALE_S) -> ClaimOutcome:
+    def claim(
+        self, run_ids: list[str], owner: str, *, stale_after: float = CLAIM_STALE_S, retry_failed: bool = True
+    ) -> ClaimOutcome:
         """Claim runs for ``owner`` in one IMMEDIATE transaction, so two drivers never both win.
 
-        A run already stored is not claimed; a claim by a live owner is respected; a claim
+        A run already stored is not claimed (a ``failed`` one is, with ``retry_failed``); a
+        claim by a live owner is respected; a claim
         whose owner died (same host) or went silent for ``stale_after`` seconds is taken over.
         """
         out = ClaimOutcome()
@@ -302,7 +416,8 @@ class Store:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     for run_id in run_ids:
-                        if self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                        done = self.conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                        if done and not (retry_failed and done[0] == "failed"):
                             out.stored.append(run_id)
                             continue
                         held = self.conn.execute(
@@ -361,10 +476,12 @@ class Store:
 
     # ------------------------------------------------------------------ reading
 
-    def stored_run_ids(self) -> set[str]:
+    def stored_run_ids(self, *, include_failed: bool = True) -> set[str]:
+        """Runs the store holds; without ``include_failed``, those a rerun would not retry."""
+        sql = "SELECT run_id FROM runs" + ("" if include_failed else " WHERE status != 'failed'")
         with self._lock:
             try:
-                return {r[0] for r in self.conn.execute("SELECT run_id FROM runs")}
+                return {r[0] for r in self.conn.execute(sql)}
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: cannot read runs ({exc})") from None
 
@@ -412,6 +529,7 @@ def result_row(result: RunResult) -> dict[str, Any]:
         "concurrent_workers": result.concurrent_workers,
         "threads": result.threads,
         "attempts": result.attempts,
+        "diverged_epoch": result.diverged_epoch,
         "machine_fingerprint": machine_fingerprint(result.host, result.versions),
         "host_json": json.dumps(result.host, sort_keys=True),
         "versions_json": json.dumps(result.versions, sort_keys=True),
@@ -420,16 +538,26 @@ def result_row(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _with_later_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A frame read from an older store, with the columns it predates present and unknown."""
+    for col in columns:
+        if col not in frame:
+            frame[col] = pd.NA
+    return frame
+
+
 def read_runs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
     """The ``runs`` table as a DataFrame; with ``grid``, only that grid's runs."""
     if grid is None:
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY grid, cell_id, seed", conn)
-    return pd.read_sql_query(
-        "SELECT r.* FROM runs r JOIN grid_runs g ON g.run_id = r.run_id "
-        "WHERE g.grid = ? ORDER BY r.cell_id, r.seed",
-        conn,
-        params=(grid,),
-    )
+        frame = pd.read_sql_query("SELECT * FROM runs ORDER BY grid, cell_id, seed", conn)
+    else:
+        frame = pd.read_sql_query(
+            "SELECT r.* FROM runs r JOIN grid_runs g ON g.run_id = r.run_id "
+            "WHERE g.grid = ? ORDER BY r.cell_id, r.seed",
+            conn,
+            params=(grid,),
+        )
+    return _with_later_columns(frame, _LATER_RUN_COLUMNS)
 
 
 def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
@@ -445,4 +573,5 @@ def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFra
 
 
 def read_grids(conn: sqlite3.Connection) -> pd.DataFrame:
-    return pd.read_sql_query("SELECT * FROM grids ORDER BY created_at, name", conn)
+    frame = pd.read_sql_query("SELECT * FROM grids ORDER BY created_at, name", conn)
+    return _with_later_columns(frame, _LATER_GRID_COLUMNS)

@@ -61,12 +61,13 @@ def test_ci_variant_is_a_slice_of_the_full_grid(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", STUDIES)
-def test_ci_variant_runs_end_to_end(name, tmp_path: Path):
+def test_ci_variant_runs_end_to_end(name, tmp_path: Path, require):
     from bench.runner import run_grid
 
     spec = load_spec(ABLATIONS / "ci" / f"{name}.toml")
-    if not _data_available(spec):
-        pytest.skip(f"{spec.factors['dataset']} not available on this machine")
+    require(_data_available(spec), f"dataset {', '.join(spec.factors['dataset'])}",
+            "MNIST: mnist.npz on the search path (README, Datasets); Fashion-MNIST: "
+            "apt-get install dataset-fashion-mnist")
     store = tmp_path / "ci.sqlite"
     outcome = run_grid(spec, store, jobs=1, progress=False)
     assert outcome.trained == len(spec.expand()) and "failed" not in outcome.statuses

@@ -43,14 +43,19 @@ def export_store(store: str, output: str | Path, fmt: str = "csv", grid: str | N
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--output: cannot create {out} ({exc.strerror})") from None
-    written = []
-    for name, frame in tables.items():
-        path = out / f"{name}.{fmt}"
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
-        written.append(path)
+    written: list[Path] = []
+    try:
+        for name, frame in tables.items():
+            path = out / f"{name}.{fmt}"
+            written.append(path)
+            if fmt == "csv":
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False)
+    except OSError as exc:  # read-only folder, full disk: no half export left behind
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise UsageError(f"--output: cannot write {path} ({exc.strerror or exc})") from None
     return written
 
 

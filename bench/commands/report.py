@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{target}: is a folder; give a file name for the report")
         if not target.parent.exists():
             raise UsageError(f"{target}: folder {target.parent} does not exist")
+    _refuse_empty(args.store, args.grid)
     text = render_report(args.store, grid=args.grid, fmt=args.format)
     if out == "-":
         print(text)
@@ -68,3 +69,26 @@ def run(args: argparse.Namespace) -> int:
         Path(out).write_text(text, encoding="utf-8")
         print(f"wrote {out}")
     return 0
+
+
+def _refuse_empty(store: str, grid: str | None) -> None:
+    """A store (or grid) without runs has nothing to report: say so instead of an empty report."""
+    from contextlib import closing
+
+    from bench.store import open_readonly
+
+    if Path(store).is_dir():
+        return  # the report's loader names that problem
+    with closing(open_readonly(store)) as conn:
+        if grid is None:
+            n = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        elif conn.execute("SELECT 1 FROM grids WHERE name = ?", (grid,)).fetchone() is None:
+            return  # an unknown grid: the loader lists the known ones
+        else:
+            n = conn.execute(
+                "SELECT count(*) FROM runs r JOIN grid_runs g ON g.run_id = r.run_id WHERE g.grid = ?",
+                (grid,),
+            ).fetchone()[0]
+    if n == 0:
+        where = f"grid {grid!r} in {store}" if grid else store
+        raise UsageError(f"{where}: nothing to report (no runs stored yet; 'bnbench run SPEC' first)")

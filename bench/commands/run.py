@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a grid spec's runs into the store (resumes where it stopped)",
         description="Expand a grid spec (TOML) into runs, skip those already in the store, "
         "train the rest and store each finished run in its own transaction. Kill it at any "
-        "time; running it again finishes the grid. A bad spec is rejected before any training.",
+        "time; running it again finishes the grid (runs stored as failed are retried). A bad "
+        "spec is rejected before any training; an edited spec under a grid name already in "
+        "the store is refused (new name, or --replace).",
     )
     p.add_argument("spec", help="grid spec TOML file (see ablations/)")
     add_store_option(p)
@@ -38,6 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
         help="extra attempts for a task whose worker process died (killed, out of memory) "
         "before its runs are stored as failed (default %(default)s)",
+    )
+    p.add_argument(
+        "--skip-failed", action="store_true",
+        help="keep runs stored as failed instead of training them again (by default each "
+        "run retries them; their attempt counts add up)",
+    )
+    p.add_argument(
+        "--replace", action="store_true",
+        help="the spec was edited: re-point the grid of that name at the new spec's runs "
+        "(the old runs stay in the store, outside the grid). Without it an edited spec "
+        "under an existing grid name is refused",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
@@ -63,7 +76,8 @@ def main(args: argparse.Namespace) -> int:
 
             source = stack.enter_context(DaskSource(args.scheduler, jobs=args.jobs, retries=args.retries))
         outcome = run_grid(spec, args.store, jobs=args.jobs, progress=not args.no_progress,
-                           retries=args.retries, results_source=source)
+                           retries=args.retries, results_source=source,
+                           retry_failed=not args.skip_failed, replace=args.replace)
     for line in outcome.busy_notices():
         print(f"{spec.name}: {line}", file=sys.stderr)
     print(f"{spec.name}: {outcome.summary()}; store: {args.store}", file=sys.stderr)

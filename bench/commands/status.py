@@ -26,8 +26,10 @@ def main(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec) if args.spec else None
     conn = open_readonly(args.store)
+    # The total is the grid's own run list (grid_runs), which holds each run once and only
+    # the current spec's runs, so "done" can never exceed it.
     rows = conn.execute(
-        "SELECT g.name, g.n_runs, "
+        "SELECT g.name, COUNT(gr.run_id), "
         "  SUM(r.status = 'ok'), SUM(r.status = 'diverged'), SUM(r.status = 'failed') "
         "FROM grids g LEFT JOIN grid_runs gr ON gr.grid = g.name "
         "LEFT JOIN runs r ON r.run_id = gr.run_id GROUP BY g.name ORDER BY g.created_at"
@@ -39,9 +41,10 @@ def main(args: argparse.Namespace) -> int:
         done = (ok or 0) + (div or 0) + (fail or 0)
         print(f"  {name}: {done}/{n_runs} runs done (ok {ok or 0}, diverged {div or 0}, failed {fail or 0})")
     if spec is not None:
-        stored = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
-        runs = spec.expand()
-        missing = sum(r.run_id not in stored for r in runs)
-        print(f"spec {args.spec} ({spec.name}): {len(runs) - missing}/{len(runs)} runs stored, {missing} to train")
+        # Failed runs count as "to train": the next `bnbench run` retries them.
+        stored = {r[0] for r in conn.execute("SELECT run_id FROM runs WHERE status != 'failed'")}
+        missing = sum(r.run_id not in stored for r in spec.iter_runs())
+        print(f"spec {args.spec} ({spec.name}): {spec.n_runs - missing}/{spec.n_runs} runs stored, "
+              f"{missing} to train")
     conn.close()
     return 0

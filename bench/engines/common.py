@@ -15,8 +15,8 @@ def now_iso() -> str:
 
 
 def diverged(m: EpochMetrics) -> bool:
-    """A run diverged when its training loss is no longer a finite number."""
-    return not math.isfinite(m.train_loss)
+    """A run diverged when any of its losses (training or validation) is not a finite number."""
+    return not (math.isfinite(m.train_loss) and math.isfinite(m.val_loss))
 
 
 def make_result(
@@ -29,11 +29,13 @@ def make_result(
     seeds_in_program: int,
     threads: int,
 ) -> RunResult:
-    """Wrap an engine's per-epoch metrics; NaN/inf training loss marks the run diverged."""
+    """Wrap an engine's per-epoch metrics; a NaN/inf loss (training or validation) marks the run diverged."""
     status, error = "ok", ""
     bad = next((e for e in epochs if diverged(e)), None)
     if bad is not None:
-        status, error = "diverged", f"training loss became {bad.train_loss} in epoch {bad.epoch}"
+        status = "diverged"
+        error = (f"loss not finite in epoch {bad.epoch} "
+                 f"(training loss {bad.train_loss}, validation loss {bad.val_loss})")
     return RunResult(
         config=cfg,
         status=status,

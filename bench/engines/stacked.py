@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from bench.datasets import Dataset
-from bench.engines.common import make_result, now_iso
+from bench.engines.common import diverged, make_result, now_iso
 from bench.pairing import epoch_order
 from bench.progress import epoch_done
 from bench.results import EpochMetrics, RunResult
@@ -210,7 +210,7 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
                              float(val_loss[s]), float(val_acc[s]), epoch_s)
             history[s].append(m)
             # Same stopping rule as the Keras engine: a seed stops at a non-finite loss.
-            if not (np.isfinite(m.train_loss) and np.isfinite(m.val_loss)):
+            if diverged(m):
                 live[s] = False
         epoch_done(cfgs[s].run_id for s in reported)
         if not live.any():

@@ -160,8 +160,8 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_report_in_headless_chromium(html, tmp_path):
+def test_report_in_headless_chromium(html, tmp_path, require):
+    require(CHROMIUM, "chromium", "install it (Debian: apt-get install chromium)")
     page = tmp_path / "report.html"
     page.write_text(html, encoding="utf-8")
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
