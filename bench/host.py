@@ -35,6 +35,9 @@ def cores() -> int:
 
 
 def host_info() -> dict[str, Any]:
+    """The run's host record; ``device`` is what trained it (see bench.device)."""
+    from bench.device import active_device  # bench.device builds on this module
+
     return {
         "hostname": platform.node(),
         "cpu": cpu_model(),
@@ -42,7 +45,14 @@ def host_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "system": platform.system(),
         "python": platform.python_version(),
+        "device": active_device().record(),
     }
+
+
+def device_kind(host: dict[str, Any]) -> str:
+    """``"gpu"`` or ``"cpu"``; records written before devices were recorded trained on the CPU."""
+    device = host.get("device")
+    return str(device.get("kind", "cpu")) if isinstance(device, dict) else "cpu"
 
 
 def library_versions() -> dict[str, str]:
@@ -56,14 +66,19 @@ def library_versions() -> dict[str, str]:
 
 
 def machine_fingerprint(host: dict[str, Any], versions: dict[str, str]) -> str:
-    """Hash of what makes timings comparable: CPU model, cores, TensorFlow/Keras/NumPy versions.
+    """Hash of what makes timings comparable: CPU model, cores, TensorFlow/Keras/NumPy versions,
+    and the GPU when one trained the run.
 
-    The hostname is deliberately left out: two identical CI runners are comparable.
+    The hostname is deliberately left out: two identical CI runners are comparable. A CPU
+    run's key has no device entry, so CPU fingerprints are those of stores written before
+    devices were recorded; a GPU run's key names the GPU, so it never matches a CPU run.
     """
-    key = {
+    key: dict[str, Any] = {
         "cpu": host.get("cpu"),
         "cores": host.get("cores"),
         "machine": host.get("machine"),
         "versions": {k: v for k, v in versions.items() if k != "bnbench"},
     }
+    if device_kind(host) != "cpu":
+        key["device"] = {k: host["device"].get(k) for k in ("kind", "name")}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
