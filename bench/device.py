@@ -144,7 +144,7 @@ def footprint_bytes(sizes: Sequence[int], bn_widths: Sequence[int], optimizer: s
 class SeedsChoice:
     """``seeds_per_program = "auto"`` resolved for one cell on one device, with its reasons."""
 
-    seeds: int  # seeds per program used (the cell's seeds split into equal programs)
+    seeds: int  # seeds per program used (the cell's seeds split evenly)
     limit: int  # most seeds one program may hold on this device
     memory_limit: int  # of which the memory allows this many
     footprint_bytes: int  # per seed
@@ -160,8 +160,8 @@ def auto_seeds(device: Device, footprint: int, fixed_bytes: int, n_seeds: int) -
     The limit is the smaller of what fits in ``MEMORY_FRACTION`` of the device's memory
     (after ``fixed_bytes``: the data set and the validation pass) and the compute rule
     (``CPU_SEEDS_PER_CORE`` per core; ``GPU_MAX_SEEDS``). The cell's seeds are then split
-    into equal programs (10 seeds with a limit of 8 train as 5 + 5, not 8 + 2: one
-    compiled shape, and both programs equally full).
+    as evenly as the limit allows (10 seeds with a limit of 8 train as 5 + 5, not 8 + 2:
+    one compiled shape, both programs equally full; 5 with a limit of 4 as 3 + 2).
     """
     room = device.memory_bytes * MEMORY_FRACTION - fixed_bytes
     memory_limit = max(1, int(room // max(1, footprint)))

@@ -48,7 +48,10 @@ def configure_tensorflow(threads: int, deterministic: bool = True, slot: int = 0
         _configured_threads = threads
     except RuntimeError:  # TensorFlow already initialized in this process
         _configured_threads = tf.config.threading.get_intra_op_parallelism_threads() or threads
-    use_device(slot)
+    if use_device(slot).kind == "gpu":
+        # Ampere and later GPUs run float32 matmuls in TF32 (10-bit mantissa) by default:
+        # results would then differ from the CPU's far beyond float noise.
+        tf.config.experimental.enable_tensor_float_32_execution(False)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return _configured_threads
