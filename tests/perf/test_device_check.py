@@ -40,3 +40,21 @@ def test_device_check_cpu_mode_runs(tmp_path: Path):
     assert [r["label"] for r in rows[:3]] == ["stacked S=auto on cpu", "keras fit on cpu", "CPU reference"]
     assert {r["placement"] for r in rows} == {"none", "after+input"}
     assert all(r["runs_per_hour"] > 0 and r["gflops"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_measure_limit_runs_in_one_process(tmp_path: Path, capsys):
+    """Tiny sizes: the script's code paths, not its numbers (timings are never asserted)."""
+    from . import measure_limit
+
+    out = tmp_path / "limit.json"
+    assert measure_limit.main(["--sizes", "64,128", "--numpy-size", "128", "--repeats", "1",
+                               "--epochs", "1", "--seeds", "2", "--dataset", "digits",
+                               "--validation-size", "300", "--placements", "none",
+                               "--json", str(out)]) == 0
+    import json
+
+    rows = json.loads(out.read_text())
+    assert [r["when"] for r in rows] == ["before"] * 3 + ["engine"] + ["after"] * 3
+    assert all(r["gflops"] > 0 for r in rows)
+    assert "share of the run's limit" in capsys.readouterr().out
