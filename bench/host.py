@@ -12,6 +12,12 @@ from typing import Any
 
 _VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "bnbench")
 
+#: Distributions that are one build for timing purposes. ``tensorflow`` and ``tensorflow-cpu``
+#: of one version run the same CPU kernels (the former adds CUDA); bnbench depended on
+#: ``tensorflow-cpu`` before the gpu extra, so that is the name fingerprints keep: stores and
+#: baselines recorded before the switch stay comparable on the same machine.
+_SAME_BUILD = {"tensorflow": "tensorflow-cpu"}
+
 
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
@@ -77,7 +83,7 @@ def machine_fingerprint(host: dict[str, Any], versions: dict[str, str]) -> str:
         "cpu": host.get("cpu"),
         "cores": host.get("cores"),
         "machine": host.get("machine"),
-        "versions": {k: v for k, v in versions.items() if k != "bnbench"},
+        "versions": {_SAME_BUILD.get(k, k): v for k, v in versions.items() if k != "bnbench"},
     }
     if device_kind(host) != "cpu":
         key["device"] = {k: host["device"].get(k) for k in ("kind", "name")}

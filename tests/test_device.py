@@ -137,6 +137,15 @@ def test_fingerprint_of_cpu_runs_is_unchanged_and_a_gpu_never_matches(cpu_proces
         machine_fingerprint(gpu_host, versions)
 
 
+def test_fingerprint_is_the_same_for_either_tensorflow_distribution(cpu_process):
+    """bnbench depended on tensorflow-cpu before; the base is now tensorflow (same CPU build)."""
+    host = host_info()
+    before = {"tensorflow-cpu": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6", "bnbench": "0.1.0"}
+    after = {"tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6", "bnbench": "0.1.0"}
+    assert machine_fingerprint(host, before) == machine_fingerprint(host, after)
+    assert machine_fingerprint(host, before) != machine_fingerprint(host, {**after, "tensorflow": "2.20.0"})
+
+
 # ------------------------------------------------------------------------- compare
 
 
