@@ -1,9 +1,10 @@
 """Which device a worker trains on, and how many seeds one stacked program may hold there.
 
-Everything but ``_probe_gpus`` is plain Python over a ``Device`` description, so the device
-choice, the ``--jobs`` assignment and the ``seeds_per_program = "auto"`` sizing are tested
-with simulated devices on any machine. ``_probe_gpus`` is the one place that asks
-TensorFlow (``tf.config.list_physical_devices`` + ``get_device_details``).
+Everything but ``_list_gpus`` and ``_activate_gpu`` is plain Python over a ``Device``
+description, so the device choice, the ``--jobs`` assignment and the
+``seeds_per_program = "auto"`` sizing are tested with simulated devices on any machine.
+Those two are the only places that ask TensorFlow (``tf.config.list_physical_devices``,
+``get_device_details``, ``set_visible_devices``).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ near-zero cost of the warm-up calls, which is what it really paid.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -247,6 +248,18 @@ def seeds_choice(configs: list[RunConfig], data: Dataset, device: Device) -> See
     return auto_seeds(device, per_seed, fixed, len(configs))
 
 
+def _worker_device() -> Device:
+    """This worker's device; on a CPU, with the cores its TensorFlow threads may use (a
+    worker of ``--jobs 2`` on 2 cores sizes its programs for 1 core)."""
+    import tensorflow as tf
+
+    device = active_device()
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if device.kind == "cpu" and threads:
+        device = dataclasses.replace(device, cores=min(device.cores, threads))
+    return device
+
+
 def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
     """Train every seed of one cell, ``engine.seeds_per_program`` seeds per program.
 
@@ -260,7 +273,7 @@ def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
         raise ValueError(f"train_cell expects the seeds of one cell, got {len(cells)} cells")
     per, choice = configs[0].engine.seeds_per_program, None
     if per == "auto":
-        choice = seeds_choice(configs, data, active_device())
+        choice = seeds_choice(configs, data, _worker_device())
         per = choice.seeds
     per = max(1, int(per))
     results: list[RunResult] = []
