@@ -159,14 +159,15 @@ def auto_seeds(device: Device, footprint: int, fixed_bytes: int, n_seeds: int) -
     """Seeds per program for a cell of ``n_seeds`` seeds on ``device``.
 
     The limit is the smaller of what fits in ``MEMORY_FRACTION`` of the device's memory
-    (after ``fixed_bytes``: the data set and the validation pass) and the compute rule
-    (``CPU_SEEDS_PER_CORE`` per core; ``GPU_MAX_SEEDS``). The cell's seeds are then split
+    (after ``fixed_bytes``: the data set and the validation pass; not applied when the
+    memory could not be read, 0) and the compute rule (``CPU_SEEDS_PER_CORE`` per core;
+    ``GPU_MAX_SEEDS``). The cell's seeds are then split
     as evenly as the limit allows (10 seeds with a limit of 8 train as 5 + 5, not 8 + 2:
     one compiled shape, both programs equally full; 5 with a limit of 4 as 3 + 2).
     """
-    room = device.memory_bytes * MEMORY_FRACTION - fixed_bytes
-    memory_limit = max(1, int(room // max(1, footprint)))
     rule = GPU_MAX_SEEDS if device.kind == "gpu" else CPU_SEEDS_PER_CORE * max(1, device.cores)
+    room = device.memory_bytes * MEMORY_FRACTION - fixed_bytes
+    memory_limit = max(1, int(room // max(1, footprint))) if device.memory_bytes > 0 else rule
     limit = max(1, min(memory_limit, rule))
     n = max(1, n_seeds)
     seeds = math.ceil(n / math.ceil(n / limit))
@@ -221,5 +222,8 @@ def _activate_gpu(device: Device) -> Device:
         tf.config.set_visible_devices([tf.config.list_physical_devices("GPU")[device.index]], "GPU")
     except RuntimeError:  # TensorFlow already initialized: the visible set is fixed
         pass
-    limits = [d.memory_limit for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+    try:
+        limits = [d.memory_limit for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+    except Exception:  # noqa: BLE001 - a private API: unknown memory (0) only drops the memory bound
+        limits = []
     return Device(device.kind, device.name, int(limits[0]) if limits else 0, 0, device.index)

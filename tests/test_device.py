@@ -75,6 +75,8 @@ def test_auto_is_bounded_by_memory_for_a_large_model():
     expected = int((4 * GIB * dev.MEMORY_FRACTION - FIXED) // wide)
     assert choice.memory_limit == expected == choice.limit
     assert 1 <= choice.seeds <= expected < 256
+    unknown = Device("gpu", "Simulated GPU, memory unread", 0)
+    assert auto_seeds(unknown, wide, FIXED, 1000).limit == dev.GPU_MAX_SEEDS  # no memory bound
     tiny = Device("gpu", "Simulated 256 MiB GPU", 256 << 20)
     assert auto_seeds(tiny, wide, FIXED, 8).seeds == 1  # never zero: one seed is tried
 
