@@ -65,7 +65,7 @@ def check(args: argparse.Namespace) -> tuple[list[CellTiming], list[str]]:
     from bench.engines import keras_fit, stacked
 
     device = active_device()
-    data = load_dataset(args.dataset, args.validation_size)
+    data = load_dataset(args.dataset, args.validation_size, 0, args.data_path)
     rows: list[CellTiming] = []
     problems: list[str] = []
     for placement in args.placements.split(","):
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nondeterministic-too", action="store_true",
                     help="also time the device with op determinism off")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
+    ap.add_argument("--data-path", default="",
+                    help="mnist.npz (default: the usual search: BNBENCH_DATA_DIR, ../shared/data, ...)")
     ap.add_argument("--json", default="", help="also write the rows to this file")
     args = ap.parse_args(argv)
     for key, value in (TINY if args.cpu else FULL).items():
