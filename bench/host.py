@@ -12,6 +12,12 @@ from typing import Any
 
 _VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "bnbench")
 
+#: Distributions that are one build for timing purposes. ``tensorflow`` and ``tensorflow-cpu``
+#: of one version run the same CPU kernels (the former adds CUDA); bnbench depended on
+#: ``tensorflow-cpu`` before the gpu extra, so that is the name fingerprints keep: stores and
+#: baselines recorded before the switch stay comparable on the same machine.
+_SAME_BUILD = {"tensorflow": "tensorflow-cpu"}
+
 
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
@@ -35,6 +41,9 @@ def cores() -> int:
 
 
 def host_info() -> dict[str, Any]:
+    """The run's host record; ``device`` is what trained it (see bench.device)."""
+    from bench.device import active_device  # bench.device builds on this module
+
     return {
         "hostname": platform.node(),
         "cpu": cpu_model(),
@@ -42,7 +51,14 @@ def host_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "system": platform.system(),
         "python": platform.python_version(),
+        "device": active_device().record(),
     }
+
+
+def device_kind(host: dict[str, Any]) -> str:
+    """``"gpu"`` or ``"cpu"``; records written before devices were recorded trained on the CPU."""
+    device = host.get("device")
+    return str(device.get("kind", "cpu")) if isinstance(device, dict) else "cpu"
 
 
 def library_versions() -> dict[str, str]:
@@ -56,14 +72,19 @@ def library_versions() -> dict[str, str]:
 
 
 def machine_fingerprint(host: dict[str, Any], versions: dict[str, str]) -> str:
-    """Hash of what makes timings comparable: CPU model, cores, TensorFlow/Keras/NumPy versions.
+    """Hash of what makes timings comparable: CPU model, cores, TensorFlow/Keras/NumPy versions,
+    and the GPU when one trained the run.
 
-    The hostname is deliberately left out: two identical CI runners are comparable.
+    The hostname is deliberately left out: two identical CI runners are comparable. A CPU
+    run's key has no device entry, so CPU fingerprints are those of stores written before
+    devices were recorded; a GPU run's key names the GPU, so it never matches a CPU run.
     """
-    key = {
+    key: dict[str, Any] = {
         "cpu": host.get("cpu"),
         "cores": host.get("cores"),
         "machine": host.get("machine"),
-        "versions": {k: v for k, v in versions.items() if k != "bnbench"},
+        "versions": {_SAME_BUILD.get(k, k): v for k, v in versions.items() if k != "bnbench"},
     }
+    if device_kind(host) != "cpu":
+        key["device"] = {k: host["device"].get(k) for k in ("kind", "name")}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]

@@ -64,13 +64,16 @@ class GridOutcome:
 def plan_tasks(runs: Iterable[RunConfig], stored: set[str]) -> list[Task]:
     """Group the runs not yet stored into tasks: seeds of one cell, at most seeds_per_program.
 
-    The Keras engine trains one seed at a time, so its tasks hold one run each.
+    The Keras engine trains one seed at a time, so its tasks hold one run each. With
+    ``seeds_per_program = "auto"`` a task is the whole cell: the worker sizes its programs
+    from the device it trains on (``bench.device.auto_seeds``).
     """
     todo = [r for r in runs if r.run_id not in stored]
     tasks: list[Task] = []
     for _, cell_runs in groupby(sorted(todo, key=lambda r: (r.cell_id, r.seed)), key=lambda r: r.cell_id):
         cell = list(cell_runs)
         width = cell[0].engine.seeds_per_program if cell[0].engine.name == "stacked" else 1
+        width = len(cell) if width == "auto" else width
         tasks += [cell[i : i + width] for i in range(0, len(cell), width)]
     return tasks
 
@@ -115,8 +118,12 @@ def _test_kill_hook(task: Task) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def train_task(task: Task, threads: int, concurrent_workers: int) -> list[RunResult]:
-    """Train one task in this process. Any exception becomes ``failed`` results, never a crash."""
+def train_task(task: Task, threads: int, concurrent_workers: int, slot: int = 0) -> list[RunResult]:
+    """Train one task in this process. Any exception becomes ``failed`` results, never a crash.
+
+    ``slot`` numbers this worker among the ``concurrent_workers``; it picks the GPU on a
+    GPU machine (see bench.device.assign_gpu).
+    """
     _test_kill_hook(task)
     try:
         from bench.datasets import load_dataset
@@ -124,7 +131,7 @@ def train_task(task: Task, threads: int, concurrent_workers: int) -> list[RunRes
         from bench.tf_setup import configure_tensorflow
 
         first = task[0]
-        threads = configure_tensorflow(threads, first.engine.deterministic)
+        threads = configure_tensorflow(threads, first.engine.deterministic, slot)
         data = load_dataset(first.dataset, first.validation_size, first.train_limit, first.data_path)
         results = get_engine(first.engine.name)(task, data)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback's last line
@@ -151,13 +158,17 @@ def check_datasets(spec: GridSpec) -> None:
 def _local_task(task: Task, threads: int, jobs: int, started_dir: str, progress_queue=None) -> list[RunResult]:
     """``train_task`` in a pool worker, leaving a mark that the task started (see _results_local).
 
-    Epochs are reported to ``progress_queue`` (see bench.progress) as they finish.
+    Each worker claims a slot (0..jobs-1) for its life: on a GPU machine, its GPU. Epochs are
+    reported to ``progress_queue`` (see bench.progress) as they finish.
     """
+    from bench.device import claim_slot
     from bench.progress import report_to
 
     Path(started_dir, task[0].run_id).touch()
     report_to(progress_queue)
-    return train_task(task, threads, jobs)
+    slots = Path(started_dir, "slots")
+    slots.mkdir(exist_ok=True)
+    return train_task(task, threads, jobs, claim_slot(str(slots), jobs))
 
 
 def _results_local(

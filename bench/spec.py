@@ -67,7 +67,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "name": "stacked",
     "jit_compile": True,
     "steps_per_execution": 200,
-    "seeds_per_program": 8,
+    "seeds_per_program": 8,  # or "auto": sized from the device (bench.device.auto_seeds)
     "threads": 0,  # TensorFlow intra-op threads per worker; 0 = cores // jobs
     "deterministic": True,  # TensorFlow op determinism (Keras then declines jit_compile)
 }
@@ -80,7 +80,7 @@ class EngineSettings:
     name: str = ENGINE_DEFAULTS["name"]
     jit_compile: bool = ENGINE_DEFAULTS["jit_compile"]
     steps_per_execution: int = ENGINE_DEFAULTS["steps_per_execution"]
-    seeds_per_program: int = ENGINE_DEFAULTS["seeds_per_program"]
+    seeds_per_program: int | str = ENGINE_DEFAULTS["seeds_per_program"]  # a count or "auto"
     threads: int = ENGINE_DEFAULTS["threads"]
     deterministic: bool = ENGINE_DEFAULTS["deterministic"]
 
@@ -343,7 +343,7 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
         name=_choice("engine.name", engine["name"], ENGINES),
         jit_compile=_bool("engine.jit_compile", engine["jit_compile"]),
         steps_per_execution=_positive_int("engine.steps_per_execution", engine["steps_per_execution"]),
-        seeds_per_program=_positive_int("engine.seeds_per_program", engine["seeds_per_program"]),
+        seeds_per_program=_seeds_per_program(engine["seeds_per_program"]),
         threads=_positive_int("engine.threads", engine["threads"], minimum=0),
         deterministic=_bool("engine.deterministic", engine["deterministic"]),
     )
@@ -405,6 +405,15 @@ def _check_combinations(
             f"1 cannot be combined with placement {bn_placements[0]!r}: batch normalization "
             "of a single example outputs a constant; use batch_size >= 2 or placement 'none'",
         )
+
+
+def _seeds_per_program(v: Any) -> int | str:
+    """A positive count, or ``"auto"`` (sized from the device by the worker that trains)."""
+    if v == "auto":
+        return v
+    if not _is_int(v) or v < 1:
+        raise _fail("engine.seeds_per_program", f"{v!r} is not an integer >= 1 or \"auto\"")
+    return int(v)
 
 
 def _bool(key: str, v: Any) -> bool:

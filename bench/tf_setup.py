@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from bench.device import use_device
 from bench.host import cores
 
 _configured_threads: int | None = None
@@ -21,8 +22,11 @@ def threads_per_worker(jobs: int, requested: int = 0) -> int:
     return max(1, cores() // max(1, jobs))
 
 
-def configure_tensorflow(threads: int, deterministic: bool = True) -> int:
-    """Pin TensorFlow's intra- and inter-op pools and turn on op determinism.
+def configure_tensorflow(threads: int, deterministic: bool = True, slot: int = 0) -> int:
+    """Pin TensorFlow's intra- and inter-op pools, pick the device, turn on op determinism.
+
+    On a GPU machine worker ``slot`` trains on GPU ``slot`` mod #GPUs and sees only that one
+    (``bench.device.use_device``); without a GPU it trains on the CPU as before.
 
     Keras declines ``jit_compile=True`` while op determinism is on (not every op has a
     deterministic XLA kernel), so a spec that wants Keras with XLA sets
@@ -43,6 +47,10 @@ def configure_tensorflow(threads: int, deterministic: bool = True) -> int:
         _configured_threads = threads
     except RuntimeError:  # TensorFlow already initialized in this process
         _configured_threads = tf.config.threading.get_intra_op_parallelism_threads() or threads
+    if use_device(slot).kind == "gpu":
+        # Ampere and later GPUs run float32 matmuls in TF32 (10-bit mantissa) by default:
+        # results would then differ from the CPU's far beyond float noise.
+        tf.config.experimental.enable_tensor_float_32_execution(False)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return _configured_threads

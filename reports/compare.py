@@ -16,12 +16,14 @@ Time to target is the product of time per epoch and epochs to target, so its thr
 is derived from theirs unless given explicitly (it is no stricter back door).
 Every change carries a 95% bootstrap interval that resamples each side independently.
 
-Timings are compared only between comparable machines (same ``machine_fingerprint``).
+Timings are compared only between comparable machines (same ``machine_fingerprint``), and
+never between a CPU and a GPU (the host records' ``device``), whatever the flags.
 Never imports TensorFlow: it reads stores or ``bnbench export`` folders.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -34,6 +36,7 @@ import pandas as pd
 import scipy.stats
 
 from bench.errors import UsageError
+from bench.host import device_kind
 from bench.store import FACTOR_COLUMNS
 from reports import intervals, stats
 from reports.load import StoreData, load, prepare
@@ -534,6 +537,18 @@ def _fingerprints(runs: pd.DataFrame) -> list[str]:
     return sorted(set(runs["machine_fingerprint"].astype(str))) if len(runs) else []
 
 
+def _device_kinds(runs: pd.DataFrame) -> list[str]:
+    """Devices ("cpu", "gpu") that trained these runs, from their host records.
+
+    CPU and GPU timings are never compared; runs without a host record (older exports)
+    trained on the CPU.
+    """
+    if "host_json" not in runs or not len(runs):
+        return ["cpu"]
+    hosts = (json.loads(h) if isinstance(h, str) and h else {} for h in runs["host_json"])
+    return sorted({device_kind(h) for h in hosts})
+
+
 def _labels(keys: list[str], runs: pd.DataFrame) -> dict[str, str]:
     """Readable cell labels naming only the keys that vary among the matched cells."""
     parts = {k: k.split("|") for k in keys}
@@ -585,9 +600,16 @@ def compare_data(
 
     fb, fc = _fingerprints(b_runs), _fingerprints(c_runs)
     same_hw = len(fb) == 1 and fb == fc
-    timing = same_hw or allow_different_hardware
+    db, dc = _device_kinds(b_runs), _device_kinds(c_runs)
+    same_device = len(db) == 1 and db == dc
+    timing = same_hw or (allow_different_hardware and same_device)
     notes: list[str] = []
-    if not same_hw:
+    if not same_device:
+        notes.append(
+            f"devices differ (baseline {', '.join(db)}; current {', '.join(dc)}): timing metrics "
+            "skipped, even with --allow-different-hardware; quality metrics compared"
+        )
+    elif not same_hw:
         notes.append(
             f"machine fingerprints differ (baseline {', '.join(fb)}; current {', '.join(fc)}): "
             + ("timing metrics compared anyway (--allow-different-hardware)" if timing

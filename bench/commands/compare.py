@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", default=0.05, type=float,
                    help="significance level for Holm-adjusted p-values (default: 0.05)")
     p.add_argument("--allow-different-hardware", action="store_true",
-                   help="compare timings even when the machine fingerprints differ")
+                   help="compare timings even when the machine fingerprints differ "
+                        "(never between a CPU and a GPU)")
     p.add_argument("--format", choices=FORMATS, default="table", help="stdout format (default: table)")
     p.add_argument("--markdown-file", metavar="PATH", help="also write the Markdown report here")
     p.add_argument("--json-file", metavar="PATH", help="also write the JSON report here")

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--jobs", "-j", type=int, default=1, metavar="N",
         help="worker processes on this machine (default 1); TensorFlow threads per worker are "
-        "pinned to cores // N unless the spec sets engine.threads",
+        "pinned to cores // N unless the spec sets engine.threads; on a GPU machine worker i "
+        "trains on GPU i mod #GPUs (N = the number of GPUs)",
     )
     p.add_argument("--engine", choices=["keras", "stacked"], help="override the spec's engine.name")
     p.add_argument(

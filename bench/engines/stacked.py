@@ -29,11 +29,13 @@ near-zero cost of the warm-up calls, which is what it really paid.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from bench.datasets import Dataset
+from bench.device import Device, SeedsChoice, active_device, auto_seeds, footprint_bytes
 from bench.engines.common import diverged, make_result, now_iso
 from bench.pairing import epoch_order
 from bench.progress import epoch_done
@@ -53,14 +55,24 @@ def _train_tensors(data: Dataset):
     float32, as loaded. (uint8 codes converted in-graph ran at the same speed, and are not
     exact: XLA rewrites ``x / 255`` as ``x * (1/255)``, off by an ulp for some codes.)
     """
-    import tensorflow as tf
-
     hit = _DATA.get(id(data))
     if hit is None or hit[0] is not data:
         _DATA.clear()  # one dataset at a time: a worker trains one grid's data
-        hit = (data, tf.constant(data.x_train), tf.constant(data.y_train.astype(np.int32)))
+        hit = (data, _resident(data.x_train), _resident(data.y_train.astype(np.int32)))
         _DATA[id(data)] = hit
     return hit[1], hit[2]
+
+
+def _resident(array: np.ndarray):
+    """``array`` as a tensor in the training device's memory.
+
+    ``tf.constant`` always makes a host tensor: on a GPU it would be copied to the device at
+    every call. ``tf.identity`` (placed on the GPU when there is one) copies it there once.
+    """
+    import tensorflow as tf
+
+    tensor = tf.constant(array)
+    return tf.identity(tensor) if tf.config.list_logical_devices("GPU") else tensor
 
 
 class _Program:
@@ -89,7 +101,7 @@ class _Program:
 
     def _eval_batches(self, data: Dataset, n_seeds: int, width: int):
         """Validation set as [nb, VB, F] padded slices with a 0/1 weight mask."""
-        tf, n = self.tf, len(data.x_val)
+        n = len(data.x_val)
         vb = max(1, min(n, _EVAL_FLOATS // max(1, n_seeds * max(width, data.n_features))))
         nb = -(-n // vb)
         x = np.zeros((nb * vb, data.n_features), np.float32)
@@ -97,7 +109,7 @@ class _Program:
         w = np.zeros(nb * vb, np.float32)
         x[:n], y[:n], w[:n] = data.x_val, data.y_val, 1.0
         shape = (nb, vb)
-        return tf.constant(x.reshape(*shape, -1)), tf.constant(y.reshape(shape)), w.reshape(shape)
+        return _resident(x.reshape(*shape, -1)), _resident(y.reshape(shape)), w.reshape(shape)
 
     def _train_steps(self, x_all, y_all, idx, n_steps):
         """Run ``n_steps`` (<= idx.shape[0]) steps; step i trains on rows idx[i] ([S, B])."""
@@ -225,15 +237,52 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
     ]
 
 
+def seeds_choice(configs: list[RunConfig], data: Dataset, device: Device) -> SeedsChoice:
+    """``seeds_per_program = "auto"`` for this cell on ``device``: its footprint and the data's."""
+    from bench.engines._xla_mlp import NetSpec
+
+    cfg = configs[0]
+    spec = NetSpec.from_config(cfg, data.n_features, data.n_classes)
+    per_seed = footprint_bytes(spec.sizes, spec.bn_widths, cfg.optimizer, cfg.batch_size)
+    # Held once, whatever S: the data set on the device and the validation pass's slices
+    # (inputs and logits, at most _EVAL_FLOATS each).
+    data_bytes = data.x_train.nbytes + data.x_val.nbytes + 4 * (len(data.y_train) + len(data.y_val))
+    fixed = data_bytes + 2 * 4 * _EVAL_FLOATS
+    return auto_seeds(device, per_seed, fixed, len(configs))
+
+
+def _worker_device() -> Device:
+    """This worker's device; on a CPU, with the cores its TensorFlow threads may use (a
+    worker of ``--jobs 2`` on 2 cores sizes its programs for 1 core)."""
+    import tensorflow as tf
+
+    device = active_device()
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if device.kind == "cpu" and threads:
+        device = dataclasses.replace(device, cores=min(device.cores, threads))
+    return device
+
+
 def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
-    """Train every seed of one cell, ``engine.seeds_per_program`` seeds per program."""
+    """Train every seed of one cell, ``engine.seeds_per_program`` seeds per program.
+
+    With ``"auto"`` the count comes from the device this process trains on
+    (``seeds_choice``), and the choice is recorded in each run's host record (``seeds_auto``).
+    """
     if not configs:
         return []
     cells = {c.cell_id for c in configs}
     if len(cells) != 1:
         raise ValueError(f"train_cell expects the seeds of one cell, got {len(cells)} cells")
-    per = max(1, configs[0].engine.seeds_per_program)
+    per, choice = configs[0].engine.seeds_per_program, None
+    if per == "auto":
+        choice = seeds_choice(configs, data, _worker_device())
+        per = choice.seeds
+    per = max(1, int(per))
     results: list[RunResult] = []
     for i in range(0, len(configs), per):
         results.extend(_train_group(configs[i:i + per], data))
+    if choice is not None:
+        for r in results:
+            r.host["seeds_auto"] = choice.record()
     return results

@@ -136,3 +136,21 @@ def test_rejects_configs_from_two_cells(digits):
     cfgs = make_configs(1, placement="none") + make_configs(1, placement="after")
     with pytest.raises(ValueError, match="one cell"):
         stacked.train_cell(cfgs, digits)
+
+
+def test_auto_seeds_per_program_follows_the_device_and_is_recorded(digits, monkeypatch):
+    """On a simulated 1-core CPU the limit is 4 seeds: 5 seeds train as 3 + 2, exactly as
+    an explicit ``seeds_per_program = 3`` does (same programs), and each run says why."""
+    from bench import device
+
+    monkeypatch.setattr(device, "_ACTIVE", device.Device("cpu", "Simulated 1-core CPU", 8 << 30, cores=1))
+    cfgs = make_configs(5, placement="after", epochs=1,
+                        engine_opts={"seeds_per_program": "auto", "jit_compile": NO_XLA})
+    auto = stacked.train_cell(cfgs, digits)
+    assert [r.seeds_in_program for r in auto] == [3, 3, 3, 2, 2]
+    explicit = stacked.train_cell(with_engine(cfgs, seeds_per_program=3), digits)
+    for a, e in zip(auto, explicit):
+        assert metric_rows(a) == metric_rows(e)
+        assert a.host["device"]["name"] == "Simulated 1-core CPU"
+        assert a.host["seeds_auto"]["seeds"] == 3 and a.host["seeds_auto"]["limit"] == 4
+    assert "seeds_auto" not in explicit[0].host
