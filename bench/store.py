@@ -21,10 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from bench import migrations
 from bench.results import RunResult
 from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: program_key, data_fingerprint, test-set columns (bench.migrations)
 FACTOR_COLUMNS = list(FACTOR_DEFAULTS)
 
 #: A claim whose owner has not refreshed it for this long is taken over (owners on other
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS grid_runs (
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     grid TEXT NOT NULL,              -- the grid that first trained it
-    cell_id TEXT NOT NULL,
+    program_key TEXT NOT NULL,        -- hash of the identity without the seed (RunConfig.program_key)
     {", ".join(f"{c} {'REAL' if c in ('learning_rate', 'bn_momentum', 'bn_epsilon') else 'INTEGER' if c == 'batch_size' else 'TEXT'} NOT NULL" for c in FACTOR_COLUMNS)},
     seed INTEGER NOT NULL,
     epochs_budget INTEGER NOT NULL,
@@ -90,7 +91,8 @@ CREATE TABLE IF NOT EXISTS runs (
     host_json TEXT NOT NULL,
     versions_json TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL
+    finished_at TEXT NOT NULL,
+    {", ".join(f"{name} {kind}" for name, kind in migrations.V2_RUN_COLUMNS)}
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -124,15 +126,20 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-def check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse stores written by a newer (or unknown) schema instead of misreading them."""
+def schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The store's schema version; StoreError when the file is not a bnbench store."""
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         row = None
     if row is None:
         raise StoreError(f"{path}: not a bnbench store (no schema_version)")
-    version = int(row[0])
+    return int(row[0])
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse stores written by a newer (or unknown) schema instead of misreading them."""
+    version = schema_version(conn, path)
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path}: store schema version {version} is newer than this bnbench "
@@ -146,7 +153,16 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection to an existing store, schema checked."""
     path = Path(path)
     conn = _connect(path, readonly=True)
-    check_schema(conn, path)
+    try:
+        version = schema_version(conn, path)
+        if version < SCHEMA_VERSION:  # read an upgraded in-memory copy; the file stays as it is
+            old, conn = conn, migrations.in_memory_copy(conn)
+            old.close()
+            migrations.upgrade(conn, version, SCHEMA_VERSION)
+        check_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -216,6 +232,9 @@ class Store:
                     f"BEGIN IMMEDIATE; {_SCHEMA}; INSERT OR IGNORE INTO meta VALUES "
                     f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
+            version = schema_version(self.conn, self.path)
+            if version < SCHEMA_VERSION:
+                migrations.upgrade(self.conn, version, SCHEMA_VERSION)
             check_schema(self.conn, self.path)
             if tables and "claims" not in tables:  # stores from before claims: same version otherwise
                 self.conn.executescript(_CLAIMS_TABLE)
@@ -385,7 +404,7 @@ def result_row(result: RunResult) -> dict[str, Any]:
     return {
         "run_id": cfg.run_id,
         "grid": cfg.grid,
-        "cell_id": cfg.cell_id,
+        "program_key": cfg.program_key,
         **cfg.factor_values(),
         "seed": cfg.seed,
         "epochs_budget": cfg.epochs,
@@ -408,6 +427,7 @@ def result_row(result: RunResult) -> dict[str, Any]:
         "final_val_loss": last.val_loss if last else None,
         "final_val_acc": last.val_acc if last else None,
         "best_val_acc": max(finite_val) if finite_val else None,
+        "best_val_epoch": result.best_val_epoch,
         "seeds_in_program": result.seeds_in_program,
         "concurrent_workers": result.concurrent_workers,
         "threads": result.threads,
@@ -417,16 +437,27 @@ def result_row(result: RunResult) -> dict[str, Any]:
         "versions_json": json.dumps(result.versions, sort_keys=True),
         "started_at": result.started_at,
         "finished_at": result.finished_at,
+        "data_fingerprint": result.data_fingerprint or None,
+        **_test_columns(result),
     }
+
+
+def _test_columns(result: RunResult) -> dict[str, Any]:
+    t = result.test
+    if t is None:
+        return {"test_size": None, "test_loss": None, "test_acc": None,
+                "test_loss_at_best": None, "test_acc_at_best": None}
+    return {"test_size": t.size, "test_loss": t.final_loss, "test_acc": t.final_acc,
+            "test_loss_at_best": t.best_loss, "test_acc_at_best": t.best_acc}
 
 
 def read_runs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
     """The ``runs`` table as a DataFrame; with ``grid``, only that grid's runs."""
     if grid is None:
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY grid, cell_id, seed", conn)
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY grid, program_key, seed", conn)
     return pd.read_sql_query(
         "SELECT r.* FROM runs r JOIN grid_runs g ON g.run_id = r.run_id "
-        "WHERE g.grid = ? ORDER BY r.cell_id, r.seed",
+        "WHERE g.grid = ? ORDER BY r.program_key, r.seed",
         conn,
         params=(grid,),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.cells import pair
 from reports import stats
 from reports.load import StoreData
 
@@ -83,10 +84,8 @@ def summary_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.D
 
 def _paired(runs: pd.DataFrame, ref: str, other: str) -> pd.DataFrame:
     """Analysed runs of two placements of one cell joined on seed (suffixes _a, _b)."""
-    cols = ["seed", "final_val_acc", "ett_rank", "epoch_s_median"]
-    a = runs.loc[runs["placement"] == ref, cols]
-    b = runs.loc[runs["placement"] == other, cols]
-    return a.merge(b, on="seed", suffixes=("_a", "_b"))
+    cols = ["final_val_acc", "ett_rank", "epoch_s_median"]
+    return pair(runs, ref, other, cols, on=("seed",))
 
 
 def compare(a: np.ndarray, b: np.ndarray, n_resamples: int) -> dict[str, object]:
