@@ -28,6 +28,8 @@ PLACEMENT_WORDS = {
     "after": "BN after the activation",
     "after+input": "BN after the activation and on the input",
 }
+#: Held-out test-split columns (NULL/NaN: unknown, for runs stored before schema 2).
+TEST_COLUMNS = ("test_size", "test_loss", "test_acc", "test_loss_at_best", "test_acc_at_best", "best_val_epoch")
 #: Statuses whose outcome is known; ``failed`` runs (an exception) carry no outcome.
 ANALYSED = ("ok", "diverged")
 
@@ -98,6 +100,9 @@ def prepare(
             )
     else:
         runs["cell"] = pd.Series(dtype=str)
+    for col in TEST_COLUMNS:  # tables exported before the test split was evaluated
+        if col not in runs:
+            runs[col] = np.nan
     runs["reached"] = runs["epochs_to_target"].notna()
     runs["censored"] = ~runs["reached"]
     # Censored runs are at risk until (and censored at) the budget; see stats.kaplan_meier.

@@ -25,7 +25,13 @@ METRICS = {
         "censored runs counted as budget + 1 (rank test; see the Kaplan–Meier section)",
     ),
     "epoch_s": ("epoch_s_median", "time per epoch", "s", ""),
+    # The unbiased accuracy comparison: validation picked the epoch, the test split reports it.
+    "test_acc": ("test_acc_at_best", "test accuracy at the best-validation epoch", "pp", ""),
 }
+#: Accuracy metrics (shown in percentage points).
+ACCURACY_METRICS = ("final_val_acc", "test_acc")
+#: Why a test-accuracy comparison has no pairs: the runs predate the test split.
+TEST_UNKNOWN_NOTE = "test accuracy unknown (runs stored before bnbench evaluated the test split)"
 
 
 #: Why a timing comparison gets no p-value when seeds were trained in one program.
@@ -67,6 +73,7 @@ def summarize_group(g: pd.DataFrame, n_resamples: int) -> dict[str, object]:
     row["mean_ett_reached"] = a.loc[a["reached"], "epochs_to_target"].mean() if reached.any() else math.nan
     for key, col in (
         ("final_val_acc", "final_val_acc"), ("best_val_acc", "best_val_acc"),
+        ("test_acc_at_best", "test_acc_at_best"),
         ("epoch_s", "epoch_s_median"), ("time_to_target_s", "time_to_target_s"),
     ):
         row.update(_ci_cols(key, stats.bootstrap_ci(a[col].to_numpy(dtype=float), n_resamples=n_resamples)))
@@ -84,7 +91,7 @@ def summary_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.D
 
 def _paired(runs: pd.DataFrame, ref: str, other: str) -> pd.DataFrame:
     """Analysed runs of two placements of one cell joined on seed (suffixes _a, _b)."""
-    cols = ["final_val_acc", "ett_rank", "epoch_s_median"]
+    cols = ["final_val_acc", "ett_rank", "epoch_s_median", "test_acc_at_best"]
     return pair(runs, ref, other, cols, on=("seed",))
 
 
@@ -121,6 +128,8 @@ def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> p
                 res = compare(pairs[f"{col}_a"].to_numpy(float), pairs[f"{col}_b"].to_numpy(float), n_resamples)
                 if metric == "epoch_s" and shared_timing:
                     res.update(p=float("nan"), p_note=SHARED_TIMING_NOTE)
+                if metric == "test_acc" and res["n_pairs"] == 0:
+                    res.update(p_note=TEST_UNKNOWN_NOTE)
                 rows.append({
                     "cell": cell, "placement": other, "reference": ref, "metric": metric,
                     "label": label, "unit": unit, "censoring": censor_note, **res,

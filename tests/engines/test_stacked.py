@@ -13,6 +13,7 @@ Exactness findings (measured on this machine, TF 2.21 XLA CPU):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,28 +57,28 @@ def test_same_config_twice_is_identical(digits):
 
 
 def test_chunking_of_steps_does_not_change_results(digits):
-    """1497 examples, batch 32: 46 full steps + a partial one of 25. K=7 leaves a 4-step
-    remainder chunk (run by the K-step program with a smaller loop count); K=46 runs all full
+    """1200 examples, batch 32: 37 full steps + a partial one of 16. K=7 leaves a 2-step
+    remainder chunk (run by the K-step program with a smaller loop count); K=37 runs all full
     steps in one call. Both must give the same numbers."""
     base = make_configs(2, placement="after+input", optimizer="momentum", learning_rate=0.01)
-    runs = [stacked.train_cell(with_engine(base, steps_per_execution=k), digits) for k in (7, 46)]
+    runs = [stacked.train_cell(with_engine(base, steps_per_execution=k), digits) for k in (7, 37)]
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert metric_rows(a) == metric_rows(b)
 
 
 def test_partial_last_batch_is_trained(digits):
-    """Dropping the 25-example last batch would change the epoch's sample count and metrics."""
-    assert len(digits.x_train) % 32 == 25
+    """Dropping the 16-example last batch would change the epoch's sample count and metrics."""
+    assert len(digits.x_train) % 32 == 16
     cfg = make_configs(1, placement="after", epochs=1, engine_opts={"jit_compile": NO_XLA})[0]
     result = stacked.train_cell([cfg], digits)[0]
     prog = stacked._Program([cfg], digits)
-    prog.compile(46, 32)
+    prog.compile(37, 32)
     prog.net.reset([cfg.seed], cfg.initializer)  # the warm-up step trained: undo it
     orders = np.arange(len(digits.x_train), dtype=np.int32)[None]
-    prog.train(stacked._batches(orders, 0, 46, 32, 46), 46)
-    assert prog.net.count.numpy() == 46 * 32
-    prog.train(orders[:, 46 * 32:][None], 1)
+    prog.train(stacked._batches(orders, 0, 37, 32, 37), 37)
+    assert prog.net.count.numpy() == 37 * 32
+    prog.train(orders[:, 37 * 32:][None], 1)
     assert prog.net.count.numpy() == len(digits.x_train)
     assert result.status == "ok" and len(result.epochs) == 1
 
@@ -86,7 +87,7 @@ def test_no_partial_batch_when_it_divides(digits):
     from bench.datasets import Dataset
     from dataclasses import replace
 
-    even = replace(digits, x_train=digits.x_train[:1472], y_train=digits.y_train[:1472])
+    even = replace(digits, x_train=digits.x_train[:1184], y_train=digits.y_train[:1184])
     assert isinstance(even, Dataset) and len(even.x_train) % 32 == 0
     cfgs = make_configs(2, placement="none", engine_opts={"jit_compile": NO_XLA})
     results = stacked.train_cell(cfgs, even)
@@ -132,7 +133,31 @@ def test_result_envelope(digits):
         assert r.epochs[0].epoch_s == results[0].epochs[0].epoch_s  # amortized program time
 
 
-def test_rejects_configs_from_two_cells(digits):
+def test_rejects_configs_of_two_programs(digits):
     cfgs = make_configs(1, placement="none") + make_configs(1, placement="after")
-    with pytest.raises(ValueError, match="one cell"):
+    with pytest.raises(ValueError, match="differ only by seed"):
         stacked.train_cell(cfgs, digits)
+
+
+def test_test_split_scored_with_final_and_with_kept_best_weights(digits):
+    """A noisy learning rate makes validation accuracy peak before the last epoch. The test
+    score "at best" must then be that of the weights of the best epoch: the same seed trained
+    for exactly that many epochs (same batches, same program shape: bit-identical weights)
+    ends with those weights, so its *final* test score must equal it exactly."""
+    cfgs = make_configs([0, 1, 2, 3], epochs=6, placement="none", learning_rate=0.9,
+                        engine_opts={"seeds_per_program": 4})
+    results = stacked.train_cell(cfgs, digits)
+    early = [r for r in results if r.status == "ok" and r.best_val_epoch < len(r.epochs)]
+    assert early, [[e.val_acc for e in r.epochs] for r in results]
+    for r in results:
+        assert r.test.size == len(digits.y_test) == 297
+        if r.status == "ok":
+            assert 0 <= r.test.final_acc <= 1 and 0 <= r.test.best_acc <= 1
+        if r.best_val_epoch == len(r.epochs) and r.status == "ok":
+            assert r.test.best_acc == r.test.final_acc
+    r = early[0]
+    s = [c.seed for c in cfgs].index(r.config.seed)
+    short = [replace(c, epochs=r.best_val_epoch) for c in cfgs]
+    again = stacked.train_cell(short, digits)[s]
+    assert (again.test.final_loss, again.test.final_acc) == (r.test.best_loss, r.test.best_acc)
+    assert r.test.best_acc != r.test.final_acc or r.test.best_loss != r.test.final_loss
