@@ -346,7 +346,9 @@ def parallelism(runs: pd.DataFrame) -> list[str]:
 def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = None,
             ranked: bool = False, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
     runs = data.runs
-    n_p = int(np.isfinite(tables.comparisons["p"].to_numpy(float)).sum()
+    n_test = int(np.isfinite(tables.comparisons.loc[tables.comparisons["metric"] == "test_acc", "p"]
+                             .to_numpy(float)).sum())
+    n_p = int(np.isfinite(tables.comparisons["p"].to_numpy(float)).sum() - n_test
               + np.isfinite(tables.logrank["p"].to_numpy(float)).sum())
     targets = sorted(runs["target_accuracy"].unique()) if len(runs) else []
     budgets = sorted(runs["epochs_budget"].unique()) if len(runs) else []
@@ -394,7 +396,8 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         "all placements of a cell; it ignores the pairing, which makes it conservative.",
         f"Multiple comparisons: Holm's step-down correction across all {n_p} p-values of the "
         "paired comparisons and log-rank tests together; findings call a difference "
-        "significant at Holm p < 0.05."
+        "significant at Holm p < 0.05. The test-accuracy comparisons (the unbiased accuracy result) "
+        f"are a Holm family of their own ({n_test} p-values)."
         + (" The interaction tests are corrected as a family of their own (below)." if inter is not None else ""),
         "Failed runs (an exception, no outcome) are excluded from the statistics and listed "
         "below; diverged runs are included, censored if they never reached the target.",

@@ -59,11 +59,30 @@ def test_comparisons_paired_by_seed_cover_planted_effects(planted):
 
 
 def test_holm_spans_every_p_value_in_the_report(planted):
+    """One family: every comparison and log-rank p; a second: the test-accuracy comparisons."""
     _, t = planted
-    p = np.r_[t.comparisons["p"], t.logrank["p"]]
-    adj = np.r_[t.comparisons["p_holm"], t.logrank["p_holm"]]
+    test = t.comparisons["metric"] == "test_acc"
+    rest = t.comparisons[~test]
+    p = np.r_[rest["p"], t.logrank["p"]]
+    adj = np.r_[rest["p_holm"], t.logrank["p_holm"]]
     m = np.isfinite(p).sum()
     assert adj[np.argmin(p)] == pytest.approx(min(1.0, p.min() * m))
+    tp, tadj = t.comparisons.loc[test, "p"].to_numpy(float), t.comparisons.loc[test, "p_holm"].to_numpy(float)
+    assert np.isfinite(tp).sum() == 4  # 2 cells x 2 placements vs none
+    assert tadj[np.argmin(tp)] == pytest.approx(min(1.0, tp.min() * 4))
+
+
+def test_test_accuracy_comparison_pairs_test_scores_at_the_best_epoch(planted):
+    """Wiring: the test-accuracy rows pair each seed's test accuracy at its best-validation
+    epoch (a diverged run keeps its pre-divergence best), median of the paired differences."""
+    data, t = planted
+    c = t.comparisons[t.comparisons["metric"] == "test_acc"]
+    assert len(c) == 4
+    runs = data.runs[data.runs["analysed"]]
+    for _, r in c.iterrows():
+        cell = runs[runs["cell"] == r["cell"]].set_index(["placement", "seed"])["test_acc_at_best"]
+        d = (cell.loc[r["placement"]] - cell.loc["none"]).dropna()
+        assert r["n_pairs"] == len(d) and r["diff"] == pytest.approx(np.median(d), abs=1e-12)
 
 
 def test_failures_are_listed_with_errors(planted):
