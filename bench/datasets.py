@@ -114,10 +114,14 @@ def _load_mnist(data_path: str) -> _Raw:
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as f:
-                    x, y, xt, yt = f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+                    x, y = f["x_train"], f["y_train"]
+                    _check_images("mnist", str(path), x, y, 1000)
+                    missing = [k for k in ("x_test", "y_test") if k not in f.files]
+                    if missing:
+                        raise DatasetError(f"{path}: mnist.npz has no test split ({', '.join(missing)} missing)")
+                    xt, yt = f["x_test"], f["y_test"]
             except (OSError, ValueError, KeyError) as exc:
                 raise DatasetError(f"{path}: not a readable mnist.npz ({exc})") from None
-            _check_images("mnist", str(path), x, y, 1000)
             _check_images("mnist test split", str(path), xt, yt, 100)
             return _Raw(x, y, xt, yt, str(path))
     try:

@@ -89,6 +89,13 @@ def test_wrong_shapes_are_rejected(tmp_path):
         load_dataset("mnist", 500, data_path=str(bad))
 
 
+def test_mnist_without_a_test_split_is_rejected(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    np.savez(bad, x_train=np.zeros((2000, 28, 28), np.uint8), y_train=np.zeros(2000, np.uint8))
+    with pytest.raises(DatasetError, match=r"mnist.npz has no test split \(x_test, y_test missing\)"):
+        load_dataset("mnist", 500, data_path=str(bad))
+
+
 def test_not_an_npz_is_rejected(tmp_path):
     bad = tmp_path / "mnist.npz"
     bad.write_text("garbage")
