@@ -2,12 +2,18 @@
 
 Every dataset comes back the same way: flattened float32 features in [0, 1], int32 labels,
 the first ``validation_size`` training examples held out for validation (as the notebook
-did), optionally the training part cut to ``train_limit`` examples for quick runs.
+did), optionally the training part cut to ``train_limit`` examples for quick runs, and a
+held-out **test split** that neither training nor validation ever sees: the official test
+split of MNIST and Fashion-MNIST (10,000 images each); for digits, the last
+``DIGITS_TEST_SIZE`` examples of its fixed shuffle (so 1,500 remain for training and
+validation); for synthetic, ``SYNTHETIC_TEST_SIZE`` further draws from the same
+distribution (the 12,000 training examples are unchanged).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import zipfile
 import zlib
@@ -31,6 +37,9 @@ class Dataset:
     y_val: np.ndarray
     n_classes: int
     source: str  # where the data came from, recorded in the report's methods
+    x_test: np.ndarray  # the held-out test split: evaluated once per run, never for choices
+    y_test: np.ndarray
+    fingerprint: str = ""  # hash of the arrays of all three splits: the run's data source
 
     @property
     def n_features(self) -> int:
@@ -38,6 +47,28 @@ class Dataset:
 
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: Held-out test examples of the datasets that ship no test split.
+DIGITS_TEST_SIZE = 297
+SYNTHETIC_TEST_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A dataset as read: the training pool (validation comes from it) and the test split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.x, self.y, self.x_test, self.y_test):
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()[:16]
 
 
 def _mnist_candidates(data_path: str) -> list[Path]:
@@ -77,7 +108,7 @@ def _check_images(name: str, source: str, x: np.ndarray, y: np.ndarray, n_min: i
         )
 
 
-def _load_mnist(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _load_mnist(data_path: str) -> _Raw:
     tried = _mnist_candidates(data_path)
     if data_path and not tried[0].is_file():  # an explicit path is the user's choice: no fallback
         raise DatasetError(f"mnist: {tried[0]} does not exist")
@@ -86,16 +117,21 @@ def _load_mnist(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
             try:
                 with np.load(path, allow_pickle=False) as f:
                     x, y = f["x_train"], f["y_train"]
+                    _check_images("mnist", str(path), x, y, 1000)
+                    missing = [k for k in ("x_test", "y_test") if k not in f.files]
+                    if missing:
+                        raise DatasetError(f"{path}: mnist.npz has no test split ({', '.join(missing)} missing)")
+                    xt, yt = f["x_test"], f["y_test"]
             # A truncated or corrupted file fails in zipfile (BadZipFile, EOFError) or zlib.
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
                 raise DatasetError(f"{path}: not a readable mnist.npz ({type(exc).__name__}: {exc})") from None
-            _check_images("mnist", str(path), x, y, 1000)
-            return x, y, str(path)
+            _check_images("mnist test split", str(path), xt, yt, 100)
+            return _Raw(x, y, xt, yt, str(path))
     try:
         import keras
 
-        (x, y), _ = keras.datasets.mnist.load_data()
-        return x, y, "keras.datasets.mnist (downloaded)"
+        (x, y), (xt, yt) = keras.datasets.mnist.load_data()
+        return _Raw(x, y, xt, yt, "keras.datasets.mnist (downloaded)")
     except Exception as exc:  # noqa: BLE001 - any download failure means "not available"
         looked = ", ".join(str(p) for p in tried)
         raise DatasetError(
@@ -119,9 +155,10 @@ def _read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _load_fashion(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _load_fashion(data_path: str) -> _Raw:
     tried = _fashion_candidates(data_path)
-    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     if data_path:
         tried = tried[:1]  # an explicit folder is the user's choice: no fallback
     for folder in tried:
@@ -129,18 +166,19 @@ def _load_fashion(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
                  for n in names]
         if all(files):
             try:
-                x, y = _read_idx(files[0]), _read_idx(files[1])
+                x, y, xt, yt = (_read_idx(f) for f in files)
             except (OSError, EOFError, zlib.error) as exc:
                 raise DatasetError(f"{folder}: cannot read Fashion-MNIST ({exc})") from None
             _check_images("fashion_mnist", str(folder), x, y, 1000)
-            return x, y, str(folder)
+            _check_images("fashion_mnist test split", str(folder), xt, yt, 100)
+            return _Raw(x, y, xt, yt, str(folder))
     if data_path:
         raise DatasetError(f"fashion_mnist: no IDX files ({', '.join(names)}) in {tried[0]}")
     try:
         import keras
 
-        (x, y), _ = keras.datasets.fashion_mnist.load_data()
-        return x, y, "keras.datasets.fashion_mnist (downloaded)"
+        (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()
+        return _Raw(x, y, xt, yt, "keras.datasets.fashion_mnist (downloaded)")
     except Exception as exc:  # noqa: BLE001
         looked = ", ".join(str(p) for p in tried)
         raise DatasetError(
@@ -149,19 +187,25 @@ def _load_fashion(data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
         ) from None
 
 
-def _load_digits() -> tuple[np.ndarray, np.ndarray, str]:
+def _load_digits() -> _Raw:
+    """sklearn's 1,797 digits in a fixed shuffle; the last DIGITS_TEST_SIZE are the test split."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     order = np.random.default_rng(0).permutation(len(bunch.target))  # fixed: classes interleave
     x = (bunch.data[order] / 16.0).astype(np.float32)
-    return x, bunch.target[order].astype(np.int32), "sklearn.datasets.load_digits (bundled)"
+    y = bunch.target[order].astype(np.int32)
+    k = len(y) - DIGITS_TEST_SIZE
+    return _Raw(x[:k], y[:k], x[k:], y[k:], "sklearn.datasets.load_digits (bundled)")
 
 
-def make_synthetic(n: int = 12000, n_features: int = 64, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def make_synthetic(n: int = 12000, n_features: int = 64, n_classes: int = 10,
+                   n_test: int = 0) -> tuple[np.ndarray, ...]:
     """A fixed, offline 10-class problem: Gaussian clusters pushed through a random tanh map.
 
     Linearly inseparable enough that depth and normalization matter, small enough for tests.
+    With ``n_test``, also ``n_test`` further draws from the same distribution (own random
+    stream, scaled like the first ``n``, so those stay exactly as before): x, y, x_test, y_test.
     """
     rng = np.random.default_rng(2024)
     centers = rng.normal(0, 1.0, size=(n_classes, 16))
@@ -169,30 +213,46 @@ def make_synthetic(n: int = 12000, n_features: int = 64, n_classes: int = 10) ->
     latent = centers[y] + rng.normal(0, 0.9, size=(n, 16))
     mix = rng.normal(0, 1 / 4, size=(16, n_features))
     x = np.tanh(latent @ mix)
-    x = (x - x.min()) / (x.max() - x.min())
-    return x.astype(np.float32), y.astype(np.int32)
+    lo, hi = x.min(), x.max()
+    x = (x - lo) / (hi - lo)
+    if not n_test:
+        return x.astype(np.float32), y.astype(np.int32)
+    test_rng = np.random.default_rng([2024, 1])
+    yt = test_rng.integers(0, n_classes, size=n_test)
+    xt = np.clip((np.tanh((centers[yt] + test_rng.normal(0, 0.9, size=(n_test, 16))) @ mix) - lo) / (hi - lo), 0, 1)
+    return x.astype(np.float32), y.astype(np.int32), xt.astype(np.float32), yt.astype(np.int32)
 
 
 @lru_cache(maxsize=8)
-def _raw(name: str, data_path: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _raw(name: str, data_path: str) -> tuple[_Raw, str]:
+    """The dataset as float32 features in [0, 1] and its fingerprint (cached per process)."""
     if name == "mnist":
-        x, y, src = _load_mnist(data_path)
+        raw = _load_mnist(data_path)
     elif name == "fashion_mnist":
-        x, y, src = _load_fashion(data_path)
+        raw = _load_fashion(data_path)
     elif name == "digits":
-        return _load_digits()
+        raw = _load_digits()
     elif name == "synthetic":
-        x, y = make_synthetic()
-        return x, y, "bench.datasets.make_synthetic (generated)"
+        raw = _Raw(*make_synthetic(n_test=SYNTHETIC_TEST_SIZE), "bench.datasets.make_synthetic (generated)")
     else:
         raise DatasetError(f"unknown dataset {name!r}")
-    x = (x.reshape(len(x), -1).astype(np.float32) / 255.0)
-    return x, y.astype(np.int32), src
+    fingerprint = raw.fingerprint()  # of the arrays as read (uint8 images: 4x less to hash)
+    if name in ("mnist", "fashion_mnist"):
+        def scale(a: np.ndarray) -> np.ndarray:
+            return a.reshape(len(a), -1).astype(np.float32) / 255.0
+
+        raw = _Raw(scale(raw.x), raw.y.astype(np.int32), scale(raw.x_test), raw.y_test.astype(np.int32),
+                   raw.source)
+    return raw, fingerprint
 
 
 def load_dataset(name: str, validation_size: int, train_limit: int = 0, data_path: str = "") -> Dataset:
-    """Load ``name`` and split it: the first ``validation_size`` examples validate, the rest train."""
-    x, y, source = _raw(name, data_path)
+    """Load ``name`` and split it: the first ``validation_size`` examples validate, the rest train.
+
+    The test split is always the dataset's whole held-out test split.
+    """
+    raw, fingerprint = _raw(name, data_path)
+    x, y = raw.x, raw.y
     if validation_size >= len(x):
         raise DatasetError(f"{name}: validation_size {validation_size} >= {len(x)} examples")
     x_train, y_train = x[validation_size:], y[validation_size:]
@@ -205,5 +265,8 @@ def load_dataset(name: str, validation_size: int, train_limit: int = 0, data_pat
         x_val=np.ascontiguousarray(x[:validation_size]),
         y_val=np.ascontiguousarray(y[:validation_size]),
         n_classes=int(y.max()) + 1,
-        source=source,
+        source=raw.source,
+        x_test=np.ascontiguousarray(raw.x_test),
+        y_test=np.ascontiguousarray(raw.y_test),
+        fingerprint=hashlib.sha256(f"{fingerprint}|{validation_size}|{train_limit}".encode()).hexdigest()[:16],
     )

@@ -24,6 +24,17 @@ class EpochMetrics:
 
 
 @dataclass
+class TestScores:
+    """Loss and accuracy on the test split: of the final weights and of the best-validation ones."""
+
+    size: int
+    final_loss: float | None
+    final_acc: float | None
+    best_loss: float | None  # weights of epoch ``best_val_epoch`` (validation picks, test reports)
+    best_acc: float | None
+
+
+@dataclass
 class RunResult:
     """A finished run, ready for the store. ``status`` is ok, diverged (NaN/inf in any loss,
     training or validation) or failed."""
@@ -42,6 +53,14 @@ class RunResult:
     attempts: int = 1
     host: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: The held-out test split, evaluated once with the final weights and once with the weights
+    #: of the best-validation epoch (kept from then). None: not evaluated (no finite weights).
+    test: TestScores | None = None
+    data_fingerprint: str = ""  # Dataset.fingerprint of the data it trained on
+
+    @property
+    def best_val_epoch(self) -> int | None:
+        return best_val_epoch(self.epochs)
 
     @property
     def epochs_to_target(self) -> int | None:
@@ -72,6 +91,19 @@ def epochs_to_target(epochs: list[EpochMetrics], target: float) -> int | None:
         if not math.isnan(e.val_acc) and e.val_acc >= target:
             return e.epoch
     return None
+
+
+def best_val_epoch(epochs: list[EpochMetrics]) -> int | None:
+    """The first epoch with the highest finite validation accuracy (None: no finite one).
+
+    Engines keep a copy of the weights whenever validation accuracy strictly improves,
+    which is the same epoch.
+    """
+    best, best_acc = None, -math.inf
+    for e in epochs:
+        if math.isfinite(e.val_acc) and e.val_acc > best_acc:
+            best, best_acc = e.epoch, e.val_acc
+    return best
 
 
 def is_finite(*values: float) -> bool:

@@ -70,7 +70,7 @@ def plan_tasks(runs: Iterable[RunConfig], stored: set[str]) -> list[Task]:
     """
     todo = [r for r in runs if r.run_id not in stored]
     tasks: list[Task] = []
-    for _, cell_runs in groupby(sorted(todo, key=lambda r: (r.cell_id, r.seed)), key=lambda r: r.cell_id):
+    for _, cell_runs in groupby(sorted(todo, key=lambda r: (r.program_key, r.seed)), key=lambda r: r.program_key):
         cell = list(cell_runs)
         width = cell[0].engine.seeds_per_program if cell[0].engine.name == "stacked" else 1
         width = len(cell) if width == "auto" else width

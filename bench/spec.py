@@ -32,8 +32,9 @@ INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "l
 DATASETS = ("mnist", "fashion_mnist", "digits", "synthetic")
 ENGINES = ("keras", "stacked")
 
-#: Training-split sizes before the validation hold-out, for up-front combination checks.
-DATASET_TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "digits": 1797, "synthetic": 12000}
+#: Training-split sizes before the validation hold-out (test splits excluded: see
+#: bench.datasets), for up-front combination checks.
+DATASET_TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "digits": 1500, "synthetic": 12000}
 
 #: Factor name -> default level. Every factor becomes a column of the ``runs`` table.
 FACTOR_DEFAULTS: dict[str, Any] = {
@@ -127,8 +128,12 @@ class RunConfig:
         return _digest(self.identity())
 
     @property
-    def cell_id(self) -> str:
-        """Hash of the identity without the seed: runs of one cell differ only by seed."""
+    def program_key(self) -> str:
+        """Hash of the identity without the seed: the runs one program may train together.
+
+        Runs with one key differ only by seed. This is not the report's *cell* (which also
+        leaves out the compared factor, placement): see ``bench.cells``.
+        """
         d = self.identity()
         d.pop("seed")
         return _digest(d)

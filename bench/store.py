@@ -21,12 +21,14 @@ from typing import Any
 
 import pandas as pd
 
+from bench import migrations
 from bench.results import RunResult
 from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig, runs_hash
 
-#: The version this bnbench writes. A store at an older version is read as it is and upgraded
-#: by the first writer that opens it (see ``_MIGRATIONS``); a newer one is refused.
-SCHEMA_VERSION = 2
+#: The version this bnbench writes (steps in ``bench.migrations``). An older store is read
+#: through an upgraded in-memory copy and upgraded in place by the first writer that opens
+#: it; a newer one is refused.
+SCHEMA_VERSION = 3
 FACTOR_COLUMNS = list(FACTOR_DEFAULTS)
 
 #: A claim whose owner has not refreshed it for this long is taken over (owners on other
@@ -58,7 +60,8 @@ CREATE TABLE IF NOT EXISTS grids (
     spec_toml TEXT NOT NULL,
     factors_json TEXT NOT NULL,      -- the factors with more than one level
     n_runs INTEGER NOT NULL,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    {", ".join(f"{name} {kind}" for name, kind in migrations.V3_GRID_COLUMNS)}
 );
 CREATE TABLE IF NOT EXISTS grid_runs (
     grid TEXT NOT NULL,
@@ -68,7 +71,7 @@ CREATE TABLE IF NOT EXISTS grid_runs (
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     grid TEXT NOT NULL,              -- the grid that first trained it
-    cell_id TEXT NOT NULL,
+    program_key TEXT NOT NULL,        -- hash of the identity without the seed (RunConfig.program_key)
     {", ".join(f"{c} {'REAL' if c in ('learning_rate', 'bn_momentum', 'bn_epsilon') else 'INTEGER' if c == 'batch_size' else 'TEXT'} NOT NULL" for c in FACTOR_COLUMNS)},
     seed INTEGER NOT NULL,
     epochs_budget INTEGER NOT NULL,
@@ -96,7 +99,8 @@ CREATE TABLE IF NOT EXISTS runs (
     host_json TEXT NOT NULL,
     versions_json TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL
+    finished_at TEXT NOT NULL,
+    {", ".join(f"{name} {kind}" for name, kind in migrations.V2_RUN_COLUMNS + migrations.V3_RUN_COLUMNS)}
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -130,19 +134,20 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-def check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse stores written by a newer (or unknown) schema instead of misreading them.
-
-    Older versions are accepted: readers see their columns (``read_runs`` fills the newer
-    ones as unknown) and the first writer upgrades them with ``_migrate``.
-    """
+def schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The store's schema version; StoreError when the file is not a bnbench store."""
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         row = None
     if row is None:
         raise StoreError(f"{path}: not a bnbench store (no schema_version)")
-    version = int(row[0])
+    return int(row[0])
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse stores written by a newer (or unknown) schema instead of misreading them."""
+    version = schema_version(conn, path)
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path}: store schema version {version} is newer than this bnbench "
@@ -150,71 +155,20 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-# --------------------------------------------------------------------------- migrations
-# One step per schema version, applied in order by the first writer that opens an older
-# store, in one IMMEDIATE transaction. A new store is created at version 1 (``_SCHEMA``)
-# and upgraded by the same steps, so new and upgraded stores cannot differ.
-
-
-def _migrate_runs11(conn: sqlite3.Connection) -> None:
-    """Version 2 (issue 11, runs and grids): grid spec hashes and the epoch a run diverged.
-
-    ``grids.spec_hash`` is filled from the runs each old grid requested (see
-    ``bench.spec.runs_hash``), so rerunning an unchanged spec matches it. Runs stored as
-    ``ok`` although a loss was not finite (bnbench < 2 stopped them early but kept ``ok``;
-    SQLite stores NaN as NULL) become ``diverged``, and every diverged run gets its epoch.
-    """
-    conn.execute("ALTER TABLE grids ADD COLUMN spec_hash TEXT NOT NULL DEFAULT ''")
-    conn.execute("ALTER TABLE runs ADD COLUMN diverged_epoch INTEGER")
-    for (name,) in conn.execute("SELECT name FROM grids").fetchall():
-        ids = [r[0] for r in conn.execute("SELECT run_id FROM grid_runs WHERE grid = ?", (name,))]
-        conn.execute("UPDATE grids SET spec_hash = ?, n_runs = ? WHERE name = ?",
-                     (runs_hash(ids), len(ids), name))
-    bad_epoch = (
-        "SELECT min(e.epoch) FROM epochs e WHERE e.run_id = runs.run_id AND ("
-        + " OR ".join(f"e.{c} IS NULL OR abs(e.{c}) > 1.7e308" for c in ("train_loss", "val_loss"))
-        + ")"
-    )
-    conn.execute(f"UPDATE runs SET diverged_epoch = ({bad_epoch}) WHERE status IN ('ok', 'diverged')")
-    conn.execute(
-        "UPDATE runs SET status = 'diverged', error = 'loss not finite in epoch ' || diverged_epoch "
-        "WHERE status = 'ok' AND diverged_epoch IS NOT NULL"
-    )
-
-
-#: from-version -> the step that upgrades it to from-version + 1.
-_MIGRATIONS = {1: _migrate_runs11}
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Upgrade an older store to SCHEMA_VERSION (no-op when current), all steps or none."""
-    version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-    if version == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Read again under the lock: another writer may have upgraded it meanwhile.
-        version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-        while version < SCHEMA_VERSION:
-            _MIGRATIONS[version](conn)
-            version += 1
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-
-
-#: Columns added after version 1, which ``read_runs`` fills as unknown for older stores.
-_LATER_RUN_COLUMNS = ("diverged_epoch",)
-_LATER_GRID_COLUMNS = ("spec_hash",)
-
-
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection to an existing store, schema checked."""
     path = Path(path)
     conn = _connect(path, readonly=True)
-    check_schema(conn, path)
+    try:
+        version = schema_version(conn, path)
+        if version < SCHEMA_VERSION:  # read an upgraded in-memory copy; the file stays as it is
+            old, conn = conn, migrations.in_memory_copy(conn)
+            old.close()
+            migrations.upgrade(conn, SCHEMA_VERSION)
+        check_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -286,12 +240,14 @@ class Store:
             if not tables:
                 self.conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; INSERT OR IGNORE INTO meta VALUES "
-                    f"('schema_version', '1'); COMMIT;"
+                    f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
-                check_schema(self.conn, self.path)
+            version = schema_version(self.conn, self.path)
+            if version < SCHEMA_VERSION:
+                migrations.upgrade(self.conn, SCHEMA_VERSION)
+            check_schema(self.conn, self.path)
             if tables and "claims" not in tables:  # stores from before claims: same version otherwise
                 self.conn.executescript(_CLAIMS_TABLE)
-            _migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "conn"):
                 self.conn.close()
@@ -502,7 +458,7 @@ def result_row(result: RunResult) -> dict[str, Any]:
     return {
         "run_id": cfg.run_id,
         "grid": cfg.grid,
-        "cell_id": cfg.cell_id,
+        "program_key": cfg.program_key,
         **cfg.factor_values(),
         "seed": cfg.seed,
         "epochs_budget": cfg.epochs,
@@ -525,6 +481,7 @@ def result_row(result: RunResult) -> dict[str, Any]:
         "final_val_loss": last.val_loss if last else None,
         "final_val_acc": last.val_acc if last else None,
         "best_val_acc": max(finite_val) if finite_val else None,
+        "best_val_epoch": result.best_val_epoch,
         "seeds_in_program": result.seeds_in_program,
         "concurrent_workers": result.concurrent_workers,
         "threads": result.threads,
@@ -535,29 +492,30 @@ def result_row(result: RunResult) -> dict[str, Any]:
         "versions_json": json.dumps(result.versions, sort_keys=True),
         "started_at": result.started_at,
         "finished_at": result.finished_at,
+        "data_fingerprint": result.data_fingerprint or None,
+        **_test_columns(result),
     }
 
 
-def _with_later_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A frame read from an older store, with the columns it predates present and unknown."""
-    for col in columns:
-        if col not in frame:
-            frame[col] = pd.NA
-    return frame
+def _test_columns(result: RunResult) -> dict[str, Any]:
+    t = result.test
+    if t is None:
+        return {"test_size": None, "test_loss": None, "test_acc": None,
+                "test_loss_at_best": None, "test_acc_at_best": None}
+    return {"test_size": t.size, "test_loss": t.final_loss, "test_acc": t.final_acc,
+            "test_loss_at_best": t.best_loss, "test_acc_at_best": t.best_acc}
 
 
 def read_runs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
     """The ``runs`` table as a DataFrame; with ``grid``, only that grid's runs."""
     if grid is None:
-        frame = pd.read_sql_query("SELECT * FROM runs ORDER BY grid, cell_id, seed", conn)
-    else:
-        frame = pd.read_sql_query(
-            "SELECT r.* FROM runs r JOIN grid_runs g ON g.run_id = r.run_id "
-            "WHERE g.grid = ? ORDER BY r.cell_id, r.seed",
-            conn,
-            params=(grid,),
-        )
-    return _with_later_columns(frame, _LATER_RUN_COLUMNS)
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY grid, program_key, seed", conn)
+    return pd.read_sql_query(
+        "SELECT r.* FROM runs r JOIN grid_runs g ON g.run_id = r.run_id "
+        "WHERE g.grid = ? ORDER BY r.program_key, r.seed",
+        conn,
+        params=(grid,),
+    )
 
 
 def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
@@ -573,5 +531,4 @@ def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFra
 
 
 def read_grids(conn: sqlite3.Connection) -> pd.DataFrame:
-    frame = pd.read_sql_query("SELECT * FROM grids ORDER BY created_at, name", conn)
-    return _with_later_columns(frame, _LATER_GRID_COLUMNS)
+    return pd.read_sql_query("SELECT * FROM grids ORDER BY created_at, name", conn)

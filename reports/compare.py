@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from bench import cells as cell_def
 from bench.errors import UsageError
 from bench.host import device_kind
 from bench.store import FACTOR_COLUMNS
@@ -42,7 +43,8 @@ from reports import intervals, stats
 from reports.load import StoreData, load, prepare
 from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
-#: Columns that define a cell: the factors plus what makes epochs-to-target comparable.
+#: Columns an exported runs table must have. Cells are matched on every setting, placement
+#: included (``bench.cells``: factors, engine and options, budget, target, split, data).
 CELL_KEYS = [*FACTOR_COLUMNS, "epochs_budget", "target_accuracy", "validation_size", "train_limit"]
 ALL_CELLS = "all cells (pooled)"
 
@@ -186,23 +188,12 @@ def load_side(path: str | Path, grid: str | None = None) -> StoreData:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    text = {c: str for c in ("run_id", "cell_id", "hidden", "machine_fingerprint", "grid", "error")}
+    text = {c: str for c in ("run_id", "program_key", "hidden", "machine_fingerprint", "grid", "error")}
     return pd.read_csv(path, dtype=text, keep_default_na=True)
 
 
-def _norm(v: Any) -> str:
-    """A level as text that survives CSV round trips (``0.05``, ``32`` and ``"64-32"``)."""
-    try:
-        return f"{float(v):.12g}"
-    except (TypeError, ValueError):
-        return str(v)
-
-
 def _cell_keys(runs: pd.DataFrame) -> pd.Series:
-    return pd.Series(
-        ["|".join(_norm(v) for v in row) for row in runs[CELL_KEYS].itertuples(index=False)],
-        index=runs.index, dtype=object,
-    )
+    return cell_def.cell_keys(runs, compared=())
 
 
 # ----------------------------------------------------------------------- statistics
@@ -552,10 +543,11 @@ def _device_kinds(runs: pd.DataFrame) -> list[str]:
 def _labels(keys: list[str], runs: pd.DataFrame) -> dict[str, str]:
     """Readable cell labels naming only the keys that vary among the matched cells."""
     parts = {k: k.split("|") for k in keys}
-    varying = [i for i in range(len(CELL_KEYS)) if len({p[i] for p in parts.values()}) > 1]
+    n = len(next(iter(parts.values())))
+    varying = [i for i in range(n) if len({p[i] for p in parts.values()}) > 1]
     if not varying:
         return {k: "all runs" for k in keys}
-    return {k: ", ".join(f"{CELL_KEYS[i]}={parts[k][i]}" for i in varying) for k in keys}
+    return {k: ", ".join(parts[k][i] for i in varying) for k in keys}
 
 
 def _check_context(b: pd.DataFrame, c: pd.DataFrame, out: list[str]) -> None:
@@ -594,7 +586,8 @@ def compare_data(
     if not common:
         raise UsageError(
             f"no common cells between {_path(baseline)} and {_path(current)} "
-            "(cells are matched on factor levels, epoch budget, target and data split)"
+            "(cells are matched on factor levels, engine and its options, epoch budget, target, "
+            "data split and data)"
         )
     labels = _labels(b_keys + [k for k in c_keys if k not in set(b_keys)], b_runs)
 

@@ -1,9 +1,10 @@
 """Read a results store (read-only) into tidy pandas frames with cell labels.
 
-A *cell* is one combination of factor levels except ``placement``: the unit within which
-placements are compared, seed by seed. Only the factors that vary among the loaded runs
-appear in the cell's label, so a one-factor study reads "all runs" rather than a list of
-defaults.
+A *cell* (defined once, in :mod:`bench.cells`) is a set of runs equal in every setting
+(factors, engine and its options, budget, target, split sizes, data) except ``placement``
+and the seed: the unit within which placements are compared, seed by seed. Only the
+settings that vary among the loaded runs appear in the cell's label, so a one-factor study
+reads "all runs" rather than a list of defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import cells as cell_def
 from bench.errors import UsageError
 from bench.store import FACTOR_COLUMNS, open_readonly, read_epochs, read_grids, read_runs
 
@@ -26,6 +28,8 @@ PLACEMENT_WORDS = {
     "after": "BN after the activation",
     "after+input": "BN after the activation and on the input",
 }
+#: Held-out test-split columns (NULL/NaN: unknown, for runs stored before schema 2).
+TEST_COLUMNS = ("test_size", "test_loss", "test_acc", "test_loss_at_best", "test_acc_at_best", "best_val_epoch")
 #: Statuses whose outcome is known; ``failed`` runs (an exception) carry no outcome.
 ANALYSED = ("ok", "diverged")
 
@@ -80,28 +84,25 @@ def varying_factors(runs: pd.DataFrame) -> list[str]:
     return [c for c in FACTOR_COLUMNS if c in runs and runs[c].nunique(dropna=False) > 1]
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def prepare(
     path: Path, grid: str | None, runs: pd.DataFrame, epochs: pd.DataFrame, grids: pd.DataFrame
 ) -> StoreData:
     """Add the derived columns: cell label, censoring, per-run time per epoch."""
     runs = runs.copy()
-    cell_factors = [f for f in varying_factors(runs) if f != "placement"]
+    cell_factors = [f for f in varying_factors(runs) if f not in cell_def.COMPARED]
     if len(runs):
-        if cell_factors:
-            runs["cell"] = [
-                ", ".join(f"{f}={_fmt(v)}" for f, v in zip(cell_factors, row))
-                for row in runs[cell_factors].itertuples(index=False)
-            ]
-        else:
-            runs["cell"] = "all runs"
+        runs["cell"] = cell_def.cell_labels(runs)
+        dup = cell_def.duplicates(runs)
+        if len(dup):
+            raise UsageError(
+                f"{path}: {len(dup)} runs share a cell, placement and seed with another run "
+                f"(e.g. {', '.join(dup['run_id'].astype(str).head(4))}); they cannot be paired"
+            )
     else:
         runs["cell"] = pd.Series(dtype=str)
+    for col in TEST_COLUMNS:  # tables exported before the test split was evaluated
+        if col not in runs:
+            runs[col] = np.nan
     runs["reached"] = runs["epochs_to_target"].notna()
     runs["censored"] = ~runs["reached"]
     # Censored runs are at risk until (and censored at) the budget; see stats.kaplan_meier.

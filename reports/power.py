@@ -26,6 +26,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from bench import cells
+
 #: Largest seed count the searches consider; beyond it the answer is "more than N_MAX".
 N_MAX = 100_000
 
@@ -281,18 +283,14 @@ def paired_spread(runs: pd.DataFrame, metric: str = "final_val_acc", reference: 
     """Pooled within-cell sd of ``metric(placement) - metric(reference)`` over paired seeds.
 
     ``runs`` is the store's runs table (ok runs are used; diverged/failed carry no final
-    accuracy). Cells are the distinct values of ``cell_keys`` (default: the ``cell_id``
-    without placement, i.e. every factor but placement); each (cell, placement != reference)
+    accuracy). Cells are the distinct values of ``cell_keys`` (default: ``bench.cells``'
+    cells, every setting but placement and seed); each (cell, placement != reference)
     with >= 2 pairs contributes its variance with weight ``pairs - 1``.
     """
     ok = runs[(runs["status"] == "ok") & np.isfinite(runs[metric].astype(float))]
-    if cell_keys is None:
-        cell_keys = [c for c in ("dataset", "activation", "hidden", "initializer", "optimizer",
-                                 "learning_rate", "batch_size", "bn_momentum", "bn_epsilon",
-                                 "epochs_budget", "train_limit", "validation_size", "engine")
-                     if c in ok]
+    by = cell_keys if cell_keys is not None else cells.cell_keys(ok)
     ss, df, n_pairs, groups, residuals = 0.0, 0, 0, 0, []
-    for _, cell in ok.groupby(cell_keys, sort=False, dropna=False):
+    for _, cell in ok.groupby(by, sort=False, dropna=False):
         ref = cell[cell["placement"] == reference].drop_duplicates("seed").set_index("seed")[metric]
         if ref.empty:
             continue

@@ -15,10 +15,11 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from bench.cells import varying_settings
 from reports import interactions as ix
 from reports import stats
 from reports.load import StoreData, json_values, load, placement_words
-from reports.tables import CHANCE_ACCURACY, Tables, build_tables, failures, raw_runs
+from reports.tables import ACCURACY_METRICS, CHANCE_ACCURACY, Tables, build_tables, failures, raw_runs
 
 MAX_FINDINGS = 40
 FORMATS = ("html", "markdown")
@@ -101,7 +102,7 @@ def finding(row: pd.Series, n_cells: int) -> str:
     sig = row["p_holm"] < 0.05
     tail = f"(Holm p={pval(row['p_holm'])}, {row['n_pairs']} paired seeds)"
     d = row["diff"]
-    if metric == "final_val_acc":
+    if metric in ACCURACY_METRICS:
         extra = f"; {row['diff_note']}" if row["diff_note"] else ""
         if not sig:
             return (f"{start}{who} did not detectably change {row['label']} vs {ref}: "
@@ -225,6 +226,9 @@ def summary_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
             "mean epochs (reached)": num(r["mean_ett_reached"], 2),
             "final val acc [CI]": ci(r["final_val_acc"], r["final_val_acc_low"], r["final_val_acc_high"], 4),
             "best val acc [CI]": ci(r["best_val_acc"], r["best_val_acc_low"], r["best_val_acc_high"], 4),
+            "test acc at best val [CI]": ci(r["test_acc_at_best"], r["test_acc_at_best_low"],
+                                            r["test_acc_at_best_high"], 4)
+            if math.isfinite(r["test_acc_at_best"]) else "unknown",
             "s / epoch [CI]": ci(r["epoch_s"], r["epoch_s_low"], r["epoch_s_high"], 3),
             "time to target s [CI]": ci(r["time_to_target_s"], r["time_to_target_s_low"],
                                         r["time_to_target_s_high"], 2),
@@ -237,7 +241,7 @@ def summary_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
 def comparison_rows(comps: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
     for _, r in comps.iterrows():
-        acc = r["metric"].startswith("final_val_acc")
+        acc = r["metric"] in ACCURACY_METRICS
         scale, digits = (100.0, 2) if acc else (1.0, 3 if r["metric"] == "epoch_s" else 2)
         rows.append({
             "cell": r["cell"], "comparison": f"{r['placement']} − {r['reference']}",
@@ -367,8 +371,15 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
     design = [
         f"{len(runs)} runs in {len(data.cells)} cell(s) × {len(data.placements)} placement(s) "
         f"({', '.join(data.placements) or 'none'}); seeds per cell and placement: {_seeds_per_cell(data)}.",
-        "Cells are the combinations of the varying factors other than placement: "
-        + (", ".join(data.cell_factors) if data.cell_factors else "none (one cell)") + ".",
+        "Cells (bench.cells): runs equal in every setting — factors, engine and its options, epoch "
+        "budget, target, validation size, training limit, data — except placement and seed; only "
+        "runs of one cell are paired. Settings that differ between cells here: "
+        + (", ".join(varying_settings(runs)) if len(runs) and varying_settings(runs) else "none (one cell)") + ".",
+        "Test split: each run scores the held-out test split (never used for training or any "
+        "choice) with its final weights and with the weights of its best-validation epoch. "
+        "Validation picks, test reports: the test accuracy at the best-validation epoch is the "
+        "unbiased accuracy comparison (the best validation accuracy itself is biased upward by "
+        "the choice). Runs stored before the test split was evaluated show it as unknown.",
         f"Target validation accuracy: {', '.join(f'{t:g}' for t in targets) or '–'}; "
         f"epoch budget: {', '.join(map(str, budgets)) or '–'}.",
     ]
@@ -411,6 +422,11 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         + "; \"significant\" means Holm p < 0.05 within its family. Each hypothesis is tested once "
         "(epochs to target only by the log-rank test)."
         + (" The interaction tests are a family of their own (below)." if inter is not None else ""),
+        "Test accuracy: each run scores the held-out test split (never used for training or "
+        "selection) with its weights of the best-validation epoch; validation picks the epoch, the "
+        "test split reports it. It is compared like final accuracy (as counts of the test split, "
+        "Wilcoxon signed-rank) in a Holm family of its own: the unbiased accuracy result. Runs stored "
+        "before bnbench evaluated the test split show it as unknown.",
         "Failed runs (an exception, no outcome) are excluded from the statistics and listed below.",
     ]
     if inter is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.cells import pair
 from reports import intervals, stats
 from reports.intervals import as_counts
 from reports.load import StoreData
@@ -26,9 +27,15 @@ METRICS = {
     "epochs_to_target": ("epochs to target (KM median)", "epochs", "epochs to target"),
     "epoch_s": ("time per epoch", "s", "time per epoch"),
     "diverged": ("divergence", "share of seeds", "divergence"),
+    # The unbiased accuracy comparison: validation picked the epoch, the test split reports it.
+    "test_acc": ("test accuracy at the best-validation epoch", "pp", "test accuracy"),
 }
 #: Every bnbench dataset has 10 classes: a diverged run (NaN loss) is scored at chance.
 CHANCE_ACCURACY = 0.1
+#: Accuracy metrics (shown in percentage points).
+ACCURACY_METRICS = ("final_val_acc", "final_val_acc_no_diverged", "test_acc")
+#: Why a test-accuracy comparison has no pairs: the runs predate the test split.
+TEST_UNKNOWN_NOTE = "test accuracy unknown (runs stored before bnbench evaluated the test split)"
 
 #: Why timing rows have fewer units than seeds (see ``timing_units``).
 SHARED_TIMING_NOTE = "seeds trained in one program share one timing measurement: the unit is the program"
@@ -79,7 +86,8 @@ def summarize_group(g: pd.DataFrame, n_resamples: int) -> dict[str, object]:
     km = stats.km_median_ci(a["ett_duration"].to_numpy(), reached, n_resamples=n_resamples)
     row.update(_ci_cols("km_median", km))
     row["mean_ett_reached"] = a.loc[a["reached"], "epochs_to_target"].mean() if reached.any() else math.nan
-    for key, col in (("final_val_acc", "final_val_acc"), ("best_val_acc", "best_val_acc")):
+    for key, col in (("final_val_acc", "final_val_acc"), ("best_val_acc", "best_val_acc"),
+                     ("test_acc_at_best", "test_acc_at_best")):
         row.update(_ci_cols(key, stats.bootstrap_ci(a[col].to_numpy(dtype=float), n_resamples=n_resamples)))
     t = timed(a)
     for key, col in (("epoch_s", "epoch_s_median"), ("time_to_target_s", "time_to_target_s")):
@@ -102,10 +110,10 @@ def summary_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.D
 
 
 def paired_runs(runs: pd.DataFrame, ref: str, other: str) -> pd.DataFrame:
-    """Analysed runs of two placements of one cell joined on seed (suffixes _a, _b)."""
-    a = runs[runs["placement"] == ref]
-    b = runs[runs["placement"] == other]
-    return a.merge(b, on="seed", suffixes=("_a", "_b"))
+    """Analysed runs of two placements of one cell joined one to one on seed (suffixes _a, _b;
+    ``bench.cells.pair`` refuses a seed that holds two runs of one placement)."""
+    cols = [c for c in runs.columns if c != "seed"]
+    return pair(runs, ref, other, cols, on=("seed",))
 
 
 def _row(metric: str, n: int, diff: stats.Estimate, test: stats.TestResult,
@@ -144,6 +152,21 @@ def accuracy_rows(pairs: pd.DataFrame, n_resamples: int) -> list[dict[str, objec
                 else "")
         rows.append(_row(metric, int(k.sum()), diff, test, stats.p_improve(ca[k], cb[k]), diff_note=note))
     return rows
+
+
+def test_accuracy_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object] | None:
+    """Test accuracy at each seed's best-validation epoch, as counts of the test split: the
+    unbiased accuracy comparison (validation picked the epoch; the test split reports it)."""
+    if not len(pairs):
+        return None
+    n_test = pairs["test_size_a"].to_numpy(float)
+    ca = as_counts(pairs["test_acc_at_best_a"].to_numpy(float), n_test)
+    cb = as_counts(pairs["test_acc_at_best_b"].to_numpy(float), n_test)
+    k = np.isfinite(ca) & np.isfinite(cb)
+    if not k.any():
+        return _row("test_acc", 0, stats.Estimate(math.nan), stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE))
+    diff = stats.paired_difference(ca[k] / n_test[k], cb[k] / n_test[k], n_resamples=n_resamples)
+    return _row("test_acc", int(k.sum()), diff, stats.wilcoxon_p(ca[k], cb[k]), stats.p_improve(ca[k], cb[k]))
 
 
 def epochs_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object]:
@@ -216,8 +239,8 @@ def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> p
             if other == ref or not (cr["placement"] == other).any() or not (cr["placement"] == ref).any():
                 continue
             pairs = paired_runs(cr, ref, other)
-            found = [*accuracy_rows(pairs, n_resamples), epochs_row(pairs, n_resamples),
-                     timing_row(pairs, n_resamples)]
+            found = [*accuracy_rows(pairs, n_resamples), test_accuracy_row(pairs, n_resamples),
+                     epochs_row(pairs, n_resamples), timing_row(pairs, n_resamples)]
             if ((pairs["status_a"] == "diverged") | (pairs["status_b"] == "diverged")).any():
                 found.append(divergence_row(pairs))
             rows += [{"cell": cell, "placement": other, "reference": ref, **r} for r in found if r]
@@ -249,6 +272,6 @@ def failures(data: StoreData) -> pd.DataFrame:
 def raw_runs(data: StoreData) -> pd.DataFrame:
     """The per-run table at the end of the report."""
     cols = ["run_id", "cell", "placement", "seed", "status", "epochs_run", "epochs_to_target",
-            "final_val_acc", "best_val_acc", "epoch_s_median", "time_to_target_s", "compile_s",
+            "final_val_acc", "best_val_acc", "best_val_epoch", "test_acc_at_best", "test_acc", "epoch_s_median", "time_to_target_s", "compile_s",
             "total_s", "concurrent_workers", "seeds_in_program", "threads"]
     return data.runs[[c for c in cols if c in data.runs]].reset_index(drop=True)

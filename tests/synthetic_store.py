@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.results import EpochMetrics, RunResult
+from bench.results import EpochMetrics, RunResult, TestScores
 from bench.spec import GridSpec, RunConfig, parse_spec
 from bench.store import Store, result_row
 
@@ -71,6 +71,14 @@ def synth_result(
         epochs.append(EpochMetrics(e, loss, acc, loss, acc, epoch_time * (1 + rng.normal(0, 0.02))))
     if status == "failed":
         epochs = []
+    # Test split (1000 examples): the best-validation weights score the planted accuracy
+    # plus test-sample noise; a diverged run's final weights get no score.
+    best = max((e.val_acc for e in epochs if e.val_acc == e.val_acc), default=None)
+    test = None
+    if best is not None:
+        t = float(min(best + rng.normal(0, 0.003), 1.0))
+        final = None if status == "diverged" else t
+        test = TestScores(1000, final and -math.log(final), final, -math.log(t), t)
     error = {"ok": "", "diverged": f"loss became NaN at epoch {n_epochs}",
              "failed": "RuntimeError: synthetic failure (out of memory)"}[status]
     return RunResult(
@@ -78,6 +86,7 @@ def synth_result(
         total_s=1.5 + sum(e.epoch_s for e in epochs), started_at="2026-11-25T10:00:00Z",
         finished_at="2026-11-25T10:01:00Z", seeds_in_program=seeds_in_program,
         concurrent_workers=concurrent_workers, threads=1, host=HOST, versions=VERSIONS,
+        test=test, data_fingerprint="synthetic0000000",
     )
 
 

@@ -88,7 +88,7 @@ def test_tasks_group_seeds_of_a_cell():
                        "engine": {"name": "stacked", "seeds_per_program": 2}})
     tasks = plan_tasks(spec.expand(), stored=set())
     assert sorted(len(t) for t in tasks) == [1, 1, 2, 2, 2, 2]
-    assert all(len({r.cell_id for r in t}) == 1 for t in tasks)
+    assert all(len({r.program_key for r in t}) == 1 for t in tasks)
     keras_tasks = plan_tasks(spec.with_engine(name="keras").expand(), stored=set())
     assert len(keras_tasks) == 10
 

@@ -33,7 +33,7 @@ def spec_with(**tables):
         ({"grid": {"seeds": [1, 1]}}, "grid.seeds: repeated seed"),
         ({"grid": {"target_accuracy": 1.5}}, "grid.target_accuracy: 1.5 is not a number in (0, 1]"),
         ({"grid": {"validation_size": 5000}}, "grid.validation_size: 5000 leaves no training data in 'digits'"),
-        ({"factors": {"batch_size": 4096}}, "factors.batch_size: 4096 is larger than the 1500 training"),
+        ({"factors": {"batch_size": 4096}}, "factors.batch_size: 4096 is larger than the 1203 training"),
         ({"engine": {"name": "torch"}}, "engine.name: unknown value 'torch' (allowed: keras, stacked)"),
         ({"engine": {"jit_compile": "yes"}}, "engine.jit_compile: 'yes' is not true or false"),
     ],
@@ -55,7 +55,7 @@ def test_expansion_is_cells_times_seeds_with_stable_ids():
     runs = spec.expand()
     assert len(runs) == 2 * 2 * 3
     assert len({r.run_id for r in runs}) == 12
-    assert len({r.cell_id for r in runs}) == 4
+    assert len({r.program_key for r in runs}) == 4
     again = parse_spec(spec_with(grid={"seeds": 3}, factors={"placement": ["none", "before"], "learning_rate": [0.1, 0.01]}))
     assert [r.run_id for r in again.expand()] == [r.run_id for r in runs]
     assert spec.varying_factors == ["placement", "learning_rate"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.commands.common import add_store_option
+from bench.cells import config_cell_key as cell_config_key
 from bench.errors import UsageError
 
 #: Factors whose levels set the cost of an epoch (besides the engine and the training size).
@@ -136,8 +137,8 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
     if args.engine:
         spec = spec.with_engine(name=args.engine)
     runs = spec.expand()
-    cells = {r.cell_id for r in runs}
-    comparison_cells = {tuple(v for k, v in r.factor_values().items() if k != "placement") for r in runs}
+    cells = {r.program_key for r in runs}
+    comparison_cells = {cell_config_key(r) for r in runs}
     placements = spec.factors["placement"]
 
     if Path(args.store).exists():

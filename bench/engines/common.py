@@ -6,7 +6,7 @@ import datetime as dt
 import math
 
 from bench.host import host_info, library_versions
-from bench.results import EpochMetrics, RunResult
+from bench.results import EpochMetrics, RunResult, TestScores, best_val_epoch
 from bench.spec import RunConfig
 
 
@@ -28,14 +28,26 @@ def make_result(
     started_at: str,
     seeds_in_program: int,
     threads: int,
+    test: TestScores | None = None,
+    data_fingerprint: str = "",
 ) -> RunResult:
-    """Wrap an engine's per-epoch metrics; a NaN/inf loss (training or validation) marks the run diverged."""
+    """Wrap an engine's per-epoch metrics; a NaN/inf loss (training or validation) marks the run diverged.
+
+    Test scores of weights that are not finite (a diverged run's final weights, or no
+    best-validation epoch) are dropped rather than stored as a meaningless accuracy.
+    """
     status, error = "ok", ""
     bad = next((e for e in epochs if diverged(e)), None)
     if bad is not None:
         status = "diverged"
         error = (f"loss not finite in epoch {bad.epoch} "
                  f"(training loss {bad.train_loss}, validation loss {bad.val_loss})")
+    if test is not None:
+        final_ok = bad is None and test.final_loss is not None and math.isfinite(test.final_loss)
+        best_ok = (best_val_epoch(epochs) is not None and test.best_loss is not None
+                   and math.isfinite(test.best_loss))
+        test = TestScores(test.size, *(test.final_loss, test.final_acc) if final_ok else (None, None),
+                          *(test.best_loss, test.best_acc) if best_ok else (None, None))
     return RunResult(
         config=cfg,
         status=status,
@@ -49,4 +61,6 @@ def make_result(
         threads=threads,
         host=host_info(),
         versions=library_versions(),
+        test=test,
+        data_fingerprint=data_fingerprint,
     )

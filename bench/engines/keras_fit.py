@@ -9,6 +9,10 @@ XLA: Keras declines ``jit_compile`` while TensorFlow op determinism is on, so wi
 ``engine.deterministic = true`` (the default) this engine asks for no XLA rather than
 have Keras warn and fall back; set ``deterministic = false`` to measure Keras with XLA.
 
+Test split: whenever validation accuracy strictly improves, a copy of every weight (BN
+moving statistics included) is kept; after training the test split is evaluated with the
+final weights and with that copy, each once.
+
 Compile time: Keras compiles inside the first ``fit`` call, so it cannot be timed apart
 exactly. It is estimated as the first epoch's excess over the median of the later ones,
 and that excess is removed from the first epoch's time. With one epoch it is 0.
@@ -19,12 +23,13 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 
 from bench.datasets import Dataset
 from bench.engines.common import diverged, make_result, now_iso
 from bench.pairing import epoch_order
 from bench.progress import epoch_done
-from bench.results import EpochMetrics, RunResult
+from bench.results import EpochMetrics, RunResult, TestScores
 from bench.spec import RunConfig
 
 
@@ -46,6 +51,7 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
     )
     epochs: list[EpochMetrics] = []
     raw_s: list[float] = []
+    best_acc, best_weights = -np.inf, None
     for epoch in range(1, cfg.epochs + 1):
         order = epoch_order(cfg.seed, epoch, len(data.x_train))
         x, y = data.x_train[order], data.y_train[order]
@@ -65,8 +71,11 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
         )
         epochs.append(m)
         epoch_done([cfg.run_id])
+        if np.isfinite(m.val_acc) and m.val_acc > best_acc:
+            best_acc, best_weights = m.val_acc, model.get_weights()
         if diverged(m):
             break
+    test = _evaluate_test(model, data, cfg.batch_size, best_weights)
     compile_s = 0.0
     if len(raw_s) > 1:
         compile_s = max(0.0, raw_s[0] - statistics.median(raw_s[1:]))
@@ -75,7 +84,22 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
         cfg, epochs, compile_s=compile_s, total_s=time.perf_counter() - t_start,
         started_at=started_at, seeds_in_program=1,
         threads=tf.config.threading.get_intra_op_parallelism_threads(),
+        test=test, data_fingerprint=data.fingerprint,
     )
+
+
+def _evaluate_test(model, data: Dataset, batch_size: int, best_weights: list | None) -> TestScores:
+    """Test loss and accuracy of the final weights, then of the kept best-validation weights."""
+    def score() -> tuple[float, float]:
+        r = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0, return_dict=True)
+        return float(r["loss"]), float(r["accuracy"])
+
+    final = score()
+    best: tuple[float | None, float | None] = (None, None)
+    if best_weights is not None:
+        model.set_weights(best_weights)
+        best = score()
+    return TestScores(len(data.y_test), *final, *best)
 
 
 def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:

@@ -17,6 +17,11 @@ metric formulas (see ``_xla_mlp``). Every step of the epoch runs, the last parti
 its own, separately compiled program (K=1, B=n mod batch). The chunk loop count is a tensor,
 so the remainder chunk (fewer than K steps) reuses the K-step program.
 
+Test split: whenever a seed's validation accuracy strictly improves, that seed's slice of
+every variable (BN moving statistics included) is copied to the host. After training the
+test split is evaluated with the final weights, then with the kept copies loaded back into
+the program (a cached program is re-initialized before its next use anyway).
+
 Compile time: each program is first called for one step on throwaway indices, then the
 state is reset to the seeds' initial values. That call traces, XLA-compiles and runs the
 loop body once (XLA's CPU runtime compiles kernels lazily on first execution, so a
@@ -39,7 +44,7 @@ from bench.device import Device, SeedsChoice, active_device, auto_seeds, footpri
 from bench.engines.common import diverged, make_result, now_iso
 from bench.pairing import epoch_order
 from bench.progress import epoch_done
-from bench.results import EpochMetrics, RunResult
+from bench.results import EpochMetrics, RunResult, TestScores
 from bench.spec import RunConfig
 
 #: Largest validation slice evaluated at once (bounds S x slice x width floats).
@@ -97,17 +102,19 @@ class _Program:
         cfg = cfgs[0]
         self.data = data
         self.x_train, self.y_train = _train_tensors(data)
-        self.x_val, self.y_val, self.w_val = self._eval_batches(data, len(cfgs), max(cfg.hidden))
+        width = max(cfg.hidden)
+        self.val = self._eval_batches(data.x_val, data.y_val, len(cfgs), width)
+        self.test = self._eval_batches(data.x_test, data.y_test, len(cfgs), width)
 
-    def _eval_batches(self, data: Dataset, n_seeds: int, width: int):
-        """Validation set as [nb, VB, F] padded slices with a 0/1 weight mask."""
-        n = len(data.x_val)
-        vb = max(1, min(n, _EVAL_FLOATS // max(1, n_seeds * max(width, data.n_features))))
+    def _eval_batches(self, x_eval: np.ndarray, y_eval: np.ndarray, n_seeds: int, width: int):
+        """An evaluation split as [nb, VB, F] padded slices with a 0/1 weight mask."""
+        n, n_features = len(x_eval), x_eval.shape[1]
+        vb = max(1, min(n, _EVAL_FLOATS // max(1, n_seeds * max(width, n_features))))
         nb = -(-n // vb)
-        x = np.zeros((nb * vb, data.n_features), np.float32)
+        x = np.zeros((nb * vb, n_features), np.float32)
         y = np.zeros(nb * vb, np.int32)
         w = np.zeros(nb * vb, np.float32)
-        x[:n], y[:n], w[:n] = data.x_val, data.y_val, 1.0
+        x[:n], y[:n], w[:n] = x_eval, y_eval, 1.0
         shape = (nb, vb)
         return _resident(x.reshape(*shape, -1)), _resident(y.reshape(shape)), w.reshape(shape)
 
@@ -133,10 +140,11 @@ class _Program:
         self.train(np.zeros((k, self.net.n_seeds, batch), np.int32), 1)
         return time.perf_counter() - t0
 
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-seed validation (mean loss, accuracy), summed in float64 over real samples."""
-        losses, hits = self.eval_fn(self.x_val, self.y_val)
-        w = self.w_val[:, None, :].astype(np.float64)  # [nb, 1, VB]
+    def evaluate(self, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
+        """Per-seed (mean loss, accuracy) on ``val`` or ``test``, summed in float64 over real samples."""
+        x, y, w = self.val if split == "val" else self.test
+        losses, hits = self.eval_fn(x, y)
+        w = w[:, None, :].astype(np.float64)  # [nb, 1, VB]
         n = w.sum()
         loss = (losses.numpy().astype(np.float64) * w).sum(axis=(0, 2)) / n
         return loss, (hits.numpy().astype(np.float64) * w).sum(axis=(0, 2)) / n
@@ -154,7 +162,7 @@ def _cache_key(cfgs: list[RunConfig], data: Dataset) -> tuple:
 
     cfg = cfgs[0]
     spec = NetSpec.from_config(cfg, data.n_features, data.n_classes)
-    return (spec, len(cfgs), cfg.engine.jit_compile, data.x_train.shape, data.x_val.shape)
+    return (spec, len(cfgs), cfg.engine.jit_compile, data.x_train.shape, data.x_val.shape, data.x_test.shape)
 
 
 def _program(cfgs: list[RunConfig], data: Dataset) -> _Program:
@@ -198,12 +206,14 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
         prog.compile(k, batch)
     if rem:
         prog.compile(1, rem)
-    prog.evaluate()  # compiles the evaluation program; its result is discarded
+    prog.evaluate()  # compiles the evaluation programs; their results are discarded
+    prog.evaluate("test")
     prog.net.reset([c.seed for c in cfgs], cfg.initializer)  # undo the warm-up steps
     compile_s = time.perf_counter() - t0
 
     history: list[list[EpochMetrics]] = [[] for _ in cfgs]
     live = np.ones(n_seeds, bool)
+    best = _BestWeights(prog.net)
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         orders = np.stack([epoch_order(c.seed, epoch, n) for c in cfgs]).astype(np.int32)
@@ -224,15 +234,18 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
             # Same stopping rule as the Keras engine: a seed stops at a non-finite loss.
             if diverged(m):
                 live[s] = False
+        best.update(val_acc, seeds=np.flatnonzero(np.array([h[-1].epoch == epoch for h in history])))
         epoch_done(cfgs[s].run_id for s in reported)
         if not live.any():
             break
+    test = best.test_scores(prog)
 
     total_s = (time.perf_counter() - t_start) / n_seeds
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     return [
         make_result(c, history[s], compile_s=compile_s / n_seeds, total_s=total_s,
-                    started_at=started_at, seeds_in_program=n_seeds, threads=threads)
+                    started_at=started_at, seeds_in_program=n_seeds, threads=threads,
+                    test=test[s], data_fingerprint=data.fingerprint)
         for s, c in enumerate(cfgs)
     ]
 
@@ -244,9 +257,10 @@ def seeds_choice(configs: list[RunConfig], data: Dataset, device: Device) -> See
     cfg = configs[0]
     spec = NetSpec.from_config(cfg, data.n_features, data.n_classes)
     per_seed = footprint_bytes(spec.sizes, spec.bn_widths, cfg.optimizer, cfg.batch_size)
-    # Held once, whatever S: the data set on the device and the validation pass's slices
-    # (inputs and logits, at most _EVAL_FLOATS each).
-    data_bytes = data.x_train.nbytes + data.x_val.nbytes + 4 * (len(data.y_train) + len(data.y_val))
+    # Held once, whatever S: the data set on the device and the validation
+    # and test passes' slices (inputs and logits, at most _EVAL_FLOATS each).
+    data_bytes = (data.x_train.nbytes + data.x_val.nbytes + data.x_test.nbytes
+                  + 4 * (len(data.y_train) + len(data.y_val) + len(data.y_test)))
     fixed = data_bytes + 2 * 4 * _EVAL_FLOATS
     return auto_seeds(device, per_seed, fixed, len(configs))
 
@@ -263,6 +277,47 @@ def _worker_device() -> Device:
     return device
 
 
+class _BestWeights:
+    """Each seed's variables at its best validation accuracy so far, kept on the host."""
+
+    def __init__(self, net):
+        self.net = net
+        self.vars = (net.kernels + net.biases + net.gammas + net.betas
+                     + net.moving_means + net.moving_vars)
+        self.acc = np.full(net.n_seeds, -np.inf)
+        self.saved: list[np.ndarray] | None = None
+
+    def update(self, val_acc: np.ndarray, seeds: np.ndarray) -> None:
+        """Copy the slices of ``seeds`` (those trained this epoch) whose accuracy improved."""
+        better = np.zeros_like(self.acc, dtype=bool)
+        better[seeds] = np.isfinite(val_acc[seeds]) & (val_acc[seeds] > self.acc[seeds])
+        if not better.any():
+            return
+        now = [v.numpy() for v in self.vars]
+        if self.saved is None:
+            self.saved = [a.copy() for a in now]
+        for kept, a in zip(self.saved, now):
+            kept[better] = a[better]
+        self.acc[better] = val_acc[better]
+
+    def test_scores(self, prog: _Program) -> list[TestScores]:
+        """Test loss/accuracy per seed: final weights first, then the kept best ones loaded back."""
+        n_test = len(prog.data.y_test)
+        final_loss, final_acc = prog.evaluate("test")
+        best_loss = best_acc = np.full(self.net.n_seeds, np.nan)
+        if self.saved is not None:
+            for v, kept in zip(self.vars, self.saved):
+                v.assign(kept)
+            best_loss, best_acc = prog.evaluate("test")
+        has_best = np.isfinite(self.acc)
+        return [
+            TestScores(n_test, float(final_loss[s]), float(final_acc[s]),
+                       float(best_loss[s]) if has_best[s] else None,
+                       float(best_acc[s]) if has_best[s] else None)
+            for s in range(self.net.n_seeds)
+        ]
+
+
 def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
     """Train every seed of one cell, ``engine.seeds_per_program`` seeds per program.
 
@@ -271,9 +326,9 @@ def train_cell(configs: list[RunConfig], data: Dataset) -> list[RunResult]:
     """
     if not configs:
         return []
-    cells = {c.cell_id for c in configs}
+    cells = {c.program_key for c in configs}
     if len(cells) != 1:
-        raise ValueError(f"train_cell expects the seeds of one cell, got {len(cells)} cells")
+        raise ValueError(f"train_cell expects runs that differ only by seed, got {len(cells)} program keys")
     per, choice = configs[0].engine.seeds_per_program, None
     if per == "auto":
         choice = seeds_choice(configs, data, _worker_device())

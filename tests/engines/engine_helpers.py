@@ -31,3 +31,13 @@ def max_abs_diff(a, b) -> float:
     rows_a, rows_b = metric_rows(a), metric_rows(b)
     assert len(rows_a) == len(rows_b)
     return max(abs(x - y) for ra, rb in zip(rows_a, rows_b) for x, y in zip(ra, rb))
+
+
+def test_scores(result) -> tuple[float, float, float, float]:
+    t = result.test
+    return (t.final_loss, t.final_acc, t.best_loss, t.best_acc)
+
+
+def max_abs_test_diff(a, b) -> float:
+    assert a.best_val_epoch == b.best_val_epoch and a.test.size == b.test.size
+    return max(abs(x - y) for x, y in zip(test_scores(a), test_scores(b)))

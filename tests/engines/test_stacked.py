@@ -13,6 +13,7 @@ Exactness findings (measured on this machine, TF 2.21 XLA CPU):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,28 +57,28 @@ def test_same_config_twice_is_identical(digits):
 
 
 def test_chunking_of_steps_does_not_change_results(digits):
-    """1497 examples, batch 32: 46 full steps + a partial one of 25. K=7 leaves a 4-step
-    remainder chunk (run by the K-step program with a smaller loop count); K=46 runs all full
+    """1200 examples, batch 32: 37 full steps + a partial one of 16. K=7 leaves a 2-step
+    remainder chunk (run by the K-step program with a smaller loop count); K=37 runs all full
     steps in one call. Both must give the same numbers."""
     base = make_configs(2, placement="after+input", optimizer="momentum", learning_rate=0.01)
-    runs = [stacked.train_cell(with_engine(base, steps_per_execution=k), digits) for k in (7, 46)]
+    runs = [stacked.train_cell(with_engine(base, steps_per_execution=k), digits) for k in (7, 37)]
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert metric_rows(a) == metric_rows(b)
 
 
 def test_partial_last_batch_is_trained(digits):
-    """Dropping the 25-example last batch would change the epoch's sample count and metrics."""
-    assert len(digits.x_train) % 32 == 25
+    """Dropping the 16-example last batch would change the epoch's sample count and metrics."""
+    assert len(digits.x_train) % 32 == 16
     cfg = make_configs(1, placement="after", epochs=1, engine_opts={"jit_compile": NO_XLA})[0]
     result = stacked.train_cell([cfg], digits)[0]
     prog = stacked._Program([cfg], digits)
-    prog.compile(46, 32)
+    prog.compile(37, 32)
     prog.net.reset([cfg.seed], cfg.initializer)  # the warm-up step trained: undo it
     orders = np.arange(len(digits.x_train), dtype=np.int32)[None]
-    prog.train(stacked._batches(orders, 0, 46, 32, 46), 46)
-    assert prog.net.count.numpy() == 46 * 32
-    prog.train(orders[:, 46 * 32:][None], 1)
+    prog.train(stacked._batches(orders, 0, 37, 32, 37), 37)
+    assert prog.net.count.numpy() == 37 * 32
+    prog.train(orders[:, 37 * 32:][None], 1)
     assert prog.net.count.numpy() == len(digits.x_train)
     assert result.status == "ok" and len(result.epochs) == 1
 
@@ -86,7 +87,7 @@ def test_no_partial_batch_when_it_divides(digits):
     from bench.datasets import Dataset
     from dataclasses import replace
 
-    even = replace(digits, x_train=digits.x_train[:1472], y_train=digits.y_train[:1472])
+    even = replace(digits, x_train=digits.x_train[:1184], y_train=digits.y_train[:1184])
     assert isinstance(even, Dataset) and len(even.x_train) % 32 == 0
     cfgs = make_configs(2, placement="none", engine_opts={"jit_compile": NO_XLA})
     results = stacked.train_cell(cfgs, even)
@@ -132,9 +133,9 @@ def test_result_envelope(digits):
         assert r.epochs[0].epoch_s == results[0].epochs[0].epoch_s  # amortized program time
 
 
-def test_rejects_configs_from_two_cells(digits):
+def test_rejects_configs_of_two_programs(digits):
     cfgs = make_configs(1, placement="none") + make_configs(1, placement="after")
-    with pytest.raises(ValueError, match="one cell"):
+    with pytest.raises(ValueError, match="differ only by seed"):
         stacked.train_cell(cfgs, digits)
 
 
@@ -154,3 +155,30 @@ def test_auto_seeds_per_program_follows_the_device_and_is_recorded(digits, monke
         assert a.host["device"]["name"] == "Simulated 1-core CPU"
         assert a.host["seeds_auto"]["seeds"] == 3 and a.host["seeds_auto"]["limit"] == 4
     assert "seeds_auto" not in explicit[0].host
+
+
+def test_test_split_scored_with_final_and_with_kept_best_weights(digits, monkeypatch):
+    """The test score "at best" is that of the weights of the best-validation epoch.
+
+    Validation accuracy is planted to peak in epoch 2 of 4 (the real evaluation still runs),
+    so the kept copy must be epoch 2's weights. The same seeds trained for exactly 2 epochs
+    (same batches, same cached program: bit-identical weights) end with those weights, so
+    their *final* test scores must equal the 4-epoch run's scores "at best" exactly.
+    """
+    planted = iter([None, 0.5, 0.9, 0.6, 0.7])  # None: the warm-up call before training
+    real = stacked._Program.evaluate
+
+    def evaluate(self, split="val"):
+        loss, acc = real(self, split)
+        value = next(planted) if split == "val" else None
+        return loss, acc if value is None else np.full_like(acc, value)
+
+    monkeypatch.setattr(stacked._Program, "evaluate", evaluate)
+    cfgs = make_configs([0, 1], epochs=4, placement="after", engine_opts={"seeds_per_program": 2})
+    results = stacked.train_cell(cfgs, digits)
+    monkeypatch.setattr(stacked._Program, "evaluate", real)
+    again = stacked.train_cell([replace(c, epochs=2) for c in cfgs], digits)
+    for r, short in zip(results, again):
+        assert r.status == "ok" and r.best_val_epoch == 2 and r.test.size == len(digits.y_test) == 297
+        assert (short.test.final_loss, short.test.final_acc) == (r.test.best_loss, r.test.best_acc)
+        assert r.test.final_loss != r.test.best_loss  # two epochs later the weights differ

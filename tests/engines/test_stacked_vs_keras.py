@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from bench.engines import keras_fit, stacked
-from .engine_helpers import make_configs, max_abs_diff, with_engine
+from .engine_helpers import make_configs, max_abs_diff, max_abs_test_diff, with_engine
 
 TOL = 1e-4
 
@@ -38,6 +38,8 @@ def test_matches_keras_per_placement(digits, placement):
     ours, theirs = _both(digits, placement=placement, learning_rate=0.01)
     assert ours.status == theirs.status == "ok"
     assert max_abs_diff(ours, theirs) <= TOL
+    # The held-out test split (297 digits), final and best-validation weights: same tolerance.
+    assert max_abs_test_diff(ours, theirs) <= TOL
 
 
 @pytest.mark.parametrize(("optimizer", "activation", "placement"), [
@@ -54,3 +56,6 @@ def test_both_engines_diverge_on_the_same_config(digits):
     ours, theirs = _both(digits, epochs=1, placement="none", learning_rate=1e4)
     assert ours.status == theirs.status == "diverged"
     assert len(ours.epochs) == len(theirs.epochs) == 1
+    # Weights that are not finite get no test score (not a meaningless chance-level accuracy).
+    for r in (ours, theirs):
+        assert r.test.final_acc is None and r.test.final_loss is None

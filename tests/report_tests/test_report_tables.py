@@ -68,11 +68,25 @@ def test_one_holm_family_per_question(planted):
     """Accuracy findings do not depend on how many timing or divergence rows the report has."""
     _, t = planted
     c = t.comparisons
-    assert set(c["family"]) == {"accuracy", "epochs to target", "time per epoch", "divergence", ""}
+    assert set(c["family"]) == {"accuracy", "test accuracy", "epochs to target", "time per epoch",
+                                "divergence", ""}
     for family, g in c[c["family"] != ""].groupby("family"):
         np.testing.assert_allclose(g["p_holm"], stats.holm(g["p"]), err_msg=family)
     acc = c[c["family"] == "accuracy"]
     assert acc["p_holm"].max() <= min(1.0, acc["p"].max() * len(acc))
+
+
+def test_test_accuracy_comparison_pairs_test_scores_at_the_best_epoch(planted):
+    """Wiring: the test-accuracy rows pair each seed's test accuracy at its best-validation
+    epoch (a diverged run keeps its pre-divergence best), median of the paired differences."""
+    data, t = planted
+    c = t.comparisons[t.comparisons["metric"] == "test_acc"]
+    assert len(c) == 4
+    runs = data.runs[data.runs["analysed"]]
+    for _, r in c.iterrows():
+        cell = runs[runs["cell"] == r["cell"]].set_index(["placement", "seed"])["test_acc_at_best"]
+        d = (cell.loc[r["placement"]] - cell.loc["none"]).dropna()
+        assert r["n_pairs"] == len(d) and r["diff"] == pytest.approx(np.median(d), abs=1e-12)
 
 
 def test_failures_are_listed_with_errors(planted):
