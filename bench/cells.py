@@ -45,6 +45,8 @@ def _norm(value: Any) -> str:
         return UNKNOWN
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, str):  # a hash like "12e4..." must stay text, not become a number
+        return value
     try:
         return f"{float(value):.12g}"
     except (TypeError, ValueError):

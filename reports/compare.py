@@ -188,7 +188,8 @@ def load_side(path: str | Path, grid: str | None = None) -> StoreData:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    text = {c: str for c in ("run_id", "program_key", "hidden", "machine_fingerprint", "grid", "error")}
+    text = {c: str for c in ("run_id", "program_key", "hidden", "machine_fingerprint", "grid", "error",
+                             "data_fingerprint", "engine_json", "config_json")}
     return pd.read_csv(path, dtype=text, keep_default_na=True)
 
 

@@ -133,3 +133,12 @@ def test_compare_matches_cells_on_the_engine_too(tmp_path):
         compare.compare_data(load(a), load(b), n_resamples=100)
     same = compare.compare_data(load(a), load(a), n_resamples=100)
     assert set(same.rows["cell"]) >= {"placement=after", "placement=none"}
+
+
+def test_text_settings_stay_text_through_a_csv_round_trip(tmp_path):
+    """A data fingerprint like "12e4..." must not be read back as the number 1.2e5."""
+    runs = pd.DataFrame({"placement": ["none"], "seed": [0], "hidden": ["300"], "learning_rate": [0.01],
+                         "data_fingerprint": ["1200000000000e45"]})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    back = compare._read_csv(tmp_path / "runs.csv")
+    assert cells.cell_keys(back, compared=()).tolist() == cells.cell_keys(runs, compared=()).tolist()
