@@ -102,11 +102,13 @@ def build_store(
     concurrent_workers: int = 1,
     seeds_in_program: int = 1,
     through_store: bool = True,
+    replace: bool = False,
 ) -> Path:
     """Write a synthetic grid into ``path``.
 
     ``through_store`` writes each run with ``Store.write_result`` (the real code path);
     False inserts the same rows in one transaction, for stores of thousands of runs.
+    ``replace`` re-points an existing grid of the same name (``bnbench run --replace``).
     """
     spec = spec or make_spec()
     effect = {"none": 0.0, "after": 0.013, "before": 0.008} if effect is None else effect
@@ -122,7 +124,7 @@ def build_store(
         for cfg in runs
     ]
     with Store(path) as store:
-        store.register_grid(spec, runs)
+        store.register_grid(spec, runs, replace=replace)
         if through_store:
             for r in results:
                 store.write_result(r)

@@ -176,9 +176,10 @@ def test_rm_bad_input(tmp_path, capsys, args, expected):
 
 
 def test_migration_of_the_committed_gate_store(tmp_path):
-    """An old (version 1) store: readers accept it as is; the first writer upgrades it."""
+    """An old (version 1) store, the gate baseline as committed before schema 2 (a frozen copy):
+    readers accept it as is; the first writer upgrades it through every step."""
     old = tmp_path / "gate.sqlite"
-    shutil.copy(ROOT / "ablations/baselines/gate.sqlite", old)
+    shutil.copy(ROOT / "tests/data/gate_schema1.sqlite", old)
     conn = sqlite3.connect(old)
     version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     runs_before = conn.execute("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()
@@ -208,14 +209,14 @@ def test_migration_of_the_committed_gate_store(tmp_path):
 
 
 def test_migration_marks_ok_runs_with_a_nan_loss_diverged(tmp_path):
-    """bnbench 1 stopped a run at a NaN validation loss but stored it ok; the upgrade fixes it."""
+    """Before schema 3 a run was stopped at a NaN validation loss but stored ok; the upgrade fixes it."""
     store = tmp_path / "s.sqlite"
     run_grid(spec(tmp_path), store, progress=False, results_source=fake_source())
     conn = sqlite3.connect(store)
     run_id = conn.execute("SELECT run_id FROM runs LIMIT 1").fetchone()[0]
-    with conn:  # make it a version-1 store with one such run
+    with conn:  # make it a version-2 store with one such run
         conn.execute("UPDATE epochs SET val_loss = NULL WHERE run_id = ? AND epoch = 2", (run_id,))
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         conn.execute("ALTER TABLE runs DROP COLUMN diverged_epoch")
         conn.execute("ALTER TABLE grids DROP COLUMN spec_hash")
     conn.close()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+
+from reports.intervals import as_counts
 from synthetic_store import EFFECT
 from synthetic_store import make_spec
 
@@ -78,14 +81,16 @@ def test_one_holm_family_per_question(planted):
 
 def test_test_accuracy_comparison_pairs_test_scores_at_the_best_epoch(planted):
     """Wiring: the test-accuracy rows pair each seed's test accuracy at its best-validation
-    epoch (a diverged run keeps its pre-divergence best), median of the paired differences."""
+    epoch (a diverged run keeps its pre-divergence best), as counts of the test split, median
+    of the paired differences."""
     data, t = planted
     c = t.comparisons[t.comparisons["metric"] == "test_acc"]
     assert len(c) == 4
     runs = data.runs[data.runs["analysed"]]
     for _, r in c.iterrows():
-        cell = runs[runs["cell"] == r["cell"]].set_index(["placement", "seed"])["test_acc_at_best"]
-        d = (cell.loc[r["placement"]] - cell.loc["none"]).dropna()
+        cell = runs[runs["cell"] == r["cell"]].set_index(["placement", "seed"])
+        acc = pd.Series(as_counts(cell["test_acc_at_best"], cell["test_size"]) / cell["test_size"], index=cell.index)
+        d = (acc.loc[r["placement"]] - acc.loc["none"]).dropna()
         assert r["n_pairs"] == len(d) and r["diff"] == pytest.approx(np.median(d), abs=1e-12)
 
 
