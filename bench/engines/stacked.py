@@ -286,11 +286,15 @@ class _BestWeights:
                      + net.moving_means + net.moving_vars)
         self.acc = np.full(net.n_seeds, -np.inf)
         self.saved: list[np.ndarray] | None = None
+        # Whether a seed's kept weights are its current ones (it improved in its last epoch):
+        # then its test score "at best" is its final one, and the second test pass is skipped.
+        self.current = np.zeros(net.n_seeds, dtype=bool)
 
     def update(self, val_acc: np.ndarray, seeds: np.ndarray) -> None:
         """Copy the slices of ``seeds`` (those trained this epoch) whose accuracy improved."""
         better = np.zeros_like(self.acc, dtype=bool)
         better[seeds] = np.isfinite(val_acc[seeds]) & (val_acc[seeds] > self.acc[seeds])
+        self.current[:] = better
         if not better.any():
             return
         now = [v.numpy() for v in self.vars]
@@ -301,11 +305,13 @@ class _BestWeights:
         self.acc[better] = val_acc[better]
 
     def test_scores(self, prog: _Program) -> list[TestScores]:
-        """Test loss/accuracy per seed: final weights first, then the kept best ones loaded back."""
+        """Test loss/accuracy per seed: final weights first, then the kept best ones loaded back
+        (only when some seed's best epoch was not its last: a test pass costs a validation pass
+        over the whole test split)."""
         n_test = len(prog.data.y_test)
         final_loss, final_acc = prog.evaluate("test")
-        best_loss = best_acc = np.full(self.net.n_seeds, np.nan)
-        if self.saved is not None:
+        best_loss, best_acc = final_loss, final_acc
+        if self.saved is not None and not self.current[np.isfinite(self.acc)].all():
             for v, kept in zip(self.vars, self.saved):
                 v.assign(kept)
             best_loss, best_acc = prog.evaluate("test")
