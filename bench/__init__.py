@@ -14,3 +14,9 @@ __version__ = "0.1.0"
 # and Dask workers (which import bench to unpickle tasks) inherit it; errors still print.
 # TF_CPP_MIN_LOG_LEVEL=0 in the environment brings the notices back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The CUDA build of TensorFlow writes start-up lines that no log level hides on a machine
+# without a GPU; the first `import tensorflow` of the process filters them (bench.quiet_cuda).
+from bench import quiet_cuda as _quiet_cuda  # noqa: E402
+
+_quiet_cuda.install()

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.host import cores, cpu_model
+from bench.quiet_cuda import filtered_stderr
 
 #: Share of the device's memory that a program's seeds may fill. The rest is left for XLA's
 #: temporaries, the allocator's fragmentation and (on a CPU) everything else on the machine.
@@ -202,8 +203,10 @@ def _list_gpus() -> list[Device]:
     """The GPUs TensorFlow sees (none with the CPU-only wheel or without CUDA); memory unread."""
     import tensorflow as tf
 
+    with filtered_stderr():  # the first device query: the CUDA build's cuInit notice
+        physical_gpus = tf.config.list_physical_devices("GPU")
     devices = []
-    for i, physical in enumerate(tf.config.list_physical_devices("GPU")):
+    for i, physical in enumerate(physical_gpus):
         details = tf.config.experimental.get_device_details(physical)
         devices.append(Device("gpu", details.get("device_name", physical.name), 0, 0, i))
     return devices
