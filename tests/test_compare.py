@@ -14,7 +14,6 @@ import scipy.stats
 
 import compare_helpers as h
 from bench.cli import main as cli
-from bench.commands.compare import parse_fraction
 from bench.errors import UsageError
 from reports import stats
 from reports.compare import (
@@ -230,19 +229,6 @@ def test_cli_reads_export_folders(stores, fmt, tmp_path, capsys):
     cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["slow"]), "--format", "json"])
     from_store = json.loads(capsys.readouterr().out)
     assert [r["p"] for r in from_folder["results"]] == [r["p"] for r in from_store["results"]]
-
-
-@pytest.mark.parametrize("text,points,expected", [
-    ("10%", False, 0.10), ("0.1", False, 0.1), ("0.5pp", True, 0.005), ("0.5%", True, 0.005),
-])
-def test_threshold_parsing(text, points, expected):
-    assert parse_fraction("--x", text, points=points) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("text", ["10", "fast", "1pp"])
-def test_threshold_parsing_rejects(text):
-    with pytest.raises(UsageError):
-        parse_fraction("--max-slowdown", text)
 
 
 # --------------------------------------------------------------------------- baseline
