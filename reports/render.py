@@ -542,6 +542,11 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def render_template(name: str, ctx: dict[str, Any]) -> str:
+    """A template of ``reports/templates`` in the report's environment (``bnbench compare``'s too)."""
+    return _env().get_template(name).render(**ctx)
+
+
 def render_html(ctx: dict[str, Any]) -> str:
     return _env().get_template("report.html.j2").render(**ctx)
 

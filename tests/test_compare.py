@@ -14,7 +14,6 @@ import scipy.stats
 
 import compare_helpers as h
 from bench.cli import main as cli
-from bench.errors import UsageError
 from reports import stats
 from reports.compare import (
     ALL_CELLS, Thresholds, block_rank_test, compare_data,
@@ -217,6 +216,22 @@ def test_cli_markdown_and_json(stores, capsys, tmp_path):
     assert "| cell | metric |" in text and "**REGRESSION**" in text
     assert cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["same"]), "--format", "markdown"]) == 0
     assert capsys.readouterr().out.startswith("## bnbench compare: ✅ PASS")
+
+
+def test_markdown_holds_every_verdict_row(stores):
+    """The Markdown template renders the terminal table's rows: each one, verdict included, as a
+    Markdown row (a regression in bold), and the verdict line as the heading."""
+    from bench.commands.compare import HEADER, render_markdown, table_rows
+    from reports.compare import compare_paths
+
+    c = compare_paths(stores["base"], stores["slow"], power_sims=0, n_resamples=200)
+    md = render_markdown(c).splitlines()
+    rows = table_rows(c)
+    assert md[0].startswith("## bnbench compare: ❌ FAIL: ") and "| " + " | ".join(HEADER) + " |" in md
+    assert sum(r[-1] == "REGRESSION" for r in rows) == int(c.rows["regression"].sum()) >= 1
+    for r in rows:
+        cells = [*r[:-1], f"**{r[-1]}**" if r[-1] == "REGRESSION" else r[-1]]
+        assert "| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |" in md, r
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -206,18 +206,12 @@ def render_table(comparison) -> str:
 
 
 def render_markdown(comparison) -> str:
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-    verdict = _verdict_line(comparison)
-    icon = "✅" if comparison.passed else "❌"
-    lines = [f"## bnbench compare: {icon} {esc(verdict)}", ""]
-    lines += [f"- {esc(line)}" for line in _preamble(comparison)] + [""]
-    lines.append("| " + " | ".join(HEADER) + " |")
-    lines.append("|" + "---|" * len(HEADER))
-    for r in table_rows(comparison):
-        if r[-1] == "REGRESSION":
-            r[-1] = "**REGRESSION**"
-        lines.append("| " + " | ".join(esc(c) for c in r) + " |")
-    return "\n".join(lines) + "\n"
+    """The terminal table's preamble, rows and verdict through ``reports/templates/compare.md.j2``."""
+    from reports.render import render_template
+
+    rows = [dict(zip(HEADER, r)) for r in table_rows(comparison)]
+    return render_template("compare.md.j2", {"passed": comparison.passed, "verdict": _verdict_line(comparison),
+                                             "preamble": _preamble(comparison), "rows": rows})
 
 
 def render_json(comparison) -> str:
