@@ -11,7 +11,6 @@ raising.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from collections.abc import Callable
 

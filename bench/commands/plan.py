@@ -121,7 +121,6 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
 
     from bench.spec import load_spec
     from bench.store import open_readonly, read_epochs, read_runs
-    from reports import power
 
     if args.jobs < 1:
         raise UsageError(f"--jobs: {args.jobs} is not a count >= 1")
