@@ -29,7 +29,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -215,31 +214,6 @@ class _Result:
     limit: float = math.nan  # the change at the edge of "acceptable"
 
 
-def _quantiles(rep: np.ndarray) -> tuple[float, float]:
-    rep = rep[~np.isnan(rep)]
-    if rep.size == 0:
-        return math.nan, math.nan
-    q = [(1 - stats.CONFIDENCE) / 2, (1 + stats.CONFIDENCE) / 2]
-    low, high = np.quantile(rep, q, method="inverted_cdf")
-    return float(low), float(high)
-
-
-def _two_sample(
-    x: np.ndarray, y: np.ndarray, statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    n_resamples: int, rng: np.random.Generator,
-) -> np.ndarray | None:
-    """Bootstrap replicates of ``statistic(x*, y*)``, each side resampled on its own."""
-    if x.size < 2 or y.size < 2:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = scipy.stats.bootstrap(
-            (x, y), statistic, n_resamples=n_resamples, paired=False, vectorized=True,
-            method="percentile", axis=-1, rng=rng,
-        )
-    return np.asarray(res.bootstrap_distribution, dtype=float)
-
-
 def _values(
     b: np.ndarray, c: np.ndarray, kind: str, n_resamples: int, rng: np.random.Generator
 ) -> _Result:
@@ -258,18 +232,10 @@ def _values(
             return y_med / x_med
 
     change = mc - mb if kind == "diff" else (mc / mb if mb > 0 else math.nan)
-    rep = _two_sample(b, c, stat, n_resamples, rng)
-    low, high = _quantiles(rep) if rep is not None else (math.nan, math.nan)
-    note = "" if rep is not None else "no interval with fewer than 2 independent values a side"
+    iv = intervals.two_sample((b,), (c,), stat, n_resamples=n_resamples, seed=rng)
     extra = {"baseline_mean": float(b.mean()), "current_mean": float(c.mean()),
              "n_baseline": int(b.size), "n_current": int(c.size)}
-    return _Result(mb, mc, change, low, high, math.nan, "rank-sum", note, rep, extra)
-
-
-def _km_boot(t: np.ndarray, e: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """KM medians of bootstrap resamples of one side (integer durations)."""
-    idx = rng.integers(0, t.size, size=(n_resamples, t.size))
-    return stats.km_medians_boot(t, e, idx)
+    return _Result(mb, mc, change, iv.low, iv.high, math.nan, "rank-sum", iv.note, iv.replicates, extra)
 
 
 def _censored(
@@ -304,15 +270,20 @@ def _censored(
         return np.where(np.isinf(b) & np.isinf(c), np.nan, out)  # neither reaches: unknown
 
     change = float(change_of(np.array(mb), np.array(mc)))
-    rep = None
-    if interval and tb.size >= 2 and tc.size >= 2:
-        rep = change_of(value(_km_boot(rb, eb, n_resamples, rng)), value(_km_boot(rc, ec, n_resamples, rng)))
-    low, high = _quantiles(rep) if rep is not None else (math.nan, math.nan)
+
+    def km_change(rb: np.ndarray, eb: np.ndarray, rc: np.ndarray, ec: np.ndarray, axis: int = -1) -> np.ndarray:
+        return change_of(value(stats.km_medians(rb, eb, axis)), value(stats.km_medians(rc, ec, axis)))
+
+    iv = intervals.Interval(change)
+    if interval:  # each side's runs resampled on their own; a resample's KM curve keeps its censoring
+        iv = intervals.two_sample((rb, eb), (rc, ec), km_change, n_resamples=n_resamples, seed=rng)
     note = "median not reached on either side" if math.isnan(change) else ""
+    if interval and iv.replicates is None:
+        note = "; ".join(filter(None, [note, iv.note]))
     extra = {"baseline_success": float(eb.mean()), "current_success": float(ec.mean()),
              "success_change": float(ec.mean() - eb.mean()),
              "n_baseline": int(tb.size), "n_current": int(tc.size)}
-    return _Result(mb, mc, change, low, high, math.nan, "log-rank", note, rep, extra)
+    return _Result(mb, mc, change, iv.low, iv.high, math.nan, "log-rank", note, iv.replicates, extra)
 
 
 def _durations(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -506,7 +477,8 @@ def pooled(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rep = np.nanmean(np.vstack([center(x) for x in reps]), axis=0)
-        low, high = (back(v) for v in _quantiles(rep))
+        # like the mean over cells (nanmean), a resample where no cell has a change is left out
+        low, high = (back(v) for v in intervals.percentile_bounds(rep[~np.isnan(rep)]))
     p = math.nan
     note = ""
     if metric == "time_to_target_s" and any(_shares_timing(b) or _shares_timing(c) for b, c in cells):
