@@ -39,6 +39,8 @@ from bench.errors import UsageError
 from bench.host import device_kind
 from bench.store import FACTOR_COLUMNS
 from reports import intervals, stats
+from reports.metrics import METRICS as ALL_METRICS
+from reports.metrics import Metric
 from reports.load import StoreData, load, prepare
 from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
@@ -48,25 +50,10 @@ CELL_KEYS = [*FACTOR_COLUMNS, "epochs_budget", "target_accuracy", "validation_si
 ALL_CELLS = "all cells (pooled)"
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    kind: str  # "diff" (current - baseline) or "ratio" (current / baseline)
-    unit: str
-    timing: bool
-    higher_is_worse: bool
-
-
-METRICS = {
-    m.key: m
-    for m in (
-        Metric("epochs_to_target", "epochs to target (KM median)", "diff", "epochs", False, True),
-        Metric("final_val_acc", "final val accuracy (median)", "diff", "pp", False, False),
-        Metric("epoch_s", "time per epoch (median)", "ratio", "s", True, True),
-        Metric("time_to_target_s", "time to target (KM median)", "ratio", "s", True, True),
-    )
-}
+#: The compared metrics (``reports.metrics``) and the summary of each side a change is of.
+SUMMARY = {"epochs_to_target": "KM median", "final_val_acc": "median", "epoch_s": "median",
+           "time_to_target_s": "KM median"}
+METRICS = {key: ALL_METRICS[key] for key in SUMMARY}
 
 
 @dataclass(frozen=True)
@@ -101,8 +88,8 @@ class Thresholds:
     def worse_than_allowed(self, metric: str, change: float, limit: float) -> bool:
         """Is the point estimate past the limit (shown, but alone never a failure)?"""
         if not math.isfinite(change):
-            return change == math.inf and METRICS[metric].higher_is_worse
-        return change > limit if METRICS[metric].higher_is_worse else change < limit
+            return change == math.inf and not METRICS[metric].higher_is_better
+        return change > limit if not METRICS[metric].higher_is_better else change < limit
 
 
 @dataclass
@@ -489,7 +476,7 @@ def pooled(
             vc, sc = _pooled_values(c, metric, i)
             n_val = float(c["validation_size"].iloc[0]) if len(c) else math.nan
             blocks.append((*_pooled_values(b, metric, i), shift_current(metric, vc, r.limit, n_val), sc))
-        p = block_rank_test(blocks, n_resamples * 5, rng, "greater" if m.higher_is_worse else "less")
+        p = block_rank_test(blocks, n_resamples * 5, rng, "less" if m.higher_is_better else "greater")
     test = f"stratified rank test vs limit, seed-block permutation ({len(cells)} cells)"
     return _Result(math.nan, math.nan, change, low, high, p, test, note, limit=limit)
 
@@ -634,7 +621,7 @@ def _path(data: StoreData) -> str:
 
 def _row(cell: str, m: Metric, r: _Result) -> dict[str, Any]:
     return {
-        "cell": cell, "metric": m.key, "label": m.label, "kind": m.kind, "unit": m.unit,
+        "cell": cell, "metric": m.key, "label": f"{m.label} ({SUMMARY[m.key]})", "kind": m.kind, "unit": m.unit,
         "baseline": r.baseline, "current": r.current, "change": r.change,
         "change_low": r.low, "change_high": r.high, "limit": r.limit, "p": r.p, "test": r.test, "note": r.note,
         **{k: r.extra.get(k, math.nan) for k in (
@@ -653,7 +640,7 @@ def _verdict(r: Any) -> str:
         return "n/a"
     if r.worse_than_allowed:
         return "past limit (n.s.)"
-    worse = (r.change > null) == m.higher_is_worse and r.change != null
+    worse = (r.change > null) != m.higher_is_better and r.change != null
     return "worse (within limit)" if worse else "ok"
 
 
