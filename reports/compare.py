@@ -42,6 +42,7 @@ from reports import intervals, stats
 from reports.metrics import METRICS as ALL_METRICS
 from reports.metrics import Metric
 from reports.load import StoreData, load, prepare
+from reports.tables import SHARED_TIMING_NOTE as SHARED_TIMING
 from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
 #: Columns an exported runs table must have. Cells are matched on every setting, placement
@@ -350,9 +351,9 @@ def compare_cell(
     return res
 
 
+#: The report's note on shared timings (``reports.tables``), and what it means for the gate.
 SHARED_TIMING_NOTE = (
-    "not tested per cell: seeds trained in one program share one timing measurement, so "
-    "their times to target are not independent (epochs to target and time per epoch are tested)"
+    f"not tested per cell: {SHARED_TIMING} (epochs to target and time per epoch are tested)"
 )
 
 
