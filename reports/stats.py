@@ -18,13 +18,13 @@ import numpy as np
 import scipy.stats
 
 from reports import intervals
-from reports.signed_rank import signed_rank_p
+from reports.signed_rank import EXACT_MAX_TIED, signed_rank_p
 
 N_RESAMPLES = intervals.N_RESAMPLES
 CONFIDENCE = intervals.CONFIDENCE
 SEED = intervals.SEED
 #: Exact sign-flip enumeration up to this many pairs (2^16 flips); normal approximation above.
-_EXACT_MAX = 16
+_EXACT_MAX = EXACT_MAX_TIED  # the signed-rank test's limit (reports.signed_rank)
 
 
 @dataclass(frozen=True)
