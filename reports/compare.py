@@ -29,7 +29,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,7 +39,10 @@ from bench.errors import UsageError
 from bench.host import device_kind
 from bench.store import FACTOR_COLUMNS
 from reports import intervals, stats
+from reports.metrics import METRICS as ALL_METRICS
+from reports.metrics import Metric
 from reports.load import StoreData, load, prepare
+from reports.tables import SHARED_TIMING_NOTE as SHARED_TIMING
 from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
 #: Columns an exported runs table must have. Cells are matched on every setting, placement
@@ -49,25 +51,10 @@ CELL_KEYS = [*FACTOR_COLUMNS, "epochs_budget", "target_accuracy", "validation_si
 ALL_CELLS = "all cells (pooled)"
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    kind: str  # "diff" (current - baseline) or "ratio" (current / baseline)
-    unit: str
-    timing: bool
-    higher_is_worse: bool
-
-
-METRICS = {
-    m.key: m
-    for m in (
-        Metric("epochs_to_target", "epochs to target (KM median)", "diff", "epochs", False, True),
-        Metric("final_val_acc", "final val accuracy (median)", "diff", "pp", False, False),
-        Metric("epoch_s", "time per epoch (median)", "ratio", "s", True, True),
-        Metric("time_to_target_s", "time to target (KM median)", "ratio", "s", True, True),
-    )
-}
+#: The compared metrics (``reports.metrics``) and the summary of each side a change is of.
+SUMMARY = {"epochs_to_target": "KM median", "final_val_acc": "median", "epoch_s": "median",
+           "time_to_target_s": "KM median"}
+METRICS = {key: ALL_METRICS[key] for key in SUMMARY}
 
 
 @dataclass(frozen=True)
@@ -102,8 +89,8 @@ class Thresholds:
     def worse_than_allowed(self, metric: str, change: float, limit: float) -> bool:
         """Is the point estimate past the limit (shown, but alone never a failure)?"""
         if not math.isfinite(change):
-            return change == math.inf and METRICS[metric].higher_is_worse
-        return change > limit if METRICS[metric].higher_is_worse else change < limit
+            return change == math.inf and not METRICS[metric].higher_is_better
+        return change > limit if not METRICS[metric].higher_is_better else change < limit
 
 
 @dataclass
@@ -215,31 +202,6 @@ class _Result:
     limit: float = math.nan  # the change at the edge of "acceptable"
 
 
-def _quantiles(rep: np.ndarray) -> tuple[float, float]:
-    rep = rep[~np.isnan(rep)]
-    if rep.size == 0:
-        return math.nan, math.nan
-    q = [(1 - stats.CONFIDENCE) / 2, (1 + stats.CONFIDENCE) / 2]
-    low, high = np.quantile(rep, q, method="inverted_cdf")
-    return float(low), float(high)
-
-
-def _two_sample(
-    x: np.ndarray, y: np.ndarray, statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    n_resamples: int, rng: np.random.Generator,
-) -> np.ndarray | None:
-    """Bootstrap replicates of ``statistic(x*, y*)``, each side resampled on its own."""
-    if x.size < 2 or y.size < 2:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = scipy.stats.bootstrap(
-            (x, y), statistic, n_resamples=n_resamples, paired=False, vectorized=True,
-            method="percentile", axis=-1, rng=rng,
-        )
-    return np.asarray(res.bootstrap_distribution, dtype=float)
-
-
 def _values(
     b: np.ndarray, c: np.ndarray, kind: str, n_resamples: int, rng: np.random.Generator
 ) -> _Result:
@@ -258,18 +220,10 @@ def _values(
             return y_med / x_med
 
     change = mc - mb if kind == "diff" else (mc / mb if mb > 0 else math.nan)
-    rep = _two_sample(b, c, stat, n_resamples, rng)
-    low, high = _quantiles(rep) if rep is not None else (math.nan, math.nan)
-    note = "" if rep is not None else "no interval with fewer than 2 independent values a side"
+    iv = intervals.two_sample((b,), (c,), stat, n_resamples=n_resamples, seed=rng)
     extra = {"baseline_mean": float(b.mean()), "current_mean": float(c.mean()),
              "n_baseline": int(b.size), "n_current": int(c.size)}
-    return _Result(mb, mc, change, low, high, math.nan, "rank-sum", note, rep, extra)
-
-
-def _km_boot(t: np.ndarray, e: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """KM medians of bootstrap resamples of one side (integer durations)."""
-    idx = rng.integers(0, t.size, size=(n_resamples, t.size))
-    return stats.km_medians_boot(t, e, idx)
+    return _Result(mb, mc, change, iv.low, iv.high, math.nan, "rank-sum", iv.note, iv.replicates, extra)
 
 
 def _censored(
@@ -304,15 +258,20 @@ def _censored(
         return np.where(np.isinf(b) & np.isinf(c), np.nan, out)  # neither reaches: unknown
 
     change = float(change_of(np.array(mb), np.array(mc)))
-    rep = None
-    if interval and tb.size >= 2 and tc.size >= 2:
-        rep = change_of(value(_km_boot(rb, eb, n_resamples, rng)), value(_km_boot(rc, ec, n_resamples, rng)))
-    low, high = _quantiles(rep) if rep is not None else (math.nan, math.nan)
+
+    def km_change(rb: np.ndarray, eb: np.ndarray, rc: np.ndarray, ec: np.ndarray, axis: int = -1) -> np.ndarray:
+        return change_of(value(stats.km_medians(rb, eb, axis)), value(stats.km_medians(rc, ec, axis)))
+
+    iv = intervals.Interval(change)
+    if interval:  # each side's runs resampled on their own; a resample's KM curve keeps its censoring
+        iv = intervals.two_sample((rb, eb), (rc, ec), km_change, n_resamples=n_resamples, seed=rng)
     note = "median not reached on either side" if math.isnan(change) else ""
+    if interval and iv.replicates is None:
+        note = "; ".join(filter(None, [note, iv.note]))
     extra = {"baseline_success": float(eb.mean()), "current_success": float(ec.mean()),
              "success_change": float(ec.mean() - eb.mean()),
              "n_baseline": int(tb.size), "n_current": int(tc.size)}
-    return _Result(mb, mc, change, low, high, math.nan, "log-rank", note, rep, extra)
+    return _Result(mb, mc, change, iv.low, iv.high, math.nan, "log-rank", note, iv.replicates, extra)
 
 
 def _durations(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -392,9 +351,9 @@ def compare_cell(
     return res
 
 
+#: The report's note on shared timings (``reports.tables``), and what it means for the gate.
 SHARED_TIMING_NOTE = (
-    "not tested per cell: seeds trained in one program share one timing measurement, so "
-    "their times to target are not independent (epochs to target and time per epoch are tested)"
+    f"not tested per cell: {SHARED_TIMING} (epochs to target and time per epoch are tested)"
 )
 
 
@@ -506,7 +465,8 @@ def pooled(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rep = np.nanmean(np.vstack([center(x) for x in reps]), axis=0)
-        low, high = (back(v) for v in _quantiles(rep))
+        # like the mean over cells (nanmean), a resample where no cell has a change is left out
+        low, high = (back(v) for v in intervals.percentile_bounds(rep[~np.isnan(rep)]))
     p = math.nan
     note = ""
     if metric == "time_to_target_s" and any(_shares_timing(b) or _shares_timing(c) for b, c in cells):
@@ -517,7 +477,7 @@ def pooled(
             vc, sc = _pooled_values(c, metric, i)
             n_val = float(c["validation_size"].iloc[0]) if len(c) else math.nan
             blocks.append((*_pooled_values(b, metric, i), shift_current(metric, vc, r.limit, n_val), sc))
-        p = block_rank_test(blocks, n_resamples * 5, rng, "greater" if m.higher_is_worse else "less")
+        p = block_rank_test(blocks, n_resamples * 5, rng, "less" if m.higher_is_better else "greater")
     test = f"stratified rank test vs limit, seed-block permutation ({len(cells)} cells)"
     return _Result(math.nan, math.nan, change, low, high, p, test, note, limit=limit)
 
@@ -662,7 +622,7 @@ def _path(data: StoreData) -> str:
 
 def _row(cell: str, m: Metric, r: _Result) -> dict[str, Any]:
     return {
-        "cell": cell, "metric": m.key, "label": m.label, "kind": m.kind, "unit": m.unit,
+        "cell": cell, "metric": m.key, "label": f"{m.label} ({SUMMARY[m.key]})", "kind": m.kind, "unit": m.unit,
         "baseline": r.baseline, "current": r.current, "change": r.change,
         "change_low": r.low, "change_high": r.high, "limit": r.limit, "p": r.p, "test": r.test, "note": r.note,
         **{k: r.extra.get(k, math.nan) for k in (
@@ -681,7 +641,7 @@ def _verdict(r: Any) -> str:
         return "n/a"
     if r.worse_than_allowed:
         return "past limit (n.s.)"
-    worse = (r.change > null) == m.higher_is_worse and r.change != null
+    worse = (r.change > null) != m.higher_is_better and r.change != null
     return "worse (within limit)" if worse else "ok"
 
 

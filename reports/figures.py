@@ -21,6 +21,7 @@ import seaborn as sns  # noqa: E402
 
 from reports import intervals, stats  # noqa: E402
 from reports.load import StoreData  # noqa: E402
+from reports.metrics import METRICS  # noqa: E402
 
 MAX_CELLS = 12
 MAX_FOREST_ROWS = 40
@@ -201,8 +202,8 @@ def interaction(data: StoreData) -> str:
     return to_svg(fig)
 
 
-EFFECT_METRICS = {"final_val_acc": ("final validation accuracy", "pp", 100.0),
-                  "epochs_to_target": ("epochs to target", "epochs", 1.0)}
+#: (label, unit, scale) of the effect panels' metrics, read from ``reports.metrics``.
+EFFECT_METRICS = {k: (METRICS[k].label, METRICS[k].unit, METRICS[k].scale) for k in ("final_val_acc", "epochs_to_target")}
 MAX_FACTORS = 3
 
 

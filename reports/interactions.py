@@ -30,11 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from reports import metrics as metric_table
 from reports import stats
 from reports.load import StoreData
 
-#: metric key -> (column of the prepared runs frame, higher is better)
-METRICS = {"final_val_acc": ("final_val_acc", True), "epochs_to_target": ("ett_rank", False)}
+#: metric key (``reports.metrics``) -> the column of the prepared runs frame it is analysed on
+METRICS = {"final_val_acc": "final_val_acc", "epochs_to_target": "ett_rank"}
 N_PERMUTATIONS = 5000
 
 
@@ -76,7 +77,7 @@ def _paired_frames(
     runs = _analysed(data, diverged_value)
     for placement in [p for p in data.placements if p != reference]:
         for metric in metrics:
-            column, _ = METRICS[metric]
+            column = METRICS[metric]
             yield placement, metric, column, paired_frame(runs, reference, placement, column)
 
 
@@ -209,7 +210,7 @@ def probability_of_improvement(
     shared by its cells). ``n_resamples`` and ``seed`` are accepted for a uniform call
     signature and unused: the interval is closed-form.
     """
-    column, higher = METRICS[metric]
+    column, higher = METRICS[metric], metric_table.METRICS[metric].higher_is_better
     runs = _analysed(data, diverged_value)
     rows = []
     for a in data.placements:
@@ -269,7 +270,7 @@ def performance_profile(
     For epochs-to-target (lower is better) ``tau`` is in epochs. A placement whose seeds all
     lack a value in a cell is never within tau there.
     """
-    column, higher = METRICS[metric]
+    column, higher = METRICS[metric], metric_table.METRICS[metric].higher_is_better
     runs = _analysed(data, diverged_value)
     med = runs.groupby(["cell", "placement"])[column].median().unstack("placement")
     med = med.reindex(columns=[p for p in data.placements if p in med.columns])

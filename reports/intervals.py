@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -44,14 +44,19 @@ class Interval:
     n: int = 0
     method: str = ""
     note: str = ""
+    #: bootstrap replicates of the statistic (``two_sample`` only: compare pools them over cells)
+    replicates: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def width(self) -> float:
         return self.high - self.low
 
 
-def rng(seed: int | None = None) -> np.random.Generator:
-    """The report's generator: a fixed seed, so the same store renders the same numbers."""
+def rng(seed: int | np.random.Generator | None = None) -> np.random.Generator:
+    """The report's generator: a fixed seed, so the same store renders the same numbers.
+
+    A Generator is passed through, so a caller can share one stream over many intervals.
+    """
     return np.random.default_rng(SEED if seed is None else seed)
 
 
@@ -134,13 +139,23 @@ def _bootstrap(data: tuple[np.ndarray, ...], fn: Statistic, method: str, confide
         )
     boot = np.asarray(res.bootstrap_distribution, dtype=float)
     if method == "percentile" and not np.all(np.isfinite(boot)):
-        # "not reached" (inf) is an order, not a number: take order statistics. A resample whose
-        # statistic is undefined (NaN: could be anything) counts against both ends.
-        alpha = (1 - confidence) / 2
-        low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, method="inverted_cdf")
-        high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, method="inverted_cdf")
-        return float(low), float(high)
+        return percentile_bounds(boot, confidence)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates that may be ``inf`` or NaN.
+
+    "Not reached" (inf) is an order, not a number: take order statistics. A resample whose
+    statistic is undefined (NaN: could be anything) counts against both ends.
+    """
+    boot = np.asarray(boot, dtype=float)
+    if boot.size == 0:
+        return math.nan, math.nan
+    alpha = (1 - confidence) / 2
+    low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, method="inverted_cdf")
+    high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, method="inverted_cdf")
+    return float(low), float(high)
 
 
 def interval(
@@ -204,3 +219,43 @@ def _paired_interval(data: tuple[np.ndarray, ...], statistic: str | Statistic, m
         return Interval(point, n=1, method=method, note="one value: no interval")
     low, high = _bootstrap(cols, statistic, method, confidence, n_resamples, seed)
     return Interval(point, low, high, n=n, method=method)
+
+
+def two_sample(
+    x: tuple[np.ndarray, ...], y: tuple[np.ndarray, ...], statistic: Statistic, *,
+    method: str = "percentile", confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator | None = None,
+) -> Interval:
+    """``statistic(*x, *y, axis)`` of two independent samples, each resampled on its own.
+
+    The unpaired counterpart of :func:`interval` (``bnbench compare``: baseline and current
+    runs are different processes). The resampling unit is a row of each sample: ``x`` and
+    ``y`` are tuples of equally long columns (e.g. durations and events) kept together.
+    ``method``: ``percentile`` or ``bca``. The replicates come back with the interval.
+    """
+    if method not in ("percentile", "bca"):
+        raise ValueError(f"unknown method {method!r} for two samples (allowed: percentile, bca)")
+    x = tuple(np.asarray(col) for col in x)
+    y = tuple(np.asarray(col) for col in y)
+    nx, ny = int(x[0].shape[-1]), int(y[0].shape[-1])
+    point = float(statistic(*x, *y, axis=-1)) if nx and ny else math.nan
+    if min(nx, ny) < 2:
+        return Interval(point, n=nx + ny, method=method, note="no interval with fewer than 2 units a side")
+
+    def on_rows(ix: np.ndarray, iy: np.ndarray, axis: int = -1) -> np.ndarray:
+        ix, iy = np.asarray(ix, dtype=np.intp), np.asarray(iy, dtype=np.intp)  # scipy may pass floats
+        return statistic(*(c[ix] for c in x), *(c[iy] for c in y), axis=-1)
+
+    with warnings.catch_warnings():  # BCa warns on degenerate resamples
+        warnings.simplefilter("ignore")
+        res = scipy.stats.bootstrap(
+            (np.arange(nx), np.arange(ny)), on_rows, n_resamples=n_resamples, paired=False,
+            confidence_level=confidence, method="BCa" if method == "bca" else "percentile",
+            vectorized=True, axis=-1, rng=rng(seed),
+        )
+    boot = np.asarray(res.bootstrap_distribution, dtype=float)
+    if method == "percentile":
+        low, high = percentile_bounds(boot, confidence)
+    else:
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Interval(point, low, high, n=nx + ny, method=method, replicates=boot)

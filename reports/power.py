@@ -6,8 +6,8 @@ cell, not the spread of either arm. The report tests each comparison with the tw
 Wilcoxon signed-rank test (``reports.stats.wilcoxon_p``) and Holm-corrects it together with
 every other p-value of the report, so ``bnbench plan`` states the power of *that*:
 ``report_test_power`` simulates studies by resampling the pilot's own (centred) paired
-differences, runs the report's test on each (``signed_rank_p``, a vectorized copy of
-``wilcoxon_p`` checked against it in the tests) and counts ``family * p < alpha``, the level
+differences, runs the report's test on each (``reports.signed_rank.signed_rank_p``, the one definition
+behind ``wilcoxon_p``, checked against scipy in the tests) and counts ``family * p < alpha``, the level
 at which Holm surely rejects (a lower bound of Holm's power, exact when the family's other
 comparisons have no effect). Resampling the pilot keeps its tails: a plain SD inflated by a
 few wild seeds would ask for too many seeds. With ``n`` seeds the smallest two-sided Wilcoxon
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench import cells
+from reports.signed_rank import signed_rank_p
 
 #: Largest seed count the searches consider; beyond it the answer is "more than N_MAX".
 N_MAX = 100_000
@@ -121,76 +122,6 @@ def report_family_size(n_cells: int, n_placements: int) -> int:
     if n_placements < 2:
         return 0
     return n_cells * (n_placements - 1)
-
-
-_EXACT_MAX_TIED = 16  # reports.stats._EXACT_MAX: exact sign-flip p with ties or zeros up to here
-_EXACT_MAX_UNTIED = 50  # scipy.stats.wilcoxon(method="auto"): exact without ties up to here
-
-
-def signed_rank_p(d: np.ndarray) -> np.ndarray:
-    """``reports.stats.wilcoxon_p`` for every row of ``d`` at once (two-sided; zeros dropped).
-
-    Same branches as the report: exact null distribution without ties or zeros up to 50
-    pairs, exact with ties or zeros up to 16 nonzero differences (midranks), else the normal
-    approximation with the tie correction and no continuity correction. The exact
-    distribution of the sum of positive (doubled, so integer) ranks is built by dynamic
-    programming, one row per simulated study. NaN where fewer than 2 pairs or all zero.
-    """
-    import scipy.stats
-
-    d = np.atleast_2d(np.asarray(d, float))
-    rows, n = d.shape
-    a = np.abs(d)
-    nonzero = a != 0
-    m = nonzero.sum(1)
-    zeros = n - m
-    ranks = scipy.stats.rankdata(np.where(nonzero, a, -1.0), axis=1)  # zeros rank first...
-    ranks = np.where(nonzero, ranks - zeros[:, None], 0.0)  # ...then drop out
-    t_plus = (ranks * (d > 0)).sum(1)
-    same = (a[:, :, None] == a[:, None, :]) & nonzero[:, :, None] & nonzero[:, None, :]
-    group = same.sum(2)  # size of each nonzero value's tie group (0 for zeros)
-    tie_term = (group.astype(float) ** 2 - 1).clip(0).sum(1)  # sum over groups of t^3 - t
-    tied = (group > 1).any(1)
-    exact = np.where(tied | (zeros > 0), m <= _EXACT_MAX_TIED, n <= _EXACT_MAX_UNTIED)
-    p = np.full(rows, np.nan)
-
-    asym = ~exact & (m >= 1)
-    if asym.any():
-        mm = m[asym].astype(float)
-        var = (mm * (mm + 1) * (2 * mm + 1) - tie_term[asym] / 2) / 24
-        z = (t_plus[asym] - mm * (mm + 1) / 4) / np.sqrt(var)
-        p[asym] = np.minimum(1.0, 2 * scipy.stats.norm.sf(np.abs(z)))
-    ex = exact & (m >= 1)
-    if ex.any():
-        # Rows without ties or zeros share one null distribution (ranks 1..n): build it once.
-        plain = ex & ~tied & (zeros == 0)
-        w = np.rint(2 * ranks).astype(int)  # midranks are multiples of 1/2
-        for sel in (plain, ex & ~plain):
-            if sel.any():
-                first = np.flatnonzero(sel)[:1] if sel is plain else np.flatnonzero(sel)
-                cum = _signed_rank_cdf(w[first])
-                cum = np.broadcast_to(cum, (int(sel.sum()), cum.shape[1])) if sel is plain else cum
-                t2 = np.rint(2 * t_plus[sel]).astype(int)
-                below = np.take_along_axis(cum, t2[:, None], 1)[:, 0]  # P(T <= t)
-                above = 1 - np.take_along_axis(cum, (t2 - 1).clip(0)[:, None], 1)[:, 0] * (t2 > 0)
-                p[sel] = np.minimum(1.0, 2 * np.minimum(below, above))  # P(T >= t) above
-    p[(n < 2) | (m == 0)] = np.nan
-    return p
-
-
-def _signed_rank_cdf(w: np.ndarray) -> np.ndarray:
-    """Null CDF of the sum of the (integer) weights whose sign is +, one row per weight set.
-
-    Dynamic programming: each weight joins the sum with probability 1/2.
-    """
-    top = int(w.sum(1).max())
-    counts = np.zeros((w.shape[0], top + 1))
-    counts[:, 0] = 1.0
-    cols = np.arange(top + 1)
-    for j in range(w.shape[1]):
-        src = cols[None, :] - w[:, j][:, None]
-        counts = counts + np.where(src >= 0, np.take_along_axis(counts, src.clip(0), 1), 0.0)
-    return np.cumsum(counts, 1) / counts.sum(1, keepdims=True)
 
 
 def report_test_power(n: int, effect: float, alpha: float = 0.05, family: int = 1, *,
@@ -305,20 +236,3 @@ def paired_spread(runs: pd.DataFrame, metric: str = "final_val_acc", reference: 
                 groups += 1
     sd = math.sqrt(ss / df) if df else math.nan
     return PairedSpread(sd, df, n_pairs, groups, np.concatenate(residuals) if residuals else np.zeros(0))
-
-
-def parse_effect(text: str) -> float:
-    """An accuracy effect: ``0.5pp`` or ``0.5%`` (percentage points) or ``0.005`` (a fraction)."""
-    s = text.strip().lower()
-    try:
-        if s.endswith("pp") or s.endswith("%"):
-            value = float(s.rstrip("%").removesuffix("pp")) / 100.0
-        else:
-            value = float(s)
-            if value >= 1:
-                raise ValueError
-    except ValueError:
-        raise ValueError(f"{text!r} is not an accuracy effect like 0.5pp, 0.5% or 0.005") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{text!r} is not a positive accuracy effect")
-    return value

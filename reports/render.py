@@ -19,6 +19,7 @@ from bench.cells import varying_settings
 from reports import interactions as ix
 from reports import stats
 from reports.load import StoreData, json_values, load, placement_words
+from reports.metrics import METRICS as METRIC_TABLE
 from reports.tables import ACCURACY_METRICS, CHANCE_ACCURACY, Tables, build_tables, failures, raw_runs
 
 MAX_FINDINGS = 40
@@ -30,8 +31,8 @@ N_PERMUTATIONS = 2000
 DIVERGED_VALUE: float | None = None
 #: Performance-profile tolerances on final validation accuracy (fractions; shown in pp).
 PROFILE_TAUS = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
-IX_METRICS = {"final_val_acc": ("final validation accuracy", "pp", 100.0),
-              "epochs_to_target": ("epochs to target", "epochs", 1.0)}
+#: The interaction section's metrics as (label, unit, scale), read from ``reports.metrics``.
+IX_METRICS = {k: (METRIC_TABLE[k].label, METRIC_TABLE[k].unit, METRIC_TABLE[k].scale) for k in ix.METRICS}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -540,6 +541,11 @@ def _env() -> jinja2.Environment:
     )
     env.filters["md_cell"] = _md_cell
     return env
+
+
+def render_template(name: str, ctx: dict[str, Any]) -> str:
+    """A template of ``reports/templates`` in the report's environment (``bnbench compare``'s too)."""
+    return _env().get_template(name).render(**ctx)
 
 
 def render_html(ctx: dict[str, Any]) -> str:

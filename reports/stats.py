@@ -11,7 +11,6 @@ raising.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from collections.abc import Callable
 
@@ -19,12 +18,13 @@ import numpy as np
 import scipy.stats
 
 from reports import intervals
+from reports.signed_rank import EXACT_MAX_TIED, signed_rank_p
 
 N_RESAMPLES = intervals.N_RESAMPLES
 CONFIDENCE = intervals.CONFIDENCE
 SEED = intervals.SEED
 #: Exact sign-flip enumeration up to this many pairs (2^16 flips); normal approximation above.
-_EXACT_MAX = 16
+_EXACT_MAX = EXACT_MAX_TIED  # the signed-rank test's limit (reports.signed_rank)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def p_improve(a: np.ndarray | list[float], b: np.ndarray | list[float], *, highe
 
 
 def wilcoxon_p(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> TestResult:
-    """Two-sided Wilcoxon signed-rank p for paired ``a``, ``b`` (scipy's exact/normal choice)."""
+    """Two-sided Wilcoxon signed-rank p for paired ``a``, ``b`` (``reports.signed_rank``)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     d = b - a
     d = d[np.isfinite(d)]
@@ -114,21 +114,7 @@ def wilcoxon_p(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Test
         return TestResult(math.nan, name, f"no test possible with {d.size} paired seed(s)")
     if np.all(d == 0):
         return TestResult(math.nan, name, "all paired differences are zero")
-    nonzero = d[d != 0]  # zero_method="wilcox": zero differences carry no sign
-    tied = np.unique(np.abs(nonzero)).size < nonzero.size
-    if (tied or nonzero.size < d.size) and nonzero.size <= _EXACT_MAX:
-        # scipy would run a generic permutation test here (~0.4 s a call); the same exact
-        # sign-flip distribution, enumerated with numpy, takes microseconds.
-        ranks = scipy.stats.rankdata(np.abs(nonzero))
-        return TestResult(_signflip_p(np.sign(nonzero) * ranks), name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = scipy.stats.wilcoxon(
-            d, zero_method="wilcox", alternative="two-sided",
-            method="auto" if not tied else "asymptotic",
-        )
-    return TestResult(float(res.pvalue), name)
-
+    return TestResult(float(signed_rank_p(d)[0]), name)  # the one definition (reports.signed_rank)
 
 
 def _signflip_p(scores: np.ndarray) -> float:

@@ -14,8 +14,6 @@ import scipy.stats
 
 import compare_helpers as h
 from bench.cli import main as cli
-from bench.commands.compare import parse_fraction
-from bench.errors import UsageError
 from reports import stats
 from reports.compare import (
     ALL_CELLS, Thresholds, block_rank_test, compare_data,
@@ -220,6 +218,22 @@ def test_cli_markdown_and_json(stores, capsys, tmp_path):
     assert capsys.readouterr().out.startswith("## bnbench compare: ✅ PASS")
 
 
+def test_markdown_holds_every_verdict_row(stores):
+    """The Markdown template renders the terminal table's rows: each one, verdict included, as a
+    Markdown row (a regression in bold), and the verdict line as the heading."""
+    from bench.commands.compare import HEADER, render_markdown, table_rows
+    from reports.compare import compare_paths
+
+    c = compare_paths(stores["base"], stores["slow"], power_sims=0, n_resamples=200)
+    md = render_markdown(c).splitlines()
+    rows = table_rows(c)
+    assert md[0].startswith("## bnbench compare: ❌ FAIL: ") and "| " + " | ".join(HEADER) + " |" in md
+    assert sum(r[-1] == "REGRESSION" for r in rows) == int(c.rows["regression"].sum()) >= 1
+    for r in rows:
+        cells = [*r[:-1], f"**{r[-1]}**" if r[-1] == "REGRESSION" else r[-1]]
+        assert "| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |" in md, r
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_cli_reads_export_folders(stores, fmt, tmp_path, capsys):
     out = tmp_path / "export"
@@ -230,19 +244,6 @@ def test_cli_reads_export_folders(stores, fmt, tmp_path, capsys):
     cli(["compare", "--power-sims", "0", str(stores["base"]), str(stores["slow"]), "--format", "json"])
     from_store = json.loads(capsys.readouterr().out)
     assert [r["p"] for r in from_folder["results"]] == [r["p"] for r in from_store["results"]]
-
-
-@pytest.mark.parametrize("text,points,expected", [
-    ("10%", False, 0.10), ("0.1", False, 0.1), ("0.5pp", True, 0.005), ("0.5%", True, 0.005),
-])
-def test_threshold_parsing(text, points, expected):
-    assert parse_fraction("--x", text, points=points) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("text", ["10", "fast", "1pp"])
-def test_threshold_parsing_rejects(text):
-    with pytest.raises(UsageError):
-        parse_fraction("--max-slowdown", text)
 
 
 # --------------------------------------------------------------------------- baseline

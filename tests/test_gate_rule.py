@@ -110,6 +110,9 @@ def test_shared_timings_never_give_zero_width_intervals(per_program):
     width = (timing["change_high"] - timing["change_low"]).to_numpy()
     assert not (np.isfinite(width) & (width <= 0)).any()
     assert timing.loc[timing["metric"] == "time_to_target_s", "change_low"].isna().all()
+    from reports.tables import SHARED_TIMING_NOTE  # the report's note, said once
+
+    assert timing.loc[timing["metric"] == "time_to_target_s", "note"].str.contains(SHARED_TIMING_NOTE).all()
     units = timing.loc[(timing["metric"] == "epoch_s") & (timing["cell"] != ALL_CELLS), "n_baseline"]
     assert (units == 8 // per_program).all()  # one unit per program
 

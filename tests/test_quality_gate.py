@@ -41,4 +41,4 @@ def test_gate_passes_a_rerun_and_fails_a_planted_regression(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(BASELINE), str(slow), *gate_limits()]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSION" in out and "final val accuracy" in out
+    assert "REGRESSION" in out and "final validation accuracy" in out

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
+from bench.thresholds import parse_amount
 
 FORMATS = ("table", "markdown", "json")
 
@@ -65,19 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def parse_fraction(option: str, text: str, *, points: bool = False) -> float:
-    """'10%' -> 0.10, '0.5pp' -> 0.005, a bare number is already a fraction ('0.1')."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%|pp)?\s*", str(text))
-    if not m or (m.group(2) == "pp" and not points):
-        unit = "'0.5pp', '0.5%' or a fraction like 0.005" if points else "'10%' or a fraction like 0.1"
-        raise UsageError(f"{option}: {text!r} is not a threshold ({unit})")
-    value = float(m.group(1))
-    if not m.group(2) and value >= 1:
-        raise UsageError(f"{option}: {text!r} would mean {value:.0%}; write {text}% or "
-                         + (f"{text}pp" if points else "a fraction below 1"))
-    return value / 100 if m.group(2) else value
-
-
 def thresholds_from(args: argparse.Namespace):
     from reports.compare import Thresholds
 
@@ -87,10 +74,10 @@ def thresholds_from(args: argparse.Namespace):
         raise UsageError(f"--max-epochs-increase: {args.max_epochs_increase} is negative")
     return Thresholds(
         max_epochs_increase=args.max_epochs_increase,
-        max_accuracy_drop=parse_fraction("--max-accuracy-drop", args.max_accuracy_drop, points=True),
-        max_slowdown=parse_fraction("--max-slowdown", args.max_slowdown),
+        max_accuracy_drop=parse_amount("--max-accuracy-drop", args.max_accuracy_drop, points=True),
+        max_slowdown=parse_amount("--max-slowdown", args.max_slowdown),
         max_time_to_target_increase=None if str(args.max_time_to_target_increase) == "auto"
-        else parse_fraction("--max-time-to-target-increase", args.max_time_to_target_increase),
+        else parse_amount("--max-time-to-target-increase", args.max_time_to_target_increase),
         alpha=args.alpha,
     )
 
@@ -219,18 +206,12 @@ def render_table(comparison) -> str:
 
 
 def render_markdown(comparison) -> str:
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-    verdict = _verdict_line(comparison)
-    icon = "✅" if comparison.passed else "❌"
-    lines = [f"## bnbench compare: {icon} {esc(verdict)}", ""]
-    lines += [f"- {esc(line)}" for line in _preamble(comparison)] + [""]
-    lines.append("| " + " | ".join(HEADER) + " |")
-    lines.append("|" + "---|" * len(HEADER))
-    for r in table_rows(comparison):
-        if r[-1] == "REGRESSION":
-            r[-1] = "**REGRESSION**"
-        lines.append("| " + " | ".join(esc(c) for c in r) + " |")
-    return "\n".join(lines) + "\n"
+    """The terminal table's preamble, rows and verdict through ``reports/templates/compare.md.j2``."""
+    from reports.render import render_template
+
+    rows = [dict(zip(HEADER, r)) for r in table_rows(comparison)]
+    return render_template("compare.md.j2", {"passed": comparison.passed, "verdict": _verdict_line(comparison),
+                                             "preamble": _preamble(comparison), "rows": rows})
 
 
 def render_json(comparison) -> str:

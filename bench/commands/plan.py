@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.commands.common import add_store_option
 from bench.cells import config_cell_key as cell_config_key
 from bench.errors import UsageError
+from bench.thresholds import parse_amount
 
 #: Factors whose levels set the cost of an epoch (besides the engine and the training size).
 COST_KEYS = ("dataset", "hidden", "batch_size", "placement")
@@ -120,18 +121,14 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
 
     from bench.spec import load_spec
     from bench.store import open_readonly, read_epochs, read_runs
-    from reports import power
 
     if args.jobs < 1:
         raise UsageError(f"--jobs: {args.jobs} is not a count >= 1")
     for name, v in (("--power", args.power), ("--alpha", args.alpha)):
         if not 0 < v < 1:
             raise UsageError(f"{name}: {v} is not in (0, 1)")
-    try:
-        effect = power.parse_effect(args.effect)
-        sd_override = power.parse_effect(args.sd) if args.sd else None
-    except ValueError as exc:
-        raise UsageError(f"--effect/--sd: {exc}") from None
+    effect = parse_amount("--effect", args.effect, points=True, positive=True)
+    sd_override = parse_amount("--sd", args.sd, points=True, positive=True) if args.sd else None
 
     spec = load_spec(args.spec)
     if args.engine:
