@@ -31,9 +31,9 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
     "digits": (8, 8, 1),
 }
 
-#: Default widths per stage: a Fashion-MNIST epoch in tens of seconds on 2 cores
+#: Default widths per stage: 7 MFLOP per training image, 4x fewer than (16, 32)
 #: (docs/performance.md, "CNN").
-DEFAULT_WIDTHS = (16, 32)
+DEFAULT_WIDTHS = (8, 16)
 CONVS_PER_STAGE = 2
 NORMALIZERS = ("batch",)  # layer/group/rms: see the module docstring
 

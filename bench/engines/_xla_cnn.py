@@ -1,12 +1,12 @@
 """The CNN of ``bench.cnn`` in plain TensorFlow, S seeds stacked on a leading axis.
 
-Activations are ``[S, B, H, W, C]``, conv kernels ``[S, 3, 3, in, out]``. The seeds'
-convolutions are ``_CONV_LAYOUT`` (measured side by side, docs/performance.md "CNN"):
-
-- ``loop``: one ordinary ``conv2d`` per seed inside the one program (XLA's CPU convolution
-  kernel on ``[B, H, W, C]``; nothing is copied or reshaped);
-- ``grouped``: the seeds folded into channel groups, one ``conv2d`` with S groups;
-- ``im2col``: 3x3 patches (``extract_patches``), then a batched matmul per seed.
+Activations are ``[S, B, H, W, C]``, conv kernels ``[S, 3, 3, in, out]``; each seed's
+convolution is an ordinary ``conv2d``. The program runs as a TensorFlow graph, not XLA
+(``bench.engines.stacked`` decides): measured side by side (docs/performance.md, "CNN",
+``tests/perf/measure_cnn_layouts.py``), XLA's CPU convolutions made a training step
+slower than TensorFlow's oneDNN kernels in every layout tried (per-seed convs, seeds as
+channel groups of one grouped conv, im2col by ``extract_patches`` or by shifted slices, then
+a batched matmul), and XLA refuses max-pool's gradient under op determinism.
 
 Everything after the convolutions mirrors ``_xla_mlp`` (whose optimizer, metric and
 evaluation code this class reuses): batch normalization per channel per seed, statistics over
@@ -25,39 +25,11 @@ from bench.cnn import CONVS_PER_STAGE, CnnSpec
 from bench.engines._xla_mlp import StackedMLP, _activate
 from bench.pairing import initial_cnn_weights
 
-#: Which layout the seeds' convolutions use (read at trace time; see the module docstring).
-_CONV_LAYOUT = "loop"
-
-
-def _conv_loop(h: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    return tf.stack([tf.nn.conv2d(h[s], k[s], 1, "SAME") for s in range(k.shape[0])])
-
-
-def _conv_grouped(h: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    n_seeds, _, height, width, c_in = h.shape
-    c_out = k.shape[-1]
-    x = tf.reshape(tf.transpose(h, [1, 2, 3, 0, 4]), [-1, height, width, n_seeds * c_in])
-    f = tf.reshape(tf.transpose(k, [1, 2, 3, 0, 4]), [3, 3, c_in, n_seeds * c_out])
-    y = tf.nn.conv2d(x, f, 1, "SAME")  # S groups: in-channels / kernel in-channels
-    return tf.transpose(tf.reshape(y, [-1, height, width, n_seeds, c_out]), [3, 0, 1, 2, 4])
-
-
-def _conv_im2col(h: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    n_seeds, _, height, width, c_in = h.shape
-    c_out = k.shape[-1]
-    p = tf.image.extract_patches(tf.reshape(h, [-1, height, width, c_in]), [1, 3, 3, 1],
-                                 [1, 1, 1, 1], [1, 1, 1, 1], "SAME")  # (kh, kw, c) order
-    y = tf.einsum("smk,sko->smo", tf.reshape(p, [n_seeds, -1, 9 * c_in]),
-                  tf.reshape(k, [n_seeds, 9 * c_in, c_out]))
-    return tf.reshape(y, [n_seeds, -1, height, width, c_out])
-
-
-_CONVS = {"loop": _conv_loop, "grouped": _conv_grouped, "im2col": _conv_im2col}
-
-
 def _conv(h: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """[S, B, H, W, I] * [S, 3, 3, I, O] -> [S, B, H, W, O], 'same' padding, per seed."""
-    return _CONVS[_CONV_LAYOUT](h, k)
+    """[S, B, H, W, I] * [S, 3, 3, I, O] -> [S, B, H, W, O], 'same' padding: one ordinary
+    convolution per seed (TensorFlow's oneDNN kernel; independent ops that the inter-op pool
+    may run side by side)."""
+    return tf.stack([tf.nn.conv2d(h[s], k[s], 1, "SAME") for s in range(k.shape[0])])
 
 
 def _max_pool(h: tf.Tensor) -> tf.Tensor:

@@ -92,8 +92,8 @@ class _Program:
         self.net = _make_net(_net_spec(cfg, data), [c.seed for c in cfgs], cfg.initializer)
         self.use_data(cfgs, data)
         # A CNN trains as a TensorFlow graph, never with XLA: XLA's CPU convolutions ran its
-        # training steps 4-19x slower than TensorFlow's oneDNN kernels, and XLA has no
-        # deterministic max-pool gradient (docs/performance.md, "CNN").
+        # training steps slower than TensorFlow's oneDNN kernels in every layout tried, and
+        # XLA has no deterministic max-pool gradient (docs/performance.md, "CNN").
         jit = cfg.engine.jit_compile and not isinstance(self.net.spec, CnnSpec)
         self.train_fn = tf.function(self._train_steps, jit_compile=jit)
         self.eval_fn = tf.function(self.net.eval_per_sample, jit_compile=jit)

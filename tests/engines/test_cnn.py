@@ -12,32 +12,20 @@ one-sample change in validation accuracy (1/300 = 3.3e-3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 import pytest
 
 from bench.engines import keras_fit, stacked
-from bench.spec import RunConfig
 
-from .engine_helpers import make_configs, max_abs_diff, max_abs_test_diff, metric_rows, with_engine
+from .engine_helpers import as_cnn, make_configs, max_abs_diff, max_abs_test_diff, metric_rows, with_engine
 from .test_stacked_vs_keras import TOL
 
 PLACEMENTS = ["none", "before", "after", "after+input"]
 WIDTHS = (4, 8)
 
 
-@dataclass(frozen=True)
-class CnnRunConfig(RunConfig):
-    """A RunConfig with the two CNN factors, until ``architecture``/``widths`` are declared."""
-
-    architecture: str = "cnn"
-    widths: tuple[int, ...] = WIDTHS
-
-
-def cnn_configs(seeds, *, widths=WIDTHS, **kwargs) -> list[CnnRunConfig]:
-    return [CnnRunConfig(**{f.name: getattr(c, f.name) for f in fields(c)}, widths=widths)
-            for c in make_configs(seeds, **kwargs)]
+def cnn_configs(seeds, *, widths=WIDTHS, **kwargs):
+    return as_cnn(make_configs(seeds, **kwargs), widths)
 
 
 def both_engines(data, **kwargs):
@@ -131,22 +119,6 @@ def test_placements_are_paired():
     assert not np.array_equal(other_seed[0], reference[0])
 
 
-def test_conv_layouts_agree():
-    """The three ways of convolving S seeds compute per-seed 'same' convolutions."""
-    import tensorflow as tf
-
-    from bench.engines import _xla_cnn
-
-    rng = np.random.default_rng(0)
-    h = tf.constant(rng.normal(size=(3, 5, 6, 7, 4)).astype(np.float32))
-    k = tf.constant(rng.normal(size=(3, 3, 3, 4, 2)).astype(np.float32))
-    expected = np.stack([tf.nn.conv2d(h[s], k[s], 1, "SAME").numpy() for s in range(3)])
-    for name, conv in _xla_cnn._CONVS.items():
-        got = tf.function(conv, jit_compile=True)(h, k).numpy()
-        # 36 products of N(0,1) values per output: float32 reordering changes ~1e-6 of ~6
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4, err_msg=name)
-
-
 @pytest.mark.slow
 def test_mnist_28x28_first_steps_match_keras(require):
     """The default widths on 28x28 images (three poolings' worth of shapes: 28 -> 14 -> 7)."""
@@ -163,7 +135,6 @@ def test_mnist_28x28_first_steps_match_keras(require):
 
     cfgs = cnn_configs(2, widths=DEFAULT_WIDTHS, epochs=1, placement="before", dataset="mnist",
                        engine_opts={"seeds_per_program": 2})
-    cfgs = [replace(c, dataset="mnist") for c in cfgs]
     ours = stacked.train_cell(cfgs, data)[0]
     theirs = keras_fit.train_cell(with_engine(cfgs[:1], name="keras", jit_compile=False), data)[0]
     assert ours.epochs[0].train_loss == pytest.approx(theirs.epochs[0].train_loss, rel=1e-5)
