@@ -31,7 +31,7 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
     "digits": (8, 8, 1),
 }
 
-#: Default widths per stage: 7 MFLOP per training image, 4x fewer than (16, 32)
+#: Default widths per stage: 7.1 MFLOP per training image, 4x fewer than (16, 32)
 #: (docs/performance.md, "CNN").
 DEFAULT_WIDTHS = (8, 16)
 CONVS_PER_STAGE = 2

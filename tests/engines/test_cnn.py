@@ -55,6 +55,7 @@ def test_first_steps_match_keras(digits_64, placement):
     assert a.val_acc == pytest.approx(b.val_acc, abs=1e-7)  # Keras averages in float32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_one_epoch_matches_keras(digits, placement):
     ours, theirs = both_engines(digits, epochs=1, placement=placement, learning_rate=0.05)
@@ -63,6 +64,7 @@ def test_one_epoch_matches_keras(digits, placement):
     assert max_abs_test_diff(ours, theirs) <= TOL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("optimizer", "activation", "placement"), [
     ("momentum", "tanh", "after"),
     ("adam", "relu", "before"),
