@@ -63,3 +63,55 @@ def initial_weights(
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The permutation of the training set for ``epoch`` (1-based) under ``seed``."""
     return np.random.default_rng([seed, epoch, 0xDA7A]).permutation(n)
+
+
+
+def keras_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras' ``compute_fans`` counts them: a conv kernel
+    (kh, kw, in, out) has fan_in = kh*kw*in and fan_out = kh*kw*out."""
+    receptive = int(np.prod(shape[:-2]))
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def init_kernel(rng: np.random.Generator, initializer: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A kernel of any rank (Dense or conv) with the Keras initializer's variance rule.
+
+    For a 2-D shape it draws exactly what ``init_matrix`` draws (tested), which could
+    become a call of this one.
+    """
+    fan_in, fan_out = keras_fans(shape)
+    if initializer == "he_normal":
+        w = _truncated_normal(rng, np.sqrt(2.0 / fan_in) / _TRUNCATION_CORRECTION, shape)
+    elif initializer == "lecun_normal":
+        w = _truncated_normal(rng, np.sqrt(1.0 / fan_in) / _TRUNCATION_CORRECTION, shape)
+    elif initializer == "glorot_normal":
+        w = _truncated_normal(rng, np.sqrt(2.0 / (fan_in + fan_out)) / _TRUNCATION_CORRECTION, shape)
+    elif initializer == "he_uniform":
+        limit = np.sqrt(6.0 / fan_in)
+        w = rng.uniform(-limit, limit, size=shape)
+    elif initializer == "glorot_uniform":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-limit, limit, size=shape)
+    else:
+        raise ValueError(f"unknown initializer {initializer!r}")
+    return w.astype(np.float32)
+
+
+def initial_cnn_weights(
+    seed: int, conv_channels: list[tuple[int, int]], head_features: int, n_classes: int,
+    initializer: str, kernel_size: int = 3,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel, bias) per conv layer ((k, k, in, out) kernels), then the dense head's.
+
+    Convs use ``initializer``; the softmax head uses Glorot uniform, as the MLP's output
+    layer. Biases start at zero. Drawn from a stream of its own (the CNN shares no weights
+    with the MLP), the same for every placement: norm layers have no random weights.
+    """
+    rng = np.random.default_rng([seed, 0xC0111])
+    layers = []
+    for c_in, c_out in conv_channels:
+        kernel = init_kernel(rng, initializer, (kernel_size, kernel_size, c_in, c_out))
+        layers.append((kernel, np.zeros(c_out, np.float32)))
+    head = init_kernel(rng, "glorot_uniform", (head_features, n_classes))
+    layers.append((head, np.zeros(n_classes, np.float32)))
+    return layers

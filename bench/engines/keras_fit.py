@@ -37,11 +37,16 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
     import keras
     import tensorflow as tf
 
+    from bench.cnn import build_cnn_model, spec_of
     from bench.model import build_model, make_optimizer
 
     started_at, t_start = now_iso(), time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
-    model = build_model(cfg, data.n_features, data.n_classes)
+    cnn = spec_of(cfg, data.name, data.n_classes)
+    if cnn is None:
+        model = build_model(cfg, data.n_features, data.n_classes)
+    else:
+        model = build_cnn_model(cnn, cfg.seed, cfg.initializer)
     model.compile(
         optimizer=make_optimizer(cfg),
         loss="sparse_categorical_crossentropy",

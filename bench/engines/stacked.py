@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 
+from bench.cnn import CnnSpec, spec_of
 from bench.datasets import Dataset
 from bench.device import Device, SeedsChoice, active_device, auto_seeds, footprint_bytes
 from bench.engines.common import diverged, make_result, now_iso
@@ -86,14 +87,14 @@ class _Program:
     def __init__(self, cfgs: list[RunConfig], data: Dataset):
         import tensorflow as tf
 
-        from bench.engines._xla_mlp import NetSpec, StackedMLP
-
         cfg = cfgs[0]
         self.tf = tf
-        self.net = StackedMLP(NetSpec.from_config(cfg, data.n_features, data.n_classes),
-                              [c.seed for c in cfgs], cfg.initializer)
+        self.net = _make_net(_net_spec(cfg, data), [c.seed for c in cfgs], cfg.initializer)
         self.use_data(cfgs, data)
-        jit = cfg.engine.jit_compile
+        # A CNN trains as a TensorFlow graph, never with XLA: XLA's CPU convolutions ran its
+        # training steps slower than TensorFlow's oneDNN kernels in every layout tried, and
+        # XLA has no deterministic max-pool gradient (docs/performance.md, "CNN").
+        jit = cfg.engine.jit_compile and not isinstance(self.net.spec, CnnSpec)
         self.train_fn = tf.function(self._train_steps, jit_compile=jit)
         self.eval_fn = tf.function(self.net.eval_per_sample, jit_compile=jit)
 
@@ -102,7 +103,8 @@ class _Program:
         cfg = cfgs[0]
         self.data = data
         self.x_train, self.y_train = _train_tensors(data)
-        width = max(cfg.hidden)
+        spec = _net_spec(cfg, data)
+        width = spec.activation_floats if isinstance(spec, CnnSpec) else max(cfg.hidden)
         self.val = self._eval_batches(data.x_val, data.y_val, len(cfgs), width)
         self.test = self._eval_batches(data.x_test, data.y_test, len(cfgs), width)
 
@@ -156,12 +158,28 @@ _CACHE: dict[tuple, _Program] = {}
 _CACHE_SIZE = 4
 
 
-def _cache_key(cfgs: list[RunConfig], data: Dataset) -> tuple:
-    """Everything the traced, compiled program depends on, the seeds excluded."""
+def _net_spec(cfg: RunConfig, data: Dataset):
+    """The network a cell trains: ``bench.cnn.CnnSpec`` for a CNN, else the MLP's ``NetSpec``."""
     from bench.engines._xla_mlp import NetSpec
 
+    cnn = spec_of(cfg, data.name, data.n_classes)
+    return cnn if cnn is not None else NetSpec.from_config(cfg, data.n_features, data.n_classes)
+
+
+def _make_net(spec, seeds: list[int], initializer: str):
+    if isinstance(spec, CnnSpec):
+        from bench.engines._xla_cnn import StackedCNN
+
+        return StackedCNN(spec, seeds, initializer)
+    from bench.engines._xla_mlp import StackedMLP
+
+    return StackedMLP(spec, seeds, initializer)
+
+
+def _cache_key(cfgs: list[RunConfig], data: Dataset) -> tuple:
+    """Everything the traced, compiled program depends on, the seeds excluded."""
     cfg = cfgs[0]
-    spec = NetSpec.from_config(cfg, data.n_features, data.n_classes)
+    spec = _net_spec(cfg, data)
     return (spec, len(cfgs), cfg.engine.jit_compile, data.x_train.shape, data.x_val.shape, data.x_test.shape)
 
 
@@ -252,11 +270,12 @@ def _train_group(cfgs: list[RunConfig], data: Dataset) -> list[RunResult]:
 
 def seeds_choice(configs: list[RunConfig], data: Dataset, device: Device) -> SeedsChoice:
     """``seeds_per_program = "auto"`` for this cell on ``device``: its footprint and the data's."""
-    from bench.engines._xla_mlp import NetSpec
-
     cfg = configs[0]
-    spec = NetSpec.from_config(cfg, data.n_features, data.n_classes)
-    per_seed = footprint_bytes(spec.sizes, spec.bn_widths, cfg.optimizer, cfg.batch_size)
+    spec = _net_spec(cfg, data)
+    if isinstance(spec, CnnSpec):
+        per_seed = spec.footprint_bytes(cfg.batch_size)
+    else:
+        per_seed = footprint_bytes(spec.sizes, spec.bn_widths, cfg.optimizer, cfg.batch_size)
     # Held once, whatever S: the data set on the device and the validation
     # and test passes' slices (inputs and logits, at most _EVAL_FLOATS each).
     data_bytes = (data.x_train.nbytes + data.x_val.nbytes + data.x_test.nbytes

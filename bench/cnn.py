@@ -1,0 +1,181 @@
+"""A small VGG-style convolutional network family, described once for both engines.
+
+Per stage: (conv 3x3 'same' -> [norm] -> activation) twice, then 2x2 max-pool (stride 2,
+'valid': 28 -> 14 -> 7 -> 3). After the last stage: flatten -> Dense(classes, softmax).
+The input arrives flat (the datasets store images as rows of pixels) and is reshaped to
+``image_shape`` (NHWC) first, so the data pipeline is the MLP's.
+
+placement keeps its MLP meaning, per convolution:
+- ``none``: conv -> activation.
+- ``before``: conv -> norm -> activation.
+- ``after``: conv -> activation -> norm.
+- ``after+input``: a norm on the input image too, then as ``after``.
+
+Normalizers: ``batch`` (Keras ``BatchNormalization``, axis -1: per channel, statistics over
+batch and space). The others (layer/group/rms) slot in at :func:`norm_layer` and
+``bench.engines._xla_cnn``'s ``_norm``; until then :func:`check` refuses them.
+
+Initial weights come from :func:`bench.pairing.initial_cnn_weights`, drawn with NumPy per
+seed: every placement starts from the same conv and head kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Image shape (height, width, channels) of the datasets a CNN can train on. The 8x8 digits
+#: fit up to 3 stages (8 -> 4 -> 2 -> 1); synthetic data are not images.
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "digits": (8, 8, 1),
+}
+
+#: Default widths per stage: 7.1 MFLOP per training image, 4x fewer than (16, 32)
+#: (docs/performance.md, "CNN").
+DEFAULT_WIDTHS = (8, 16)
+CONVS_PER_STAGE = 2
+NORMALIZERS = ("batch",)  # layer/group/rms: see the module docstring
+
+
+@dataclass(frozen=True)
+class CnnSpec:
+    """Everything the CNN's compiled program depends on (seeds only change the numbers)."""
+
+    image_shape: tuple[int, int, int]
+    widths: tuple[int, ...]  # channels per stage
+    n_classes: int
+    placement: str
+    activation: str
+    normalizer: str = "batch"
+    bn_momentum: float = 0.99
+    bn_epsilon: float = 1e-3
+    optimizer: str = "sgd"
+    learning_rate: float = 1e-3
+
+    @classmethod
+    def from_config(cls, cfg, dataset: str, n_classes: int, widths: tuple[int, ...]) -> CnnSpec:
+        """The spec of a ``RunConfig``'s cell (widths passed explicitly until they are a factor)."""
+        return cls(IMAGE_SHAPES[dataset], tuple(widths), n_classes, cfg.placement, cfg.activation,
+                   getattr(cfg, "normalizer", "batch"), cfg.bn_momentum, cfg.bn_epsilon,
+                   cfg.optimizer, cfg.learning_rate)
+
+    @property
+    def conv_channels(self) -> list[tuple[int, int]]:
+        """(in, out) channels of every convolution, in forward order."""
+        pairs, c = [], self.image_shape[2]
+        for w in self.widths:
+            for _ in range(CONVS_PER_STAGE):
+                pairs.append((c, w))
+                c = w
+        return pairs
+
+    @property
+    def norm_channels(self) -> list[int]:
+        """Channels of each normalization layer, in forward order."""
+        if self.placement == "none":
+            return []
+        first = [self.image_shape[2]] if self.placement == "after+input" else []
+        return first + [out for _, out in self.conv_channels]
+
+    @property
+    def head_features(self) -> int:
+        """Inputs of the dense head: the last stage's output, flattened."""
+        h, w, _ = self.image_shape
+        for _ in self.widths:
+            h, w = h // 2, w // 2
+        return h * w * self.widths[-1]
+
+    def footprint_bytes(self, batch: int) -> int:
+        """Bytes one seed adds to a stacked program (float32), counted as
+        ``bench.device.footprint_bytes`` counts the MLP's: weights, gradients and optimizer
+        slots, moving statistics, and ``ACTIVATION_COPIES`` copies of every layer's output."""
+        from bench.device import ACTIVATION_COPIES
+
+        params = (sum(9 * i * o + o for i, o in self.conv_channels)
+                  + self.head_features * self.n_classes + self.n_classes + 2 * sum(self.norm_channels))
+        slots = {"sgd": 0, "momentum": 1, "adam": 2}[self.optimizer]
+        h, w, c = self.image_shape
+        per_example = h * w * c
+        for width in self.widths:
+            per_example += CONVS_PER_STAGE * h * w * width
+            h, w = h // 2, w // 2
+            per_example += h * w * width
+        floats = (params * (2 + slots) + 2 * sum(self.norm_channels)
+                  + ACTIVATION_COPIES * batch * (per_example + self.n_classes))
+        return 4 * floats
+
+    @property
+    def activation_floats(self) -> int:
+        """Floats of the largest activation of one example (sizes evaluation slices)."""
+        h, w, c = self.image_shape
+        return h * w * max(c, self.widths[0])
+
+
+def spec_of(cfg, dataset: str, n_classes: int) -> CnnSpec | None:
+    """The CNN a run trains, or None for the MLP: the one switch the engines read.
+
+    Until ``architecture`` and ``widths`` are factors of ``RunConfig``, a config without
+    them is an MLP run.
+    """
+    if getattr(cfg, "architecture", "mlp") != "cnn":
+        return None
+    return CnnSpec.from_config(cfg, dataset, n_classes, tuple(cfg.widths))
+
+
+def check(dataset: str, widths: tuple[int, ...], normalizer: str = "batch") -> str | None:
+    """Why this CNN cannot be built, as a one-line message naming the bad value; None if it can."""
+    if dataset not in IMAGE_SHAPES:
+        return (f"architecture = 'cnn' needs image data ({', '.join(IMAGE_SHAPES)}), "
+                f"got dataset = {dataset!r}")
+    if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+        return f"widths must be a non-empty list of positive integers, got {list(widths)!r}"
+    side = min(IMAGE_SHAPES[dataset][:2])
+    if side >> len(widths) < 1:
+        return (f"widths has {len(widths)} stages but {dataset}'s {side}x{side} images allow at most "
+                f"{side.bit_length() - 1} 2x2 poolings")
+    if normalizer not in NORMALIZERS:
+        return f"normalizer {normalizer!r} is not implemented for the CNN yet (allowed: {', '.join(NORMALIZERS)})"
+    return None
+
+
+def norm_layer(spec: CnnSpec):
+    """The Keras normalization layer of ``spec.normalizer`` (per channel, NHWC)."""
+    import keras
+
+    if spec.normalizer == "batch":
+        return keras.layers.BatchNormalization(axis=-1, momentum=spec.bn_momentum, epsilon=spec.bn_epsilon)
+    raise ValueError(f"normalizer {spec.normalizer!r} is not implemented for the CNN")
+
+
+def build_cnn_model(spec: CnnSpec, seed: int, initializer: str):
+    """The Keras CNN for ``spec`` with ``seed``'s initial weights; not compiled."""
+    import keras
+
+    from bench.model import activation_layer
+    from bench.pairing import initial_cnn_weights
+
+    h, w, c = spec.image_shape
+    layers = [keras.Input(shape=(h * w * c,)), keras.layers.Reshape(spec.image_shape)]
+    if spec.placement == "after+input":
+        layers.append(norm_layer(spec))
+    weighted = []
+    for width in spec.widths:
+        for _ in range(CONVS_PER_STAGE):
+            conv = keras.layers.Conv2D(width, 3, padding="same")
+            weighted.append(conv)
+            layers.append(conv)
+            if spec.placement == "before":
+                layers.append(norm_layer(spec))
+            layers.append(activation_layer(spec.activation))
+            if spec.placement in ("after", "after+input"):
+                layers.append(norm_layer(spec))
+        layers.append(keras.layers.MaxPooling2D(pool_size=2))
+    head = keras.layers.Dense(spec.n_classes, activation="softmax")
+    weighted.append(head)
+    layers += [keras.layers.Flatten(), head]
+    model = keras.Sequential(layers)
+    init = initial_cnn_weights(seed, spec.conv_channels, spec.head_features, spec.n_classes, initializer)
+    for layer, (kernel, bias) in zip(weighted, init, strict=True):
+        layer.set_weights([kernel, bias])
+    return model
