@@ -10,6 +10,7 @@ raising.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -19,23 +20,13 @@ import numpy as np
 import scipy.stats
 
 from reports import intervals
+from reports.intervals import Interval
 
 N_RESAMPLES = intervals.N_RESAMPLES
 CONFIDENCE = intervals.CONFIDENCE
 SEED = intervals.SEED
 #: Exact sign-flip enumeration up to this many pairs (2^16 flips); normal approximation above.
 _EXACT_MAX = 16
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its confidence interval; ``note`` says why a value is missing."""
-
-    value: float
-    low: float = math.nan
-    high: float = math.nan
-    n: int = 0
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,22 +53,18 @@ def _finite(x: np.ndarray | list[float]) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def _estimate(iv: intervals.Interval) -> Estimate:
-    return Estimate(iv.point, iv.low, iv.high, n=iv.n, note=iv.note)
-
-
 def bootstrap_ci(
     x: np.ndarray | list[float], statistic: str | Callable[..., np.ndarray] = "median", *,
     unit: np.ndarray | list | None = None, n_resamples: int = N_RESAMPLES, seed: int | None = None,
-) -> Estimate:
+) -> Interval:
     """Statistic of the finite values of ``x`` with its 95% interval (``reports.intervals``)."""
-    return _estimate(intervals.interval(x, statistic, unit=unit, n_resamples=n_resamples, seed=seed))
+    return intervals.interval(x, statistic, unit=unit, n_resamples=n_resamples, seed=seed)
 
 
 def paired_difference(
     a: np.ndarray | list[float], b: np.ndarray | list[float], *,
     unit: np.ndarray | list | None = None, n_resamples: int = N_RESAMPLES, seed: int | None = None,
-) -> Estimate:
+) -> Interval:
     """Median of the paired differences ``b - a`` with its 95% interval.
 
     Pairs with a non-finite member are dropped (the caller counts them).
@@ -86,7 +73,7 @@ def paired_difference(
     return bootstrap_ci(d, unit=unit, n_resamples=n_resamples, seed=seed)
 
 
-def p_improve(a: np.ndarray | list[float], b: np.ndarray | list[float], *, higher: bool = True) -> Estimate:
+def p_improve(a: np.ndarray | list[float], b: np.ndarray | list[float], *, higher: bool = True) -> Interval:
     """Paired effect size: P(a seed's ``b`` beats its ``a``), ties counting one half.
 
     Interval: Clopper–Pearson on k = wins + ties/2 of n pairs (beta quantiles, which accept
@@ -96,12 +83,12 @@ def p_improve(a: np.ndarray | list[float], b: np.ndarray | list[float], *, highe
     d = d[np.isfinite(d)]
     n = int(d.size)
     if n == 0:
-        return Estimate(math.nan, n=0, note="no paired values")
+        return Interval(math.nan, n=0, note="no paired values")
     k = float(np.sum(d > 0 if higher else d < 0) + 0.5 * np.sum(d == 0))
     alpha = 1 - CONFIDENCE
     low = float(scipy.stats.beta.ppf(alpha / 2, k, n - k + 1)) if k > 0 else 0.0
     high = float(scipy.stats.beta.ppf(1 - alpha / 2, k + 1, n - k)) if k < n else 1.0
-    return Estimate(k / n, low, high, n=n)
+    return Interval(k / n, low, high, n=n)
 
 
 def wilcoxon_p(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> TestResult:
@@ -232,7 +219,7 @@ def km_medians_boot(t: np.ndarray, e: np.ndarray, idx: np.ndarray) -> np.ndarray
 def km_median_ci(
     durations: np.ndarray | list[float], events: np.ndarray | list[bool], *,
     n_resamples: int = N_RESAMPLES, seed: int | None = None,
-) -> Estimate:
+) -> Interval:
     """KM median epochs-to-target with a bootstrap CI that resamples seeds.
 
     Each resample recomputes the KM curve, so censored seeds stay censored (never counted
@@ -240,13 +227,13 @@ def km_median_ci(
     """
     t = np.asarray(durations, dtype=float)
     if t.size == 0:
-        return Estimate(math.nan, n=0, note="no runs")
+        return Interval(math.nan, n=0, note="no runs")
     if t.size < MIN_MEDIAN_N:
-        return Estimate(km_median(t, events), n=int(t.size), note=_few(int(t.size)))
+        return Interval(km_median(t, events), n=int(t.size), note=_few(int(t.size)))
     iv = intervals.interval((t, np.asarray(events, dtype=float)), km_medians, method="percentile",
                             n_resamples=n_resamples, seed=seed)
     note = "no interval with 1 seed" if t.size == 1 else iv.note
-    return Estimate(iv.point, iv.low, iv.high, n=iv.n, note=note)
+    return dataclasses.replace(iv, note=note)
 
 
 def _km_bound(budget: int, upper: bool) -> Callable[..., np.ndarray]:
@@ -270,7 +257,7 @@ def _km_bound(budget: int, upper: bool) -> Callable[..., np.ndarray]:
 def km_median_difference(
     t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: np.ndarray, *, budget: int,
     n_resamples: int = N_RESAMPLES, seed: int | None = None,
-) -> Estimate:
+) -> Interval:
     """Seed-paired difference of KM median epochs to target (b − reference), censoring-aware.
 
     The bootstrap resamples seed pairs and recomputes both KM curves, so censored runs stay
@@ -282,16 +269,16 @@ def km_median_difference(
     cols = tuple(np.asarray(c, dtype=float) for c in (t_ref, e_ref, t_b, e_b))
     n = int(cols[0].size)
     if n == 0:
-        return Estimate(math.nan, n=0, note="no paired values")
+        return Interval(math.nan, n=0, note="no paired values")
     m_ref, m_b = km_median(cols[0], cols[1]), km_median(cols[2], cols[3])
     point = math.nan if math.isinf(m_ref) and math.isinf(m_b) else \
         float(_km_bound(budget, upper=math.isinf(m_ref))(*cols))
     if n < MIN_MEDIAN_N:
-        return Estimate(point, n=n, note=_few(n))
+        return Interval(point, n=n, note=_few(n))
     kw = {"method": "percentile", "n_resamples": n_resamples, "seed": seed}
     low = intervals.interval(cols, _km_bound(budget, upper=False), **kw).low
     high = intervals.interval(cols, _km_bound(budget, upper=True), **kw).high
-    return Estimate(point, low, high, n=n)
+    return Interval(point, low, high, n=n)
 
 
 def logrank_scores(durations: np.ndarray, events: np.ndarray) -> np.ndarray:

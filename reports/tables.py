@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.cells import pair
 from reports import intervals, stats
-from reports.intervals import as_counts
+from reports.intervals import Interval, as_counts
 from reports.load import StoreData
 
 #: metric key -> (label, unit, Holm family). One family per question: an accuracy finding does
@@ -49,8 +49,8 @@ class Tables:
     n_resamples: int
 
 
-def _ci_cols(prefix: str, est: stats.Estimate) -> dict[str, float]:
-    return {prefix: est.value, f"{prefix}_low": est.low, f"{prefix}_high": est.high}
+def _ci_cols(prefix: str, est: Interval) -> dict[str, float]:
+    return {prefix: est.point, f"{prefix}_low": est.low, f"{prefix}_high": est.high}
 
 
 def program_key(runs: pd.DataFrame) -> pd.Series:
@@ -116,10 +116,10 @@ def paired_runs(runs: pd.DataFrame, ref: str, other: str) -> pd.DataFrame:
     return pair(runs, ref, other, cols, on=("seed",))
 
 
-def _row(metric: str, n: int, diff: stats.Estimate, test: stats.TestResult,
-         effect: stats.Estimate | None = None, diff_note: str = "", p_note: str = "") -> dict[str, object]:
+def _row(metric: str, n: int, diff: Interval, test: stats.TestResult,
+         effect: Interval | None = None, diff_note: str = "", p_note: str = "") -> dict[str, object]:
     label, unit, family = METRICS[metric]
-    effect = effect or stats.Estimate(math.nan)
+    effect = effect or Interval(math.nan)
     return {
         "metric": metric, "label": label, "unit": unit, "family": family, "n_pairs": n,
         **_ci_cols("diff", diff), "diff_note": diff_note or diff.note,
@@ -164,7 +164,7 @@ def test_accuracy_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object
     cb = as_counts(pairs["test_acc_at_best_b"].to_numpy(float), n_test)
     k = np.isfinite(ca) & np.isfinite(cb)
     if not k.any():
-        return _row("test_acc", 0, stats.Estimate(math.nan), stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE))
+        return _row("test_acc", 0, Interval(math.nan), stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE))
     diff = stats.paired_difference(ca[k] / n_test[k], cb[k] / n_test[k], n_resamples=n_resamples)
     return _row("test_acc", int(k.sum()), diff, stats.wilcoxon_p(ca[k], cb[k]), stats.p_improve(ca[k], cb[k]))
 
@@ -181,9 +181,9 @@ def epochs_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object]:
         if math.isinf(ma) and math.isinf(mb):
             note = f"neither KM median reached within {budget} epochs"
         elif math.isinf(ma):
-            note = f"at least {-diff.value:g} fewer (reference median not reached within {budget} epochs)"
+            note = f"at least {-diff.point:g} fewer (reference median not reached within {budget} epochs)"
         elif math.isinf(mb):
-            note = f"at least {diff.value:g} more (median not reached within {budget} epochs)"
+            note = f"at least {diff.point:g} more (median not reached within {budget} epochs)"
     test = stats.paired_logrank(ta, ea, tb, eb)
     effect = stats.p_improve(ta, tb, higher=False)
     return _row("epochs_to_target", len(pairs), diff, test, effect, diff_note=note)
@@ -218,7 +218,7 @@ def divergence_row(pairs: pd.DataFrame) -> dict[str, object]:
     div_a = (pairs["status_a"] == "diverged").to_numpy()
     div_b = (pairs["status_b"] == "diverged").to_numpy()
     n = len(pairs)
-    share = stats.Estimate((div_b.sum() - div_a.sum()) / n if n else math.nan, n=n)
+    share = Interval((div_b.sum() - div_a.sum()) / n if n else math.nan, n=n)
     note = f"diverged: {int(div_b.sum())}/{n} vs {int(div_a.sum())}/{n} of the reference"
     return _row("diverged", n, share, stats.mcnemar_exact(div_a, div_b), diff_note=note)
 
