@@ -159,24 +159,9 @@ def resample_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int | None = 
     """The (n_resamples, n) row indices scipy.stats.bootstrap draws for paired data of n units.
 
     The same generator, seed and call as ``_bootstrap``: every sample of n units gets the same
-    resamples, so many samples of one size can share one draw (``paired_percentile``).
+    resamples, so many samples of one size can share one draw (``stats.km_median_cis``).
     """
     return rng(seed).integers(0, n, (n_resamples, n))
-
-
-def paired_percentile(columns: tuple[np.ndarray, ...], statistic: Statistic, *,
-                      confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
-                      seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile-bootstrap (low, high) of many paired samples of one size at once.
-
-    ``columns``: arrays of shape (samples, n), row i of every array one sample; the same as
-    ``interval(tuple(c[i] for c in columns), statistic, method="percentile")`` for each row
-    of n >= 2 (same resamples, same quantiles), without a Python loop over samples.
-    """
-    n = columns[0].shape[-1]
-    idx = resample_indices(n, n_resamples, seed)
-    boot = statistic(*(c[:, idx] for c in columns), axis=-1)
-    return percentile_bounds(np.asarray(boot, dtype=float), confidence)
 
 
 def interval(

@@ -241,7 +241,31 @@ def km_medians(t: np.ndarray, e: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def km_medians_boot(t: np.ndarray, e: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """KM medians of the resamples ``idx`` (rows of indices) of one sample."""
-    return km_medians(np.asarray(t, dtype=float)[idx], np.asarray(e, dtype=bool)[idx])
+    return km_medians_resampled(np.asarray(t, dtype=float)[None], np.asarray(e, dtype=bool)[None], idx)[0]
+
+
+def km_medians_resampled(t: np.ndarray, e: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """KM medians of the resamples ``idx`` (R, n) of each of many samples ``t``, ``e`` (C, n).
+
+    The same numbers as ``km_medians(t[:, idx], e[:, idx])`` (the same sums and the same
+    sequence of products), without building the (C, R, n) resamples: a resample is how often
+    it drew each unit, so its exits and events at each epoch are one matrix product (sums of
+    small integers, exact in float64), and the KM product runs over epochs, not resamples.
+    """
+    t, e = np.asarray(t, dtype=float), np.asarray(e, dtype=bool)
+    n = t.shape[-1]
+    draws = np.zeros((idx.shape[0], n))
+    np.add.at(draws, (np.arange(idx.shape[0])[:, None], idx), 1.0)
+    ti = np.rint(t).astype(int)
+    at_epoch = (ti[..., None] == np.arange(int(ti.max()) + 2)).astype(float)  # (C, n, width)
+    ended = draws @ at_epoch  # (C, R, width): as km_medians from here on
+    hits = draws @ (at_epoch * e[..., None])
+    before = np.cumsum(ended, axis=-1) - ended
+    at_risk = n - before
+    hazard = np.divide(hits, at_risk, out=np.zeros_like(hits), where=at_risk > 0)
+    fraction = 1.0 - np.cumprod(1.0 - hazard, axis=-1)
+    reached = fraction >= 0.5 - 1e-12
+    return np.where(reached.any(axis=-1), reached.argmax(axis=-1), np.inf).astype(float)
 
 
 def _by_size(sizes: list[int]) -> dict[int, list[int]]:
@@ -253,8 +277,9 @@ def _by_size(sizes: list[int]) -> dict[int, list[int]]:
 
 
 def _block(n: int, n_resamples: int) -> int:
-    """Samples per block, so that one block's resamples take ~16 MB per float column."""
-    return max(1, 2_000_000 // max(1, n * n_resamples))
+    """Samples per block, so that one block's work arrays stay near the CPU's cache size (measured:
+    blocks of ~30 samples x 2000 resamples of 11 seeds run twice as fast as blocks of 300)."""
+    return max(1, 600_000 // max(1, n * n_resamples))
 
 
 def km_median_cis(
@@ -278,11 +303,11 @@ def km_median_cis(
         low = np.full(len(where), math.nan)
         high = np.full(len(where), math.nan)
         if n >= MIN_MEDIAN_N:
+            idx = intervals.resample_indices(n, n_resamples, seed)
             step = _block(n, n_resamples)
             for c in range(0, len(where), step):
                 sl = slice(c, c + step)
-                low[sl], high[sl] = intervals.paired_percentile(
-                    (t[sl], e[sl]), km_medians, n_resamples=n_resamples, seed=seed)
+                low[sl], high[sl] = intervals.percentile_bounds(km_medians_resampled(t[sl], e[sl], idx))
         for j, i in enumerate(where):
             out[i] = (Interval(float(point[j]), float(low[j]), float(high[j]), n=n, method="percentile")
                       if n >= MIN_MEDIAN_N else Interval(float(point[j]), n=n, note=_few(n)))
@@ -356,8 +381,8 @@ def km_median_differences(
             step = _block(n, n_resamples)
             for c in range(0, len(where), step):
                 sl = slice(c, c + step)
-                mr = km_medians(t_ref[sl][:, idx], e_ref[sl][:, idx])
-                mb = km_medians(t_b[sl][:, idx], e_b[sl][:, idx])
+                mr = km_medians_resampled(t_ref[sl], e_ref[sl], idx)
+                mb = km_medians_resampled(t_b[sl], e_b[sl], idx)
                 b = budget[sl, None]
                 low[sl] = intervals.percentile_bounds(_km_bound_values(mr, mb, b, upper=False))[0]
                 high[sl] = intervals.percentile_bounds(_km_bound_values(mr, mb, b, upper=True))[1]
