@@ -206,7 +206,7 @@ def forest(comparisons: pd.DataFrame) -> str:
         ax.set_xlabel(f"{sub['label'].iloc[0]} difference ({unit})")
     axes[0][0].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    return to_svg(fig, crop=False)
+    return to_svg(fig)  # cropped: tight_layout leaves the last panel's x label at the edge
 
 
 def interaction(data: StoreData) -> str:
