@@ -53,6 +53,18 @@ def _norm(value: Any) -> str:
         return str(value)
 
 
+def _norm_all(values: pd.Series) -> list[str]:
+    """``_norm`` of each value, computed once per distinct value (keyed by type: True != 1)."""
+    seen: dict[tuple[type, Any], str] = {}
+    out = []
+    for v in values:
+        key = (type(v), v)
+        if key not in seen:
+            seen[key] = _norm(v)
+        out.append(seen[key])
+    return out
+
+
 def _json_object(text: Any) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -69,12 +81,14 @@ def settings_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """
     out = pd.DataFrame(index=runs.index)
     for col in [*FACTOR_DEFAULTS, *SETTING_COLUMNS]:
-        out[col] = runs[col].map(_norm) if col in runs else UNKNOWN
+        out[col] = _norm_all(runs[col]) if col in runs else UNKNOWN
     for col, prefix in _JSON_SETTINGS.items():
-        if col in runs:
-            decoded = pd.DataFrame([_json_object(t) for t in runs[col]], index=runs.index)
+        if col in runs:  # a store repeats a few engine objects over thousands of runs
+            codes, texts = pd.factorize(runs[col])
+            distinct = pd.DataFrame([*map(_json_object, texts), {}])
+            decoded = distinct.iloc[codes].set_axis(runs.index)  # code -1 (missing): the {} row
             for key in sorted(decoded.columns):
-                out[f"{prefix}.{key}"] = decoded[key].map(_norm)
+                out[f"{prefix}.{key}"] = _norm_all(decoded[key])
     if "engine.name" not in out:
         out["engine.name"] = runs["engine"].map(_norm) if "engine" in runs else UNKNOWN
     out["harness_version"] = (

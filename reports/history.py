@@ -21,6 +21,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from reports import stats
+from reports.intervals import Interval
 from reports.changepoints import detect_steps
 from reports.compare import timing_units
 from reports.load import load
@@ -36,10 +37,10 @@ METRIC_LABELS = {
 _Z = 1.959963984540054  # standard normal 97.5% quantile: interval half-width / SE
 
 
-def _summary(series: str, metric: str, est: stats.Estimate, fingerprint: str, source: str) -> dict[str, Any]:
+def _summary(series: str, metric: str, est: Interval, fingerprint: str, source: str) -> dict[str, Any]:
     finite = lambda v: v if v is not None and math.isfinite(v) else None  # noqa: E731
     return {"fingerprint": fingerprint, "source": source, "series": series, "metric": metric,
-            "value": est.value, "low": finite(est.low), "high": finite(est.high), "n": est.n}
+            "value": est.point, "low": finite(est.low), "high": finite(est.high), "n": est.n}
 
 
 def summarize_store(path: str | Path, grid: str | None = None) -> list[dict[str, Any]]:
@@ -57,7 +58,7 @@ def summarize_store(path: str | Path, grid: str | None = None) -> list[dict[str,
         units = timing_units(r)["epoch_s_median"]
         out.append(_summary(series, "epoch_s", stats.bootstrap_ci(units), fp, "gate"))
         km = stats.km_median_ci(r["ett_duration"].to_numpy(), r["reached"].to_numpy())
-        if math.isfinite(km.value):
+        if math.isfinite(km.point):
             out.append(_summary(series, "epochs_to_target", km, fp, "gate"))
     return out
 
@@ -79,7 +80,7 @@ def summarize_benchmarks(path: str | Path, fingerprint: str) -> list[dict[str, A
             est = stats.bootstrap_ci(s["data"])
         else:
             half = 1.57 * float(s["iqr"]) / math.sqrt(int(s["rounds"]))
-            est = stats.Estimate(float(s["median"]), float(s["median"]) - half,
+            est = Interval(float(s["median"]), float(s["median"]) - half,
                                  float(s["median"]) + half, n=int(s["rounds"]))
         out.append(_summary(name, "median_s", est, fingerprint, "perf"))
     return out

@@ -32,6 +32,7 @@ import pandas as pd
 
 from reports import metrics as metric_table
 from reports import stats
+from reports.intervals import Interval
 from reports.load import StoreData
 
 #: metric key (``reports.metrics``) -> the column of the prepared runs frame it is analysed on
@@ -100,14 +101,14 @@ def bn_effect_by_level(
                 note = ""
                 if metric == "epochs_to_target" and not (g[column] <= g["epochs_budget"]).any() \
                         and not (g[f"{column}_ref"] <= g["epochs_budget"]).any():
-                    est, note = stats.Estimate(math.nan, n=int(finite.sum())), "no run reached the target"
+                    est, note = Interval(math.nan, n=int(finite.sum())), "no run reached the target"
                 else:
                     est = stats.bootstrap_ci(d[finite], n_resamples=n_resamples, seed=seed)
                     note = est.note
                 rows.append({
                     "factor": factor, "level": level, "placement": placement, "reference": reference,
                     "metric": metric, "n_pairs": int(finite.sum()), "n_dropped": int((~finite).sum()),
-                    "diff": est.value, "diff_low": est.low, "diff_high": est.high, "note": note,
+                    "diff": est.point, "diff_low": est.low, "diff_high": est.high, "note": note,
                 })
     cols = ["factor", "level", "placement", "reference", "metric", "n_pairs", "n_dropped",
             "diff", "diff_low", "diff_high", "note"]
@@ -225,13 +226,13 @@ def probability_of_improvement(
             est = seed_clustered_proportion(score, seeds)
             rows.append({"placement": a, "versus": b, "metric": metric, "n_pairs": int(d.size),
                          "n_cells": int(np.unique(cells).size), "n_seeds": int(np.unique(seeds).size),
-                         "p_improve": est.value, "low": est.low, "high": est.high})
+                         "p_improve": est.point, "low": est.low, "high": est.high})
     return pd.DataFrame(rows, columns=["placement", "versus", "metric", "n_pairs", "n_cells", "n_seeds",
                                        "p_improve", "low", "high"])
 
 
 def seed_clustered_proportion(score: np.ndarray, seeds: np.ndarray,
-                              confidence: float = stats.CONFIDENCE) -> stats.Estimate:
+                              confidence: float = stats.CONFIDENCE) -> Interval:
     """Mean of 0 / 1/2 / 1 scores with a Wilson interval whose sample size is the seeds' worth.
 
     The scores of one seed are correlated (its effect is shared by every cell), so the
@@ -246,19 +247,19 @@ def seed_clustered_proportion(score: np.ndarray, seeds: np.ndarray,
 
     x = np.asarray(score, float)
     if x.size == 0:
-        return stats.Estimate(math.nan, n=0, note="no pairs")
+        return Interval(math.nan, n=0, note="no pairs")
     value = float(x.mean())
     _, cluster = np.unique(np.asarray(seeds), return_inverse=True)
     k = int(cluster.max()) + 1
     if k < 2:
-        return stats.Estimate(value, n=int(x.size), note="no interval with 1 seed")
+        return Interval(value, n=int(x.size), note="no interval with 1 seed")
     totals, sizes = np.bincount(cluster, x, k), np.bincount(cluster, minlength=k)
     var = k / (k - 1) * float(((totals - value * sizes) ** 2).sum()) / x.size**2
     n_eff = k if var == 0 or value in (0.0, 1.0) else min(x.size, value * (1 - value) / var)
     q = float(scipy.stats.t.ppf((1 + confidence) / 2, k - 1))
     centre = (value + q * q / (2 * n_eff)) / (1 + q * q / n_eff)
     half = q * math.sqrt(value * (1 - value) / n_eff + q * q / (4 * n_eff**2)) / (1 + q * q / n_eff)
-    return stats.Estimate(value, max(0.0, centre - half), min(1.0, centre + half), n=int(x.size))
+    return Interval(value, max(0.0, centre - half), min(1.0, centre + half), n=int(x.size))
 
 
 def performance_profile(

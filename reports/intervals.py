@@ -137,25 +137,40 @@ def _bootstrap(data: tuple[np.ndarray, ...], fn: Statistic, method: str, confide
             data, fn, n_resamples=n_resamples, confidence_level=confidence, paired=len(data) > 1,
             method="BCa" if method == "bca" else "percentile", vectorized=True, axis=-1, rng=rng(seed),
         )
-    boot = np.asarray(res.bootstrap_distribution, dtype=float)
-    if method == "percentile" and not np.all(np.isfinite(boot)):
-        return percentile_bounds(boot, confidence)
+    if method == "percentile":
+        low, high = percentile_bounds(np.asarray(res.bootstrap_distribution, dtype=float), confidence)
+        return float(low), float(high)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates that may be ``inf`` or NaN.
+def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of each row (last axis) of bootstrap statistics.
 
-    "Not reached" (inf) is an order, not a number: take order statistics. A resample whose
-    statistic is undefined (NaN: could be anything) counts against both ends.
+    A row of finite values gets scipy.stats.bootstrap's own percentile interval (its
+    ``quantile`` call). "Not reached" (inf) is an order, not a number: a row holding one gets
+    order statistics, and a resample whose statistic is undefined (NaN: could be anything)
+    counts against both ends.
     """
     boot = np.asarray(boot, dtype=float)
-    if boot.size == 0:
-        return math.nan, math.nan
+    if boot.shape[-1] == 0:  # no replicate defined: no interval
+        nan = np.full(boot.shape[:-1], math.nan)
+        return nan, nan.copy()
     alpha = (1 - confidence) / 2
-    low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, method="inverted_cdf")
-    high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, method="inverted_cdf")
-    return float(low), float(high)
+    finite = np.all(np.isfinite(boot), axis=-1)
+    scipy_ci = scipy.stats.quantile(np.where(finite[..., None], boot, 0.0), np.array([alpha, 1 - alpha]),
+                                    axis=-1)
+    low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, axis=-1, method="inverted_cdf")
+    high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, axis=-1, method="inverted_cdf")
+    return np.where(finite, scipy_ci[..., 0], low), np.where(finite, scipy_ci[..., 1], high)
+
+
+def resample_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int | None = None) -> np.ndarray:
+    """The (n_resamples, n) row indices scipy.stats.bootstrap draws for paired data of n units.
+
+    The same generator, seed and call as ``_bootstrap``: every sample of n units gets the same
+    resamples, so many samples of one size can share one draw (``stats.km_median_cis``).
+    """
+    return rng(seed).integers(0, n, (n_resamples, n))
 
 
 def interval(

@@ -72,7 +72,7 @@ def _where(cell: str, n_cells: int) -> str:
     return "" if n_cells == 1 else f"In {cell}, "
 
 
-def _diff_text(row: pd.Series, scale: float, unit: str, digits: int) -> str:
+def _diff_text(row: pd.Series | dict[str, Any], scale: float, unit: str, digits: int) -> str:
     """``+1.3 pp [+1.2, +1.5]``; an infinite bound is written as unbounded (−∞ / +∞)."""
     def b(x: float) -> str:
         return ("−∞" if x < 0 else "+∞") if math.isinf(x) else f"{x * scale:+.{digits}f}"
@@ -198,7 +198,7 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
             out.append(finding(row, n_cells))
         if len(comps) > MAX_FINDINGS:
             out.append(f"{len(comps) - MAX_FINDINGS} more comparisons are in the comparison table.")
-    for _, row in tables.summary.iterrows():
+    for row in tables.summary.to_dict("records"):  # records: iterrows builds a Series per row
         if row["note"]:
             out.append(f"{row['cell']} · {row['placement']}: {row['note']}.")
         if row["n_reached"] == 0 and "1 seed" not in row["note"] and "no analysable" not in row["note"]:
@@ -217,7 +217,7 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
 
 def summary_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
-    for _, r in summary.iterrows():
+    for r in summary.to_dict("records"):
         rows.append({
             "cell": r["cell"], "placement": r["placement"], "seeds": str(r["n_seeds"]),
             "ok / diverged / failed": f"{r['n_ok']} / {r['n_diverged']} / {r['n_failed']}",
@@ -241,7 +241,7 @@ def summary_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
 
 def comparison_rows(comps: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
-    for _, r in comps.iterrows():
+    for r in comps.to_dict("records"):
         acc = r["metric"] in ACCURACY_METRICS
         scale, digits = (100.0, 2) if acc else (1.0, 3 if r["metric"] == "epoch_s" else 2)
         rows.append({

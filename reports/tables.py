@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.cells import pair
 from reports import intervals, stats
-from reports.intervals import as_counts
+from reports.intervals import Interval, as_counts
 from reports.load import StoreData
 
 #: metric key -> (label, unit, Holm family). One family per question: an accuracy finding does
@@ -49,8 +49,8 @@ class Tables:
     n_resamples: int
 
 
-def _ci_cols(prefix: str, est: stats.Estimate) -> dict[str, float]:
-    return {prefix: est.value, f"{prefix}_low": est.low, f"{prefix}_high": est.high}
+def _ci_cols(prefix: str, est: Interval) -> dict[str, float]:
+    return {prefix: est.point, f"{prefix}_low": est.low, f"{prefix}_high": est.high}
 
 
 def program_key(runs: pd.DataFrame) -> pd.Series:
@@ -68,33 +68,76 @@ def timed(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["concurrent_workers"] <= 1]
 
 
-def summarize_group(g: pd.DataFrame, n_resamples: int) -> dict[str, object]:
-    """One row of the summary table for the runs of one cell and placement."""
-    status = g["status"].value_counts()
-    a = g[g["analysed"]]
+class Columns:
+    """Some rows of a frame as numpy columns: slicing a group costs microseconds, not a
+    DataFrame construction (the report of a 10,000-run store slices thousands of groups)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], n: int) -> None:
+        self.cols, self.n = cols, n
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Columns:
+        return cls({c: frame[c].to_numpy() for c in frame.columns}, len(frame))
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.cols[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.cols
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self, rows: np.ndarray) -> Columns:
+        """The rows at these positions (or where this boolean mask is true)."""
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+        return Columns({k: v[rows] for k, v in self.cols.items()}, len(rows))
+
+
+def groups(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, np.ndarray]]:
+    """(key, row positions) of each group of ``frame`` by ``keys``, in order of first appearance."""
+    if not len(frame):
+        return []
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    parts = np.split(order, bounds)
+    values = [frame[k].to_numpy() for k in keys]
+    return [(tuple(v[rows[0]] for v in values), rows) for rows in parts]
+
+
+def summarize_group(g: Columns, n_resamples: int, km: Interval | None = None) -> dict[str, object]:
+    """One row of the summary table for the runs of one cell and placement.
+
+    ``km``: the group's KM median interval when already computed (``summary_table`` batches
+    them over all groups); computed here otherwise.
+    """
+    status = g["status"]
+    a = g.take(g["analysed"].astype(bool))
     n = len(a)
-    reached = a["reached"].to_numpy(dtype=bool)
+    reached = a["reached"].astype(bool)
     row: dict[str, object] = {
-        "n_seeds": int(g["seed"].nunique()),
-        "n_ok": int(status.get("ok", 0)),
-        "n_diverged": int(status.get("diverged", 0)),
-        "n_failed": int(status.get("failed", 0)),
+        "n_seeds": int(pd.unique(g["seed"][pd.notna(g["seed"])]).size),
+        "n_ok": int(np.sum(status == "ok")),
+        "n_diverged": int(np.sum(status == "diverged")),
+        "n_failed": int(np.sum(status == "failed")),
         "n_reached": int(reached.sum()),
         "success_rate": reached.mean() if n else math.nan,
-        "budget": int(g["epochs_budget"].max()),
+        "budget": int(np.nanmax(g["epochs_budget"].astype(float))),
     }
-    km = stats.km_median_ci(a["ett_duration"].to_numpy(), reached, n_resamples=n_resamples)
+    if km is None:
+        km = stats.km_median_ci(a["ett_duration"].astype(float), reached, n_resamples=n_resamples)
     row.update(_ci_cols("km_median", km))
-    row["mean_ett_reached"] = a.loc[a["reached"], "epochs_to_target"].mean() if reached.any() else math.nan
+    row["mean_ett_reached"] = float(np.mean(a["epochs_to_target"][reached].astype(float))) if reached.any() else math.nan
     for key, col in (("final_val_acc", "final_val_acc"), ("best_val_acc", "best_val_acc"),
                      ("test_acc_at_best", "test_acc_at_best")):
-        row.update(_ci_cols(key, stats.bootstrap_ci(a[col].to_numpy(dtype=float), n_resamples=n_resamples)))
-    t = timed(a)
+        row.update(_ci_cols(key, stats.bootstrap_ci(a[col].astype(float), n_resamples=n_resamples)))
+    t = a.take(a["concurrent_workers"] <= 1)  # see ``timed``
     for key, col in (("epoch_s", "epoch_s_median"), ("time_to_target_s", "time_to_target_s")):
-        est = stats.bootstrap_ci(t[col].to_numpy(dtype=float), unit=program_key(t).to_numpy(),
-                                 n_resamples=n_resamples)
+        est = stats.bootstrap_ci(t[col].astype(float), unit=t["program"], n_resamples=n_resamples)
         row.update(_ci_cols(key, est))
-    row["compile_s"] = float(np.nanmedian(a["compile_s"].to_numpy(dtype=float))) if n and a["compile_s"].notna().any() else math.nan
+    compile_s = a["compile_s"].astype(float)
+    row["compile_s"] = float(np.nanmedian(compile_s)) if n and (~np.isnan(compile_s)).any() else math.nan
     notes = ["no statistics possible with 1 seed" if n == 1 else ("no analysable runs" if n == 0 else "")]
     if len(t) < n:
         notes.append(f"timings of {n - len(t)} run(s) trained beside other workers excluded")
@@ -102,24 +145,44 @@ def summarize_group(g: pd.DataFrame, n_resamples: int) -> dict[str, object]:
     return row
 
 
+SUMMARY_COLUMNS = ["cell", "placement", "status", "seed", "analysed", "reached", "epochs_budget",
+                   "ett_duration", "epochs_to_target", "final_val_acc", "best_val_acc",
+                   "test_acc_at_best", "concurrent_workers", "epoch_s_median", "time_to_target_s",
+                   "compile_s", "program"]
+
+
 def summary_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.DataFrame:
-    rows = []
-    for (cell, placement), g in data.runs.groupby(["cell", "placement"], sort=False):
-        rows.append({"cell": cell, "placement": placement, **summarize_group(g, n_resamples)})
+    runs = data.runs.copy()
+    runs["program"] = program_key(runs) if len(runs) else pd.Series(dtype=str)
+    cols = Columns.of(runs[SUMMARY_COLUMNS])
+    found = groups(runs, ["cell", "placement"])
+    parts = [cols.take(rows) for _, rows in found]
+    analysed = [g.take(g["analysed"].astype(bool)) for g in parts]
+    kms = stats.km_median_cis([(a["ett_duration"].astype(float), a["reached"].astype(bool)) for a in analysed],
+                              n_resamples=n_resamples)
+    rows = [{"cell": key[0], "placement": key[1], **summarize_group(g, n_resamples, km)}
+            for (key, _), g, km in zip(found, parts, kms)]
     return pd.DataFrame(rows)
 
 
 def paired_runs(runs: pd.DataFrame, ref: str, other: str) -> pd.DataFrame:
-    """Analysed runs of two placements of one cell joined one to one on seed (suffixes _a, _b;
-    ``bench.cells.pair`` refuses a seed that holds two runs of one placement)."""
-    cols = [c for c in runs.columns if c != "seed"]
-    return pair(runs, ref, other, cols, on=("seed",))
+    """Analysed runs of two placements joined one to one on cell and seed (suffixes _a, _b;
+    ``bench.cells.pair`` refuses a seed that holds two runs of one placement). Pairs keep
+    the order of the reference's runs, so each cell's pairs are contiguous."""
+    cols = [c for c in PAIR_COLUMNS if c in runs]
+    return pair(runs, ref, other, cols, on=("cell", "seed"))
 
 
-def _row(metric: str, n: int, diff: stats.Estimate, test: stats.TestResult,
-         effect: stats.Estimate | None = None, diff_note: str = "", p_note: str = "") -> dict[str, object]:
+#: The columns of a run that the comparison rows read (each gets suffixes _a and _b).
+PAIR_COLUMNS = ["status", "validation_size", "final_val_acc", "test_size", "test_acc_at_best",
+                "ett_duration", "reached", "epochs_budget", "concurrent_workers", "epoch_s_median",
+                "seeds_in_program", "program"]
+
+
+def _row(metric: str, n: int, diff: Interval, test: stats.TestResult,
+         effect: Interval | None = None, diff_note: str = "", p_note: str = "") -> dict[str, object]:
     label, unit, family = METRICS[metric]
-    effect = effect or stats.Estimate(math.nan)
+    effect = effect or Interval(math.nan)
     return {
         "metric": metric, "label": label, "unit": unit, "family": family, "n_pairs": n,
         **_ci_cols("diff", diff), "diff_note": diff_note or diff.note,
@@ -128,14 +191,14 @@ def _row(metric: str, n: int, diff: stats.Estimate, test: stats.TestResult,
     }
 
 
-def accuracy_rows(pairs: pd.DataFrame, n_resamples: int) -> list[dict[str, object]]:
+def accuracy_rows(pairs: Columns, n_resamples: int) -> list[dict[str, object]]:
     """Final accuracy as counts of correct validation examples (ties exact), diverged runs at
     chance; a sensitivity row with the diverged pairs dropped when any pair has one."""
-    n_val = pairs["validation_size_a"].to_numpy(float)
-    div_a = (pairs["status_a"] == "diverged").to_numpy()
-    div_b = (pairs["status_b"] == "diverged").to_numpy()
-    acc_a = np.where(div_a, CHANCE_ACCURACY, pairs["final_val_acc_a"].to_numpy(float))
-    acc_b = np.where(div_b, CHANCE_ACCURACY, pairs["final_val_acc_b"].to_numpy(float))
+    n_val = pairs["validation_size_a"].astype(float)
+    div_a = pairs["status_a"] == "diverged"
+    div_b = pairs["status_b"] == "diverged"
+    acc_a = np.where(div_a, CHANCE_ACCURACY, pairs["final_val_acc_a"].astype(float))
+    acc_b = np.where(div_b, CHANCE_ACCURACY, pairs["final_val_acc_b"].astype(float))
     ca, cb = as_counts(acc_a, n_val), as_counts(acc_b, n_val)
     rows = []
     for metric, keep in (("final_val_acc", np.ones(len(pairs), bool)),
@@ -154,51 +217,64 @@ def accuracy_rows(pairs: pd.DataFrame, n_resamples: int) -> list[dict[str, objec
     return rows
 
 
-def test_accuracy_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object] | None:
+def test_accuracy_row(pairs: Columns, n_resamples: int) -> dict[str, object] | None:
     """Test accuracy at each seed's best-validation epoch, as counts of the test split: the
     unbiased accuracy comparison (validation picked the epoch; the test split reports it)."""
     if not len(pairs):
         return None
-    n_test = pairs["test_size_a"].to_numpy(float)
-    ca = as_counts(pairs["test_acc_at_best_a"].to_numpy(float), n_test)
-    cb = as_counts(pairs["test_acc_at_best_b"].to_numpy(float), n_test)
+    n_test = pairs["test_size_a"].astype(float)
+    ca = as_counts(pairs["test_acc_at_best_a"].astype(float), n_test)
+    cb = as_counts(pairs["test_acc_at_best_b"].astype(float), n_test)
     k = np.isfinite(ca) & np.isfinite(cb)
     if not k.any():
-        return _row("test_acc", 0, stats.Estimate(math.nan), stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE))
+        return _row("test_acc", 0, Interval(math.nan), stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE))
     diff = stats.paired_difference(ca[k] / n_test[k], cb[k] / n_test[k], n_resamples=n_resamples)
     return _row("test_acc", int(k.sum()), diff, stats.wilcoxon_p(ca[k], cb[k]), stats.p_improve(ca[k], cb[k]))
 
 
-def epochs_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object]:
-    """KM median epochs to target, seed-paired and censoring-aware; paired log-rank test."""
-    ta, ea = pairs["ett_duration_a"].to_numpy(float), pairs["reached_a"].to_numpy(bool)
-    tb, eb = pairs["ett_duration_b"].to_numpy(float), pairs["reached_b"].to_numpy(bool)
-    budget = int(max(pairs["epochs_budget_a"].max(), pairs["epochs_budget_b"].max())) if len(pairs) else 0
-    diff = stats.km_median_difference(ta, ea, tb, eb, budget=budget, n_resamples=n_resamples)
+def epochs_row(pairs: Columns, n_resamples: int, diff: Interval | None = None) -> dict[str, object]:
+    """KM median epochs to target, seed-paired and censoring-aware; paired log-rank test.
+
+    ``diff``: the KM median difference when already computed (``comparison_table`` batches
+    them over all cells); computed here otherwise.
+    """
+    ta, ea = pairs["ett_duration_a"].astype(float), pairs["reached_a"].astype(bool)
+    tb, eb = pairs["ett_duration_b"].astype(float), pairs["reached_b"].astype(bool)
+    budget = _budget(pairs)
+    if diff is None:
+        diff = stats.km_median_difference(ta, ea, tb, eb, budget=budget, n_resamples=n_resamples)
     note = ""
     if len(pairs):
-        ma, mb = stats.km_median(ta, ea), stats.km_median(tb, eb)
+        ma, mb = stats.km_medians(ta, ea), stats.km_medians(tb, eb)
         if math.isinf(ma) and math.isinf(mb):
             note = f"neither KM median reached within {budget} epochs"
         elif math.isinf(ma):
-            note = f"at least {-diff.value:g} fewer (reference median not reached within {budget} epochs)"
+            note = f"at least {-diff.point:g} fewer (reference median not reached within {budget} epochs)"
         elif math.isinf(mb):
-            note = f"at least {diff.value:g} more (median not reached within {budget} epochs)"
+            note = f"at least {diff.point:g} more (median not reached within {budget} epochs)"
     test = stats.paired_logrank(ta, ea, tb, eb)
     effect = stats.p_improve(ta, tb, higher=False)
     return _row("epochs_to_target", len(pairs), diff, test, effect, diff_note=note)
 
 
-def timing_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object] | None:
+def _budget(pairs: Columns) -> int:
+    """The larger epoch budget of a cell's two placements (0 without pairs)."""
+    if not len(pairs):
+        return 0
+    return int(max(np.nanmax(pairs["epochs_budget_a"].astype(float)),
+                   np.nanmax(pairs["epochs_budget_b"].astype(float))))
+
+
+def timing_row(pairs: Columns, n_resamples: int) -> dict[str, object] | None:
     """Time per epoch over independent measurements only: the unit is the pair of programs."""
     if not len(pairs):
         return None
     contended = (pairs["concurrent_workers_a"] > 1) | (pairs["concurrent_workers_b"] > 1)
-    p = pairs[~contended]
-    a, b = p["epoch_s_median_a"].to_numpy(float), p["epoch_s_median_b"].to_numpy(float)
+    p = pairs.take(~contended)
+    a, b = p["epoch_s_median_a"].astype(float), p["epoch_s_median_b"].astype(float)
     keep = np.isfinite(a) & np.isfinite(b)
-    p, a, b = p[keep], a[keep], b[keep]
-    unit = (p["program_a"] + "||" + p["program_b"]).to_numpy()
+    p, a, b = p.take(keep), a[keep], b[keep]
+    unit = p["unit"]
     shared = bool(len(p)) and bool((p["seeds_in_program_a"] > 1).any() or (p["seeds_in_program_b"] > 1).any())
     diff = stats.paired_difference(a, b, unit=unit if shared else None, n_resamples=n_resamples)
     d_units = intervals.per_unit(b - a, unit) if len(p) else np.zeros(0)
@@ -213,12 +289,12 @@ def timing_row(pairs: pd.DataFrame, n_resamples: int) -> dict[str, object] | Non
     return row
 
 
-def divergence_row(pairs: pd.DataFrame) -> dict[str, object]:
+def divergence_row(pairs: Columns) -> dict[str, object]:
     """Divergence as a paired binary outcome (exact McNemar on seed pairs)."""
-    div_a = (pairs["status_a"] == "diverged").to_numpy()
-    div_b = (pairs["status_b"] == "diverged").to_numpy()
+    div_a = pairs["status_a"] == "diverged"
+    div_b = pairs["status_b"] == "diverged"
     n = len(pairs)
-    share = stats.Estimate((div_b.sum() - div_a.sum()) / n if n else math.nan, n=n)
+    share = Interval((div_b.sum() - div_a.sum()) / n if n else math.nan, n=n)
     note = f"diverged: {int(div_b.sum())}/{n} vs {int(div_a.sum())}/{n} of the reference"
     return _row("diverged", n, share, stats.mcnemar_exact(div_a, div_b), diff_note=note)
 
@@ -229,21 +305,36 @@ COLUMNS = ["cell", "placement", "reference", "metric", "label", "unit", "family"
 
 
 def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.DataFrame:
-    """Every non-reference placement against the reference, per cell and metric (one table)."""
+    """Every non-reference placement against the reference, per cell and metric (one table).
+
+    Each placement is paired with the reference in one merge over all cells; the KM median
+    bootstraps of all cells run batched (``stats.km_median_differences``).
+    """
     ref = data.reference
     runs = data.runs[data.runs["analysed"]].copy()
     runs["program"] = program_key(runs) if len(runs) else pd.Series(dtype=str)
+    present = runs.groupby("cell", sort=False)["placement"].unique() if len(runs) else pd.Series(dtype=object)
+    pairs_of: dict[str, tuple[Columns, dict[str, np.ndarray]]] = {}
+    for other in data.placements:
+        if other == ref:
+            continue
+        frame = paired_runs(runs, ref, other)
+        frame["unit"] = frame["program_a"] + "||" + frame["program_b"]
+        pairs_of[other] = (Columns.of(frame), {k[0]: rows for k, rows in groups(frame, ["cell"])})
+    todo = [(cell, other, all_pairs.take(rows.get(cell, np.zeros(0, int))))
+            for cell, levels in present.items()
+            for other, (all_pairs, rows) in pairs_of.items() if ref in levels and other in levels]
+    diffs = stats.km_median_differences(
+        [(p["ett_duration_a"].astype(float), p["reached_a"].astype(bool),
+          p["ett_duration_b"].astype(float), p["reached_b"].astype(bool)) for _, _, p in todo],
+        [_budget(p) for _, _, p in todo], n_resamples=n_resamples)
     rows = []
-    for cell, cr in runs.groupby("cell", sort=False):
-        for other in data.placements:
-            if other == ref or not (cr["placement"] == other).any() or not (cr["placement"] == ref).any():
-                continue
-            pairs = paired_runs(cr, ref, other)
-            found = [*accuracy_rows(pairs, n_resamples), test_accuracy_row(pairs, n_resamples),
-                     epochs_row(pairs, n_resamples), timing_row(pairs, n_resamples)]
-            if ((pairs["status_a"] == "diverged") | (pairs["status_b"] == "diverged")).any():
-                found.append(divergence_row(pairs))
-            rows += [{"cell": cell, "placement": other, "reference": ref, **r} for r in found if r]
+    for (cell, other, pairs), diff in zip(todo, diffs):
+        found = [*accuracy_rows(pairs, n_resamples), test_accuracy_row(pairs, n_resamples),
+                 epochs_row(pairs, n_resamples, diff), timing_row(pairs, n_resamples)]
+        if ((pairs["status_a"] == "diverged") | (pairs["status_b"] == "diverged")).any():
+            found.append(divergence_row(pairs))
+        rows += [{"cell": cell, "placement": other, "reference": ref, **r} for r in found if r]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

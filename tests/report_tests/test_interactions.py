@@ -352,12 +352,12 @@ def test_probability_of_improvement_interval_known_answers():
     q, n, p = scipy.stats.t.ppf(0.975, 9), 9, 0.8
     half = q * math.sqrt(p * (1 - p) / n + q * q / (4 * n * n)) / (1 + q * q / n)
     centre = (p + q * q / (2 * n)) / (1 + q * q / n)
-    assert est.value == pytest.approx(0.8)
+    assert est.point == pytest.approx(0.8)
     assert (est.low, est.high) == pytest.approx((centre - half, centre + half), rel=1e-12)
     # The same scores repeated in 3 cells per seed carry no more information than 10 seeds.
     again = ix.seed_clustered_proportion(np.repeat(x, 3), np.repeat(np.arange(10), 3))
     assert (again.low, again.high) == pytest.approx((est.low, est.high), rel=1e-9)
     # Every pair won: each seed one trial; the bound is below 1.
     allwin = ix.seed_clustered_proportion(np.ones(30), np.repeat(np.arange(10), 3))
-    assert allwin.value == 1.0 and allwin.high == 1.0 and 0.6 < allwin.low < 0.95
+    assert allwin.point == 1.0 and allwin.high == 1.0 and 0.6 < allwin.low < 0.95
     assert np.isnan(ix.seed_clustered_proportion(np.ones(3), np.zeros(3)).low)

@@ -19,16 +19,16 @@ def test_bootstrap_ci_is_deterministic_and_brackets_the_median():
     x = np.random.default_rng(1).normal(10, 2, size=30)
     a, b = stats.bootstrap_ci(x), stats.bootstrap_ci(x)
     assert a == b
-    assert a.value == pytest.approx(np.median(x))
-    assert a.low < a.value < a.high
+    assert a.point == pytest.approx(np.median(x))
+    assert a.low < a.point < a.high
 
 
 def test_bootstrap_ci_edge_cases():
-    assert math.isnan(stats.bootstrap_ci([]).value)
+    assert math.isnan(stats.bootstrap_ci([]).point)
     one = stats.bootstrap_ci([0.5])
-    assert one.value == 0.5 and math.isnan(one.low) and "one value" in one.note
+    assert one.point == 0.5 and math.isnan(one.low) and "one value" in one.note
     const = stats.bootstrap_ci([2.0, 2.0, 2.0])
-    assert (const.value, const.low, const.high) == (2.0, 2.0, 2.0)
+    assert (const.point, const.low, const.high) == (2.0, 2.0, 2.0)
     assert stats.bootstrap_ci([1.0, np.nan, 3.0]).n == 2  # NaN ignored
 
 
@@ -67,7 +67,7 @@ def test_p_improve_is_clopper_pearson_for_whole_counts(k, n):
     b = np.r_[np.ones(k), -np.ones(n - k)]
     est = stats.p_improve(a, b)
     ref = scipy.stats.binomtest(k, n).proportion_ci(0.95, method="exact")
-    assert est.value == k / n
+    assert est.point == k / n
     assert est.low == pytest.approx(ref.low, abs=1e-12) and est.high == pytest.approx(ref.high, abs=1e-12)
     assert est.high > est.low  # never a zero-width interval, even when every seed improves
 
@@ -81,8 +81,8 @@ def test_p_improve_respects_the_pairing_where_cliffs_delta_does_not():
     cliff = float(np.sign(b[:, None] - a[None, :]).mean())
     assert abs(cliff) < 0.2
     est = stats.p_improve(a, b)
-    assert est.value == 1.0 and est.low > 0.5
-    assert stats.p_improve(a, b, higher=False).value == 0.0  # lower is better: no seed improves
+    assert est.point == 1.0 and est.low > 0.5
+    assert stats.p_improve(a, b, higher=False).point == 0.0  # lower is better: no seed improves
 
 
 def test_mcnemar_exact_is_binomtest_of_discordant_pairs():
@@ -150,11 +150,11 @@ def test_km_median_bootstrap_matches_one_resample_at_a_time():
 
 def test_km_median_ci_all_censored_and_one_seed():
     allc = stats.km_median_ci([10] * 6, [False] * 6)
-    assert math.isinf(allc.value) and math.isinf(allc.low) and math.isinf(allc.high)
+    assert math.isinf(allc.point) and math.isinf(allc.low) and math.isinf(allc.high)
     one = stats.km_median_ci([4], [True])
-    assert one.value == 4 and "1 seed" in one.note
+    assert one.point == 4 and "1 seed" in one.note
     few = stats.km_median_ci([3, 4, 5], [True] * 3)  # no median interval below 6 seeds
-    assert few.value == 4 and math.isnan(few.low) and "6 needed" in few.note
+    assert few.point == 4 and math.isnan(few.low) and "6 needed" in few.note
 
 
 # ----------------------------------------------------------------------- log-rank
@@ -325,14 +325,14 @@ def test_km_median_difference_is_a_bound_when_the_reference_never_reaches():
     n = 8
     est = stats.km_median_difference(np.full(n, 10.0), np.zeros(n, bool), np.full(n, 3.0),
                                      np.ones(n, bool), budget=10, n_resamples=300)
-    assert est.value == -8 and est.low == -math.inf and est.high == -8
+    assert est.point == -8 and est.low == -math.inf and est.high == -8
     none = stats.km_median_difference(np.full(n, 10.0), np.zeros(n, bool), np.full(n, 10.0),
                                       np.zeros(n, bool), budget=10, n_resamples=300)
-    assert math.isnan(none.value) and none.low == -math.inf and none.high == math.inf
+    assert math.isnan(none.point) and none.low == -math.inf and none.high == math.inf
     t = np.arange(2.0, 2.0 + n)
     both = stats.km_median_difference(t, np.ones(n, bool), t + 1, np.ones(n, bool), budget=10,
                                       n_resamples=300)
-    assert both.value == 1 and both.low == both.high == 1  # every pair exactly one epoch slower
+    assert both.point == 1 and both.low == both.high == 1  # every pair exactly one epoch slower
 
 
 def test_paired_logrank_aa_size_above_the_exact_range():

@@ -1,0 +1,193 @@
+"""The report's batched paths give the numbers of their one-sample definitions, exactly.
+
+A 10,000-run report computes its KM medians, bootstraps, tests and seed pairs for all
+cells at once (``reports.stats.km_median_cis``, ``km_median_differences``,
+``km_medians_resampled``, the all-cells merge of ``reports.tables.paired_runs``). Each is
+checked here against the definition it replaces, sample by sample: ``intervals.interval``
+(scipy's bootstrap), ``stats.km_median`` (the KM curve), ``scipy.stats.wilcoxon`` and
+``bench.cells.pair`` cell by cell. Equality is exact: the batched paths perform the same
+float operations (integer sums are exact in float64), so no tolerance is needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from bench.cells import pair
+from reports import intervals, stats, tables
+from reports.load import load
+
+
+def _samples(rng: np.random.Generator, count: int, n: int, budget: int = 10):
+    """``count`` censored samples of ``n`` integer durations (about a third censored)."""
+    t = rng.integers(1, budget + 3, size=(count, n))
+    e = t <= budget
+    return np.minimum(t, budget).astype(float), e
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def test_km_medians_resampled_equals_the_resamples_one_by_one():
+    rng = np.random.default_rng(3)
+    t, e = _samples(rng, 7, 9)
+    idx = intervals.resample_indices(9, 300)
+    fast = stats.km_medians_resampled(t, e, idx)
+    assert fast.shape == (7, 300)
+    np.testing.assert_array_equal(fast, stats.km_medians(t[:, idx], e[:, idx]))
+    for c in range(2):  # and the KM-curve definition, resample by resample
+        slow = [stats.km_median(t[c, i], e[c, i]) for i in idx[:60]]
+        np.testing.assert_array_equal(fast[c, :60], slow)
+
+
+def test_resample_indices_are_scipys_draw():
+    """The index matrix is the one scipy.stats.bootstrap draws for paired data of n units."""
+    seen = []
+    scipy.stats.bootstrap((np.arange(7.0),), lambda i, axis=-1: seen.append(i.copy()) or i.mean(axis),
+                          n_resamples=50, paired=True, vectorized=True, method="percentile",
+                          rng=intervals.rng())
+    np.testing.assert_array_equal(seen[0], intervals.resample_indices(7, 50))
+
+
+@pytest.mark.parametrize("method_n", [4, 6, 11])
+def test_km_median_cis_equal_one_interval_per_sample(method_n):
+    rng = np.random.default_rng(method_n)
+    t, e = _samples(rng, 5, method_n)
+    t[0], e[0] = 10.0, False  # all censored: "not reached" bounds
+    sizes = [(t[i], e[i]) for i in range(5)] + [(t[0][:3], e[0][:3]), (np.zeros(0), np.zeros(0, bool))]
+    batched = stats.km_median_cis(sizes, n_resamples=400)
+    for (ti, ei), got in zip(sizes, batched):
+        if ti.size == 0:
+            assert math.isnan(got.point) and got.n == 0
+            continue
+        assert got.point == stats.km_median(ti, ei)
+        if ti.size < stats.MIN_MEDIAN_N:
+            assert math.isnan(got.low) and "6 needed" in got.note
+            continue
+        ref = intervals.interval((ti, ei.astype(float)), stats.km_medians, method="percentile",
+                                 n_resamples=400)
+        assert (got.low, got.high) == (ref.low, ref.high)
+
+
+def test_km_median_differences_equal_one_interval_per_sample():
+    rng = np.random.default_rng(5)
+    samples, budgets = [], []
+    for n in (11, 11, 8, 3, 11):
+        ta, ea = _samples(rng, 1, n)
+        tb, eb = _samples(rng, 1, n)
+        samples.append((ta[0], ea[0], tb[0], eb[0]))
+        budgets.append(10)
+    samples[1] = (np.full(11, 10.0), np.zeros(11, bool), samples[1][2], samples[1][3])  # ref never
+    batched = stats.km_median_differences(samples, budgets, n_resamples=400)
+    for (ta, ea, tb, eb), budget, got in zip(samples, budgets, batched):
+        m_ref, m_b = stats.km_median(ta, ea), stats.km_median(tb, eb)
+        want = math.nan if math.isinf(m_ref) and math.isinf(m_b) else \
+            (m_b if math.isfinite(m_b) else budget + 1.0) - (m_ref if math.isfinite(m_ref) else budget + 1.0)
+        assert _same(got.point, want)
+        if ta.size < stats.MIN_MEDIAN_N:
+            assert math.isnan(got.low)
+            continue
+        cols = tuple(np.asarray(c, dtype=float) for c in (ta, ea, tb, eb))
+        kw = {"method": "percentile", "n_resamples": 400}
+        assert got.low == intervals.interval(cols, stats._km_bound(budget, upper=False), **kw).low
+        assert got.high == intervals.interval(cols, stats._km_bound(budget, upper=True), **kw).high
+
+
+def test_percentile_bounds_are_scipys_interval_row_by_row():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 12))
+    rows = []
+    for row in x:
+        res = scipy.stats.bootstrap((row,), np.mean, n_resamples=500, method="percentile", rng=intervals.rng())
+        rows.append((res.confidence_interval.low, res.confidence_interval.high, res.bootstrap_distribution))
+    low, high = intervals.percentile_bounds(np.array([r[2] for r in rows]))
+    assert list(low) == [r[0] for r in rows] and list(high) == [r[1] for r in rows]
+
+
+@pytest.mark.parametrize("n", [2, 5, 11, 20, 60])
+def test_untied_wilcoxon_p_is_scipys(n):
+    """The cache by (n, positive rank sum) returns scipy's own p for every untied sample."""
+    rng = np.random.default_rng(n)
+    for _ in range(40):
+        d = rng.normal(0.2, 1.0, size=n)
+        want = scipy.stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue
+        assert stats.wilcoxon_p(np.zeros(n), d).p == float(want)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """Uneven seeds per cell, censoring, contended runs, shared programs: every row path."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from synthetic_store import build_store, make_spec
+
+    spec = make_spec(placements=["none", "before", "after"],
+                     factors={"activation": ["relu", "tanh"], "learning_rate": [0.01, 0.1]},
+                     seeds=9, target=0.93)
+    path = build_store(tmp_path_factory.mktemp("vec") / "s.sqlite", spec, through_store=False,
+                       diverged=[("after", 3)], failed=[("before", 2)])
+    data = load(path)
+    r = data.runs
+    rng = np.random.default_rng(2)
+    r = r[rng.random(len(r)) > 0.1].copy()
+    cells = r["cell"].unique()
+    shared = r["cell"] == cells[0]
+    r.loc[shared, "seeds_in_program"] = 3
+    r.loc[shared, "started_at"] = "t" + (r.loc[shared, "seed"] // 3).astype(str)
+    r.loc[rng.random(len(r)) < 0.1, "concurrent_workers"] = 2
+    data.runs = r.reset_index(drop=True)
+    return data
+
+
+def test_all_cells_pairing_equals_pairing_cell_by_cell(shared_store):
+    runs = shared_store.runs[shared_store.runs["analysed"]].copy()
+    runs["program"] = tables.program_key(runs)
+    ref = shared_store.reference
+    for other in shared_store.placements[1:]:
+        together = tables.paired_runs(runs, ref, other)
+        for cell, cr in runs.groupby("cell", sort=False):
+            one = pair(cr, ref, other, tables.PAIR_COLUMNS, on=("seed",))
+            mine = together[together["cell"] == cell].drop(columns="cell").reset_index(drop=True)
+            pd.testing.assert_frame_equal(mine[one.columns], one)
+
+
+def test_comparison_rows_equal_the_one_cell_definitions(shared_store):
+    """Each cell's rows: the row functions on that cell's own pairs, KM bootstrap unbatched."""
+    table = tables.comparison_table(shared_store, n_resamples=300)
+    runs = shared_store.runs[shared_store.runs["analysed"]].copy()
+    runs["program"] = tables.program_key(runs)
+    ref = shared_store.reference
+    expected = []
+    for cell, cr in runs.groupby("cell", sort=False):
+        for other in shared_store.placements[1:]:
+            frame = pair(cr, ref, other, tables.PAIR_COLUMNS, on=("seed",))
+            frame["unit"] = frame["program_a"] + "||" + frame["program_b"]
+            p = tables.Columns.of(frame)
+            cols = tuple(np.asarray(frame[c], dtype=float)
+                         for c in ("ett_duration_a", "reached_a", "ett_duration_b", "reached_b"))
+            budget = tables._budget(p)
+            kw = {"method": "percentile", "n_resamples": 300}
+            m_ref, m_b = stats.km_median(cols[0], cols[1]), stats.km_median(cols[2], cols[3])
+            point = math.nan if math.isinf(m_ref) and math.isinf(m_b) else \
+                float(stats._km_bound(budget, upper=math.isinf(m_ref))(*cols))
+            if len(p) < stats.MIN_MEDIAN_N:  # no interval of a median below 6 pairs
+                diff = intervals.Interval(point, n=len(p), note=stats._few(len(p)))
+            else:
+                diff = intervals.Interval(
+                    point, intervals.interval(cols, stats._km_bound(budget, upper=False), **kw).low,
+                    intervals.interval(cols, stats._km_bound(budget, upper=True), **kw).high, n=len(p))
+            found = [*tables.accuracy_rows(p, 300), tables.test_accuracy_row(p, 300),
+                     tables.epochs_row(p, 300, diff), tables.timing_row(p, 300)]
+            if ((p["status_a"] == "diverged") | (p["status_b"] == "diverged")).any():
+                found.append(tables.divergence_row(p))
+            expected += [{"cell": cell, "placement": other, "reference": ref, **r} for r in found if r]
+    pd.testing.assert_frame_equal(table, pd.DataFrame(expected, columns=tables.COLUMNS))
+    assert (table["metric"] == "epoch_s").any() and table["p_note"].str.contains("program").any()
+    assert (table.loc[table["metric"] == "epochs_to_target", "n_pairs"] < stats.MIN_MEDIAN_N).any()
