@@ -143,7 +143,8 @@ def _bootstrap(data: tuple[np.ndarray, ...], fn: Statistic, method: str, confide
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE
+                      ) -> tuple[np.ndarray, np.ndarray] | tuple[float, float]:
     """Percentile interval of each row (last axis) of bootstrap statistics.
 
     A row of finite values gets scipy.stats.bootstrap's own percentile interval (its
@@ -153,6 +154,8 @@ def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple
     """
     boot = np.asarray(boot, dtype=float)
     if boot.shape[-1] == 0:  # no replicate defined: no interval
+        if boot.ndim == 1:
+            return math.nan, math.nan
         nan = np.full(boot.shape[:-1], math.nan)
         return nan, nan.copy()
     alpha = (1 - confidence) / 2
@@ -161,7 +164,8 @@ def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple
                                     axis=-1)
     low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, axis=-1, method="inverted_cdf")
     high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, axis=-1, method="inverted_cdf")
-    return np.where(finite, scipy_ci[..., 0], low), np.where(finite, scipy_ci[..., 1], high)
+    low, high = np.where(finite, scipy_ci[..., 0], low), np.where(finite, scipy_ci[..., 1], high)
+    return (float(low), float(high)) if boot.ndim == 1 else (low, high)  # one sample: plain floats
 
 
 def resample_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int | None = None) -> np.ndarray:
