@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.spec import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, PLACEMENTS, RunConfig, parse_spec
+from bench.spec import ACTIVATIONS, INITIALIZERS, NORMALIZERS, OPTIMIZERS, PLACEMENTS, RunConfig, parse_spec
 
 ENGINES = ("keras", "stacked")
 BASE = {"dataset": "digits", "hidden": [16, 16], "learning_rate": 0.01, "batch_size": 32}
@@ -32,6 +32,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("batch-all-bn", {"batch_size": 200, "placement": "after"}),  # one full batch per epoch
     ("batch-remainder-1", {"batch_size": 199, "placement": "before"}),  # last batch: 1 example
     ("batch-1-none", {"batch_size": 1, "placement": "none"}),
+    # Every normalizer at every position (batch: the activation x placement cross above).
+    *[(f"{n}-{p}", {"normalizer": n, "placement": p}) for n in NORMALIZERS[1:] for p in PLACEMENTS[1:]],
+    *[(f"groups-{g}", {"normalizer": "group", "norm_groups": g, "placement": "after+input"})
+      for g in (1, 2, 8)],  # 8: groups of 2 in the 16-wide layers; 1 = layer normalization
+    *[(f"batch-1-{n}", {"normalizer": n, "batch_size": 1, "placement": "before"})
+      for n in NORMALIZERS[1:]],  # per-example normalizers take batch 1 (batch: refused)
+    ("rms-epsilon-0.1", {"normalizer": "rms", "bn_epsilon": 0.1, "placement": "before"}),
 ]
 
 
