@@ -5,7 +5,7 @@ declaration says everything the harness needs to know about it: its default leve
 level is checked (and the one-line error that names the key and the allowed values), the
 type of its ``runs`` column in the store, whether it changes the compiled program, when it
 has no effect (then it is set to its default so that equal computations share one run id),
-and a help line for ``--help`` and the docs. The spec parser, ``RunConfig``'s fields, the
+and a help line for ``bnbench run --help``. The spec parser, ``RunConfig``'s fields, the
 store's columns and its migrations, ``plan``'s cost keys and the report's cells are all
 derived from :data:`FACTORS`; adding a factor is one declaration here plus its support in
 the engines (``bench/model.py`` and ``bench/engines/``). See docs/decisions.md.
@@ -92,7 +92,7 @@ class Factor:
     default: Any
     check: Callable[[str, Any], Any]  # (key, raw value) -> level; SpecError names key and allowed
     column: str  # SQLite type of its ``runs`` column: TEXT, INTEGER or REAL
-    help: str  # one line for --help and docs/spec.md
+    help: str  # one line for ``bnbench run --help``
     #: True: a different level is a different compiled program (the program key, and so
     #: which runs one stacked program may train together). False: only the numbers fed to
     #: the same program change. Today every factor changes the program; a future factor that
