@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.spec import FACTOR_DEFAULTS, RunConfig
+from bench.factors import FACTORS
+from bench.spec import RunConfig
 
 #: The factors a report compares within a cell (a future normalizer factor joins these).
 COMPARED: tuple[str, ...] = ("placement",)
@@ -77,10 +78,14 @@ def settings_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Every setting of each run as text, one column per setting (index kept).
 
     Columns: the factors, ``engine.<option>`` for each engine option, the ``SETTING_COLUMNS``
-    and ``harness_version`` (from ``config_json``). A column a frame lacks reads "unknown".
+    and ``harness_version`` (from ``config_json``). A column a frame lacks reads "unknown",
+    except a factor added after the frame was written (an old export): its runs were trained
+    at its default, as the store's migration records too.
     """
     out = pd.DataFrame(index=runs.index)
-    for col in [*FACTOR_DEFAULTS, *SETTING_COLUMNS]:
+    for name, f in FACTORS.items():
+        out[name] = _norm_all(runs[name]) if name in runs else _norm(f.to_store(f.default))
+    for col in SETTING_COLUMNS:
         out[col] = _norm_all(runs[col]) if col in runs else UNKNOWN
     for col, prefix in _JSON_SETTINGS.items():
         if col in runs:  # a store repeats a few engine objects over thousands of runs

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.factors import DATASETS
+
 
 class DatasetError(RuntimeError):
     """A dataset that cannot be found or read; the message says where we looked."""
@@ -48,9 +50,9 @@ class Dataset:
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-#: Held-out test examples of the datasets that ship no test split.
-DIGITS_TEST_SIZE = 297
-SYNTHETIC_TEST_SIZE = 2000
+#: Held-out test examples of the datasets that ship no test split (declared in bench.factors).
+DIGITS_TEST_SIZE = DATASETS["digits"].test_size
+SYNTHETIC_TEST_SIZE = DATASETS["synthetic"].test_size
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def _load_fashion(data_path: str) -> _Raw:
         ) from None
 
 
-def _load_digits() -> _Raw:
+def _load_digits(data_path: str = "") -> _Raw:
     """sklearn's 1,797 digits in a fixed shuffle; the last DIGITS_TEST_SIZE are the test split."""
     from sklearn.datasets import load_digits
 
@@ -223,21 +225,22 @@ def make_synthetic(n: int = 12000, n_features: int = 64, n_classes: int = 10,
     return x.astype(np.float32), y.astype(np.int32), xt.astype(np.float32), yt.astype(np.int32)
 
 
+def _load_synthetic(data_path: str = "") -> _Raw:
+    return _Raw(*make_synthetic(n_test=SYNTHETIC_TEST_SIZE), "bench.datasets.make_synthetic (generated)")
+
+
 @lru_cache(maxsize=8)
 def _raw(name: str, data_path: str) -> tuple[_Raw, str]:
-    """The dataset as float32 features in [0, 1] and its fingerprint (cached per process)."""
-    if name == "mnist":
-        raw = _load_mnist(data_path)
-    elif name == "fashion_mnist":
-        raw = _load_fashion(data_path)
-    elif name == "digits":
-        raw = _load_digits()
-    elif name == "synthetic":
-        raw = _Raw(*make_synthetic(n_test=SYNTHETIC_TEST_SIZE), "bench.datasets.make_synthetic (generated)")
-    else:
+    """The dataset as float32 features in [0, 1] and its fingerprint (cached per process).
+
+    The loader is the function of this module that ``bench.factors.DATASETS`` names.
+    """
+    if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}")
+    info = DATASETS[name]
+    raw = globals()[info.loader](data_path)
     fingerprint = raw.fingerprint()  # of the arrays as read (uint8 images: 4x less to hash)
-    if name in ("mnist", "fashion_mnist"):
+    if info.uint8_images:
         def scale(a: np.ndarray) -> np.ndarray:
             return a.reshape(len(a), -1).astype(np.float32) / 255.0
 

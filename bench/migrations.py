@@ -80,8 +80,52 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
 # ----------------------------------------------------------------- end of step 2 -> 3
 
 
+# ----------------------------------------------------------------- step 3 -> 4 (factors12)
+def factor_columns(version: int) -> list[tuple[str, str]]:
+    """``runs`` columns of the factors declared with ``since_schema == version``.
+
+    A factor added to bench.factors with ``since_schema = N`` (and SCHEMA_VERSION = N) needs no
+    other migration code: ``factor_step(N)`` adds its column to older stores.
+    """
+    from bench.factors import FACTORS
+
+    return [(f.name, f.column) for f in FACTORS.values() if f.since_schema == version]
+
+
+def factor_step(version: int) -> Step:
+    """The step to ``version`` that adds its factors' columns, old rows at the default level.
+
+    Old runs were trained at the default (a factor's default is what bnbench did before the
+    factor existed), so the default is known, not guessed.
+    """
+    def step(conn: sqlite3.Connection) -> None:
+        from bench.factors import FACTORS
+
+        for name, kind in factor_columns(version):
+            default = FACTORS[name].to_store(FACTORS[name].default)
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind} NOT NULL DEFAULT {_sql_literal(default)}")
+    step.__doc__ = f"Add the columns of the factors declared since schema {version}."
+    return step
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+# ----------------------------------------------------------------- end of step 3 -> 4
+
+
 #: version -> the step that upgrades a store of that version by one.
-STEPS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3}
+STEPS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: factor_step(4)}
+
+
+def run_columns_after_v1() -> list[tuple[str, str]]:
+    """The ``runs`` columns added since schema 1, in the order migrations append them (a new
+    store has the same columns in the same order)."""
+    cols = [*V2_RUN_COLUMNS, *V3_RUN_COLUMNS]
+    for version in range(4, max(STEPS) + 2):
+        cols += [(name, f"{kind} NOT NULL") for name, kind in factor_columns(version)]
+    return cols
 
 
 def _version(conn: sqlite3.Connection) -> int:

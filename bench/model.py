@@ -1,10 +1,14 @@
-"""The notebook's MLP as a Keras model, with batch normalization where ``placement`` says.
+"""The notebook's MLP as a Keras model, normalized where ``placement`` says by ``normalizer``.
 
-placement:
+placement (N is the normalization layer):
 - ``none``: Dense -> activation, per hidden layer.
-- ``before``: Dense -> BN -> activation (Ioffe & Szegedy's placement).
-- ``after``: Dense -> activation -> BN.
-- ``after+input``: the notebook's exact layout: BN on the flattened input, then as ``after``.
+- ``before``: Dense -> N -> activation (Ioffe & Szegedy's placement).
+- ``after``: Dense -> activation -> N.
+- ``after+input``: the notebook's exact layout: N on the flattened input, then as ``after``.
+
+normalizer: Keras 3's own layers, ``bn_epsilon`` as their epsilon: ``batch``
+(BatchNormalization, momentum ``bn_momentum``), ``layer`` (LayerNormalization), ``group``
+(GroupNormalization, ``norm_groups`` groups) and ``rms`` (RMSNormalization).
 
 Initial Dense weights come from :func:`bench.pairing.initial_weights`, so a seed gives every
 placement (and every engine) the same starting point.
@@ -27,7 +31,16 @@ def activation_layer(name: str) -> keras.layers.Layer:
 
 
 def bn_layer(cfg: RunConfig) -> keras.layers.Layer:
-    return keras.layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon)
+    """The normalization layer of ``cfg`` (named for batch normalization, the first one)."""
+    if cfg.normalizer == "batch":
+        return keras.layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon)
+    if cfg.normalizer == "layer":
+        return keras.layers.LayerNormalization(epsilon=cfg.bn_epsilon)
+    if cfg.normalizer == "group":
+        return keras.layers.GroupNormalization(groups=cfg.norm_groups, epsilon=cfg.bn_epsilon)
+    if cfg.normalizer == "rms":
+        return keras.layers.RMSNormalization(epsilon=cfg.bn_epsilon)
+    raise ValueError(f"unknown normalizer {cfg.normalizer!r}")
 
 
 def layer_sizes(cfg: RunConfig, n_features: int, n_classes: int) -> list[int]:

@@ -13,42 +13,31 @@ import itertools
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.factors import DATASETS as DATASET_INFO
+from bench.factors import FACTORS, SpecError, canonical, fail as _fail, is_int as _is_int
+from bench.factors import choice, is_number as _is_number, positive_int as _positive_int
 
 
-class SpecError(ValueError):
-    """A grid spec that cannot be run; the message names the bad key and what is allowed."""
-
-
-PLACEMENTS = ("none", "before", "after", "after+input")
-ACTIVATIONS = ("leaky_relu", "relu", "sigmoid", "tanh")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal")
-DATASETS = ("mnist", "fashion_mnist", "digits", "synthetic")
+#: Derived from the declarations in bench.factors (the one place a factor or dataset is defined).
+PLACEMENTS: tuple[str, ...] = FACTORS["placement"].choices
+NORMALIZERS: tuple[str, ...] = FACTORS["normalizer"].choices
+ACTIVATIONS: tuple[str, ...] = FACTORS["activation"].choices
+OPTIMIZERS: tuple[str, ...] = FACTORS["optimizer"].choices
+INITIALIZERS: tuple[str, ...] = FACTORS["initializer"].choices
+DATASETS: tuple[str, ...] = tuple(DATASET_INFO)
 ENGINES = ("keras", "stacked")
 
-#: Training-split sizes before the validation hold-out (test splits excluded: see
-#: bench.datasets), for up-front combination checks.
-DATASET_TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "digits": 1500, "synthetic": 12000}
+#: Training-split sizes before the validation hold-out, for up-front combination checks.
+DATASET_TRAIN_SIZES = {name: d.train_size for name, d in DATASET_INFO.items()}
 
 #: Factor name -> default level. Every factor becomes a column of the ``runs`` table.
-FACTOR_DEFAULTS: dict[str, Any] = {
-    "dataset": "mnist",
-    "placement": "none",
-    "activation": "leaky_relu",
-    "hidden": (300, 100),
-    "initializer": "he_normal",
-    "optimizer": "sgd",
-    "learning_rate": 1e-3,
-    "batch_size": 32,
-    "bn_momentum": 0.99,
-    "bn_epsilon": 1e-3,
-}
+FACTOR_DEFAULTS: dict[str, Any] = {name: f.default for name, f in FACTORS.items()}
 
 #: ``[grid]`` key -> default. ``None`` means required.
 GRID_DEFAULTS: dict[str, Any] = {
@@ -86,38 +75,23 @@ class EngineSettings:
     deterministic: bool = ENGINE_DEFAULTS["deterministic"]
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """One cell of the grid with one seed: everything that determines the result."""
-
-    grid: str
-    seed: int
-    dataset: str
-    placement: str
-    activation: str
-    hidden: tuple[int, ...]
-    initializer: str
-    optimizer: str
-    learning_rate: float
-    batch_size: int
-    bn_momentum: float
-    bn_epsilon: float
-    epochs: int
-    target_accuracy: float
-    validation_size: int
-    train_limit: int
-    data_path: str = ""
-    engine: EngineSettings = field(default_factory=EngineSettings)
+class _RunConfigMethods:
+    """The methods of :data:`RunConfig` (whose fields are made from the factor declarations)."""
 
     def identity(self) -> dict[str, Any]:
         """The fields hashed into ``run_id``: result-affecting settings only.
 
         The grid name, the data path and the speed knobs do not change what is computed,
-        so the same run requested by two grids is trained once.
+        so the same run requested by two grids is trained once. A factor added after the
+        first run ids (``hashed_at_default=False``) is left out at its default, so adding a
+        factor changes no existing run id.
         """
         d = asdict(self)
         for key in ("grid", "data_path", "engine"):
             d.pop(key)
+        for name, f in FACTORS.items():
+            if not f.hashed_at_default and d[name] == f.default:
+                d.pop(name)
         d["hidden"] = list(self.hidden)
         d["engine_name"] = self.engine.name
         d["harness_version"] = __version__
@@ -131,22 +105,39 @@ class RunConfig:
     def program_key(self) -> str:
         """Hash of the identity without the seed: the runs one program may train together.
 
-        Runs with one key differ only by seed. This is not the report's *cell* (which also
-        leaves out the compared factor, placement): see ``bench.cells``.
+        Runs with one key differ only by seed (and by factors declared ``program=False``,
+        of which there are none today). This is not the report's *cell* (which also leaves
+        out the compared factor, placement): see ``bench.cells``.
         """
         d = self.identity()
         d.pop("seed")
+        for name, f in FACTORS.items():
+            if not f.program:
+                d.pop(name, None)
         return _digest(d)
 
     @property
     def hidden_label(self) -> str:
-        return "-".join(str(h) for h in self.hidden)
+        return FACTORS["hidden"].to_store(self.hidden)
 
     def factor_values(self) -> dict[str, Any]:
-        """Factor name -> level, as stored in the ``runs`` table (hidden as ``"300-100"``)."""
-        values = {name: getattr(self, name) for name in FACTOR_DEFAULTS}
-        values["hidden"] = self.hidden_label
-        return values
+        """Factor name -> level as stored in the ``runs`` table (hidden as ``"300-100"``)."""
+        return {name: f.to_store(getattr(self, name)) for name, f in FACTORS.items()}
+
+
+#: One cell of the grid with one seed: everything that determines the result. A frozen
+#: dataclass with the fields ``grid, seed, <one per factor, in declaration order>, epochs,
+#: target_accuracy, validation_size, train_limit, data_path, engine``.
+RunConfig = make_dataclass(
+    "RunConfig",
+    [("grid", str), ("seed", int),
+     *((name, f.type) for name, f in FACTORS.items()),
+     ("epochs", int), ("target_accuracy", float), ("validation_size", int), ("train_limit", int),
+     ("data_path", str, field(default="")),
+     ("engine", EngineSettings, field(default_factory=EngineSettings))],
+    bases=(_RunConfigMethods,), frozen=True,
+)
+RunConfig.__module__ = __name__  # (make_dataclass's own ``module=`` needs Python 3.12)
 
 
 @dataclass(frozen=True)
@@ -171,14 +162,26 @@ class GridSpec:
 
     @property
     def n_runs(self) -> int:
-        """How many runs the grid requests, computed without expanding it."""
-        return len(self.seeds) * math.prod(len(levels) for levels in self.factors.values())
+        """How many runs the grid requests (runs that differ only in a level without effect,
+        such as the normalizer with placement "none", are one run)."""
+        if not any(f.applies and set(self.factors[n]) != {f.default} for n, f in FACTORS.items()):
+            return len(self.seeds) * math.prod(len(levels) for levels in self.factors.values())
+        return len(self.seeds) * sum(1 for _ in self.iter_cells())
+
+    def iter_cells(self) -> Iterator[dict[str, Any]]:
+        """Every distinct combination of levels, in factor order, without-effect levels set to
+        their defaults (bench.factors.canonical), each once."""
+        names, seen = list(FACTORS), set()
+        for combo in itertools.product(*(self.factors[n] for n in names)):
+            levels = canonical(dict(zip(names, combo)))
+            key = tuple(levels.values())
+            if key not in seen:
+                seen.add(key)
+                yield levels
 
     def iter_runs(self) -> Iterator[RunConfig]:
         """Every (cell, seed) pair, cells in factor order, seeds innermost, one at a time."""
-        names = list(FACTOR_DEFAULTS)
-        for combo in itertools.product(*(self.factors[n] for n in names)):
-            levels = dict(zip(names, combo))
+        for levels in self.iter_cells():
             for seed in self.seeds:
                 yield RunConfig(
                     grid=self.name,
@@ -219,74 +222,8 @@ def runs_hash(run_ids: Iterable[str]) -> str:
 # --------------------------------------------------------------------------- validation
 
 
-def _fail(key: str, problem: str, allowed: str | None = None) -> SpecError:
-    msg = f"{key}: {problem}"
-    if allowed:
-        msg += f" (allowed: {allowed})"
-    return SpecError(msg)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
-
-
 def _choice(key: str, v: Any, allowed: tuple[str, ...]) -> str:
-    if not isinstance(v, str) or v not in allowed:
-        raise _fail(key, f"unknown value {v!r}", ", ".join(allowed))
-    return v
-
-
-def _positive_number(key: str, v: Any, *, below_one: bool = False) -> float:
-    if not _is_number(v) or v <= 0 or (below_one and v >= 1):
-        bound = "a number in (0, 1)" if below_one else "a positive number"
-        raise _fail(key, f"{v!r} is not {bound}")
-    return float(v)
-
-
-def _positive_int(key: str, v: Any, *, minimum: int = 1) -> int:
-    if not _is_int(v) or v < minimum:
-        raise _fail(key, f"{v!r} is not an integer >= {minimum}")
-    return int(v)
-
-
-def _hidden(key: str, v: Any) -> tuple[int, ...]:
-    if not isinstance(v, list) or not v or not all(_is_int(h) and 1 <= h <= 65536 for h in v):
-        raise _fail(key, f"{v!r} is not a non-empty list of layer widths (integers 1..65536)")
-    return tuple(int(h) for h in v)
-
-
-_LEVEL_CHECKS = {
-    "dataset": lambda k, v: _choice(k, v, DATASETS),
-    "placement": lambda k, v: _choice(k, v, PLACEMENTS),
-    "activation": lambda k, v: _choice(k, v, ACTIVATIONS),
-    "initializer": lambda k, v: _choice(k, v, INITIALIZERS),
-    "optimizer": lambda k, v: _choice(k, v, OPTIMIZERS),
-    "hidden": _hidden,
-    "learning_rate": lambda k, v: _positive_number(k, v),
-    "batch_size": lambda k, v: _positive_int(k, v),
-    "bn_momentum": lambda k, v: _positive_number(k, v, below_one=True),
-    "bn_epsilon": lambda k, v: _positive_number(k, v),
-}
-
-
-def _levels(name: str, raw: Any) -> tuple[Any, ...]:
-    key = f"factors.{name}"
-    # ``hidden = [300, 100]`` is one level; ``hidden = [[300, 100], [100]]`` is two.
-    if name == "hidden":
-        is_many = isinstance(raw, list) and raw and all(isinstance(x, list) for x in raw)
-        items = raw if is_many else [raw]
-    else:
-        items = raw if isinstance(raw, list) else [raw]
-    if not items:
-        raise _fail(key, "empty list of levels; give at least one level")
-    levels = tuple(_LEVEL_CHECKS[name](key, item) for item in items)
-    if len(set(levels)) != len(levels):
-        raise _fail(key, f"repeated level in {raw!r}")
-    return levels
+    return choice(*allowed)(key, v)
 
 
 def _seeds(raw: Any, max_runs: int) -> tuple[int, ...]:
@@ -339,8 +276,8 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
         raise _fail("grid.data_path", f"{grid['data_path']!r} is not a path string")
 
     factors = {
-        name_: _levels(name_, factors_raw[name_]) if name_ in factors_raw else (default,)
-        for name_, default in FACTOR_DEFAULTS.items()
+        name_: f.levels(factors_raw[name_]) if name_ in factors_raw else (f.default,)
+        for name_, f in FACTORS.items()
     }
 
     engine = {**ENGINE_DEFAULTS, **engine_raw}
@@ -354,7 +291,6 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
     )
     validation_size = _positive_int("grid.validation_size", grid["validation_size"], minimum=1)
     train_limit = _positive_int("grid.train_limit", grid["train_limit"], minimum=0)
-    _check_combinations(factors, validation_size, train_limit)
     max_epochs = _positive_int("grid.max_epochs", grid["max_epochs"])
     max_runs = _positive_int("grid.max_runs", grid["max_runs"])
     epochs = _positive_int("grid.epochs", grid["epochs"])
@@ -365,6 +301,7 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
     if n_runs > max_runs:
         cells = n_runs // len(seeds)
         raise _bound(f"grid ({len(seeds)} seeds x {cells} cells)", n_runs, "grid.max_runs", max_runs)
+    _check_combinations(factors, validation_size, train_limit)  # loops over cells: bounded first
     return GridSpec(
         name=name.strip(),
         seeds=seeds,
@@ -400,16 +337,48 @@ def _check_combinations(
                     "factors.batch_size",
                     f"{batch} is larger than the {n_train} training examples of {dataset!r}",
                 )
-    bn_placements = [p for p in factors["placement"] if p != "none"]
-    if bn_placements and 1 in factors["batch_size"]:
+    names = ("dataset", "placement", "normalizer", "norm_groups", "hidden", "batch_size")
+    for combo in itertools.product(*(factors[n] for n in names)):
+        _check_normalization(canonical({**FACTOR_DEFAULTS, **dict(zip(names, combo))}))
+
+
+def normalized_widths(levels: dict[str, Any]) -> list[int]:
+    """The width of each normalization layer of a cell's MLP, in forward order."""
+    if levels["placement"] == "none":
+        return []
+    first = [DATASET_INFO[levels["dataset"]].n_features] if levels["placement"] == "after+input" else []
+    return first + list(levels["hidden"])
+
+
+def _check_normalization(levels: dict[str, Any]) -> None:
+    """Refuse one cell whose normalization would run but compute nothing meaningful."""
+    placement, normalizer = levels["placement"], levels["normalizer"]
+    if placement != "none" and normalizer == "batch" and levels["batch_size"] == 1:
         # BN in training mode normalizes each feature over the batch: with one example every
         # normalized value is 0, the layer outputs beta whatever the input, and nothing before
         # it learns. It runs, silently meaningless, so it is refused here.
         raise _fail(
             "factors.batch_size",
-            f"1 cannot be combined with placement {bn_placements[0]!r}: batch normalization "
-            "of a single example outputs a constant; use batch_size >= 2 or placement 'none'",
+            f"1 cannot be combined with placement {placement!r}: batch normalization of a "
+            "single example outputs a constant; use batch_size >= 2, placement 'none' or "
+            "another normalizer",
         )
+    widths = normalized_widths(levels)
+    if normalizer == "group":
+        groups = levels["norm_groups"]
+        divisors = [d for d in range(1, math.gcd(*widths) + 1) if math.gcd(*widths) % d == 0]
+        bad = [w for w in widths if w % groups]
+        if bad:
+            raise _fail("factors.norm_groups", f"{groups} groups do not divide the normalized "
+                        f"width {bad[0]} (placement {placement!r}, widths {widths})",
+                        ", ".join(map(str, divisors)))
+    if normalizer in ("layer", "group"):
+        size = min(widths) // (levels["norm_groups"] if normalizer == "group" else 1)
+        if size == 1:  # (x - mean) of one value is 0: the layer outputs beta whatever x is
+            key = "factors.norm_groups" if normalizer == "group" else "factors.hidden"
+            raise _fail(key, f"{normalizer} normalization over groups of one value outputs a "
+                        f"constant (placement {placement!r}, widths {widths}); use wider layers "
+                        "or fewer groups")
 
 
 def _seeds_per_program(v: Any) -> int | str:

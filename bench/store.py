@@ -23,13 +23,14 @@ import pandas as pd
 
 from bench import migrations
 from bench.results import RunResult
-from bench.spec import FACTOR_DEFAULTS, GridSpec, RunConfig, runs_hash
+from bench.factors import FACTORS
+from bench.spec import GridSpec, RunConfig, runs_hash
 
 #: The version this bnbench writes (steps in ``bench.migrations``). An older store is read
 #: through an upgraded in-memory copy and upgraded in place by the first writer that opens
 #: it; a newer one is refused.
-SCHEMA_VERSION = 3
-FACTOR_COLUMNS = list(FACTOR_DEFAULTS)
+SCHEMA_VERSION = 4
+FACTOR_COLUMNS = list(FACTORS)
 
 #: A claim whose owner has not refreshed it for this long is taken over (owners on other
 #: hosts cannot be probed; live owners refresh every CLAIM_HEARTBEAT_S).
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     grid TEXT NOT NULL,              -- the grid that first trained it
     program_key TEXT NOT NULL,        -- hash of the identity without the seed (RunConfig.program_key)
-    {", ".join(f"{c} {'REAL' if c in ('learning_rate', 'bn_momentum', 'bn_epsilon') else 'INTEGER' if c == 'batch_size' else 'TEXT'} NOT NULL" for c in FACTOR_COLUMNS)},
+    {", ".join(f"{f.name} {f.column} NOT NULL" for f in FACTORS.values() if f.since_schema == 1)},
     seed INTEGER NOT NULL,
     epochs_budget INTEGER NOT NULL,
     target_accuracy REAL NOT NULL,
@@ -100,7 +101,7 @@ CREATE TABLE IF NOT EXISTS runs (
     versions_json TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT NOT NULL,
-    {", ".join(f"{name} {kind}" for name, kind in migrations.V2_RUN_COLUMNS + migrations.V3_RUN_COLUMNS)}
+    {", ".join(f"{name} {kind}" for name, kind in migrations.run_columns_after_v1())}
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),

@@ -37,7 +37,7 @@ import scipy.stats
 from bench import cells as cell_def
 from bench.errors import UsageError
 from bench.host import device_kind
-from bench.store import FACTOR_COLUMNS
+from bench.factors import FACTORS
 from reports import intervals, stats
 from reports.metrics import METRICS as ALL_METRICS
 from reports.metrics import Metric
@@ -47,7 +47,8 @@ from reports.threshold_tests import count_matmul, logrank_p, rank_sum_p, tail_p
 
 #: Columns an exported runs table must have. Cells are matched on every setting, placement
 #: included (``bench.cells``: factors, engine and options, budget, target, split, data).
-CELL_KEYS = [*FACTOR_COLUMNS, "epochs_budget", "target_accuracy", "validation_size", "train_limit"]
+#: (A factor added later may be missing from an old export: bench.cells reads its default.)
+CELL_KEYS = [*(n for n, f in FACTORS.items() if f.since_schema == 1), "epochs_budget", "target_accuracy", "validation_size", "train_limit"]
 ALL_CELLS = "all cells (pooled)"
 
 

@@ -12,7 +12,7 @@ from bench.store import open_readonly, read_epochs, read_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = ROOT / "ablations"
-STUDIES = ["placement_lr", "ioffe_szegedy_mnist", "fashion"]
+STUDIES = ["placement_lr", "ioffe_szegedy_mnist", "fashion", "normalizers_mlp"]
 
 #: (grid, placement, learning_rate) -> statuses allowed. Anything not listed must be "ok".
 #: At lr 3 without BN SGD's loss becomes NaN in the first epoch; BN after the activation

@@ -91,3 +91,15 @@ def test_report_of_an_old_store_shows_test_accuracy_as_unknown(old_store):
     md = render_markdown(build_context(load(old_store), n_resamples=200, with_figures=False))
     assert "test acc at best val [CI]" in md and "| unknown |" in md
     assert "test accuracy unknown (runs stored before" in md
+
+
+def test_old_runs_get_the_new_factors_at_their_defaults(old_store):
+    """Schema 4 added the normalizer factors: every older run was batch normalization (or none)."""
+    from bench.factors import FACTORS
+
+    runs = load(old_store).runs
+    for name in ("normalizer", "norm_groups"):
+        assert FACTORS[name].since_schema == 4
+        assert (runs[name] == FACTORS[name].default).all(), name
+    with Store(old_store) as store:  # and in place, by a writable open
+        assert set(store.runs_frame()["normalizer"]) == {"batch"}

@@ -1,7 +1,8 @@
 """``bnbench plan SPEC``: what a grid will cost and how many seeds it needs, before running it.
 
 Costs come from runs already in the store (a previous grid or a pilot): the median
-``epoch_s`` of matching runs (same dataset, hidden sizes, batch size, placement and engine),
+``epoch_s`` of matching runs (same engine and same levels of the factors declared ``cost=True``
+in bench.factors: dataset, hidden sizes, batch size, placement, normalizer, groups),
 scaled by training-set size, times the spec's epochs, plus the median compile time. Seeds
 come from the pooled spread of seed-paired differences in final validation accuracy
 (``reports.power``): the power of the report's own Wilcoxon test after Holm over the
@@ -19,9 +20,10 @@ from bench.commands.common import add_store_option
 from bench.cells import config_cell_key as cell_config_key
 from bench.errors import UsageError
 from bench.thresholds import parse_amount
+from bench.factors import DATASETS, FACTORS
 
 #: Factors whose levels set the cost of an epoch (besides the engine and the training size).
-COST_KEYS = ("dataset", "hidden", "batch_size", "placement")
+COST_KEYS = tuple(name for name, f in FACTORS.items() if f.cost)
 N_SIMS = 2000  # simulated studies per seed count (power's Monte Carlo SE <= 0.011)
 
 
@@ -63,9 +65,7 @@ class TimeEstimate:
 
 
 def _train_size(dataset: str, validation_size: int, train_limit: int) -> int:
-    from bench.spec import DATASET_TRAIN_SIZES
-
-    n = DATASET_TRAIN_SIZES[dataset] - validation_size
+    n = DATASETS[dataset].train_size - validation_size
     return min(n, train_limit) if train_limit else n
 
 
@@ -79,11 +79,13 @@ def estimate_time(spec, runs_df, epochs_df, todo) -> TimeEstimate:
     serial, hit, miss = 0.0, 0, 0
     cache: dict[tuple, tuple[float, float] | None] = {}
     for cfg in todo:
-        key = (cfg.dataset, cfg.hidden_label, cfg.batch_size, cfg.placement, cfg.engine.name)
+        values = cfg.factor_values()
+        key = (*(values[k] for k in COST_KEYS), cfg.engine.name)
         if key not in cache:
-            m = measured[(measured["dataset"] == key[0]) & (measured["hidden"] == key[1])
-                         & (measured["batch_size"] == key[2]) & (measured["placement"] == key[3])
-                         & (measured["engine"] == key[4])]
+            match = measured["engine"] == cfg.engine.name
+            for k in COST_KEYS:
+                match &= measured[k] == values[k]
+            m = measured[match]
             if m.empty:
                 cache[key] = None
             else:

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 
 from bench.commands.common import add_store_option
 from bench.errors import UsageError
+from bench.factors import reference_lines
 
 DEFAULT_RETRIES = 2  # bench.runner.DEFAULT_RETRIES; not imported so that --help stays fast
 
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "time; running it again finishes the grid (runs stored as failed are retried). A bad "
         "spec is rejected before any training; an edited spec under a grid name already in "
         "the store is refused (new name, or --replace).",
+        epilog="factors (the [factors] table; a scalar is one level, a list several):\n"
+        + "\n".join(f"  {line}" for line in reference_lines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("spec", help="grid spec TOML file (see ablations/)")
     add_store_option(p)

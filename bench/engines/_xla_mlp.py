@@ -7,7 +7,12 @@ seed's gradient is its own loss's gradient (and a NaN in one seed cannot leak in
 
 The math mirrors Keras 3 op for op (see ``keras/src``): ``tf.nn.moments`` (biased variance,
 used for the moving variance too) and ``tf.nn.batch_normalization`` for BN; moving averages
-``moving * momentum + batch * (1 - momentum)``; the softmax output's loss computed from the
+``moving * momentum + batch * (1 - momentum)``; layer and group normalization as
+``keras.ops.layer_normalization`` and ``GroupNormalization._apply_normalization`` compute them
+(``tf.nn.moments`` over each example's features or groups of features, ``inv = rsqrt(var +
+eps) * gamma``, ``x * inv + (beta - mean * inv)``), RMS as ``keras.ops.rms_normalization``
+(``x * rsqrt(mean(x^2) + eps) * scale``, no beta); only BN keeps moving statistics, so the
+others evaluate exactly as they train; the softmax output's loss computed from the
 logits by ``sparse_softmax_cross_entropy_with_logits`` (Keras takes the logits cached on the
 softmax output, so no 1e-7 clipping happens in ``fit``); SGD, SGD momentum (0.9, not
 Nesterov) and Adam (0.9, 0.999, 1e-7) with Keras' update formulas.
@@ -39,15 +44,18 @@ class NetSpec:
     learning_rate: float
     bn_momentum: float
     bn_epsilon: float
+    normalizer: str = "batch"
+    norm_groups: int = 4
 
     @classmethod
     def from_config(cls, cfg: RunConfig, n_features: int, n_classes: int) -> NetSpec:
         return cls((n_features, *cfg.hidden, n_classes), cfg.placement, cfg.activation,
-                   cfg.optimizer, cfg.learning_rate, cfg.bn_momentum, cfg.bn_epsilon)
+                   cfg.optimizer, cfg.learning_rate, cfg.bn_momentum, cfg.bn_epsilon,
+                   cfg.normalizer, cfg.norm_groups)
 
     @property
     def bn_widths(self) -> list[int]:
-        """Width of each BN layer, in forward order."""
+        """Width of each normalization layer, in forward order."""
         if self.placement == "none":
             return []
         widths = [self.sizes[0]] if self.placement == "after+input" else []
@@ -64,6 +72,19 @@ def _activate(name: str, h: tf.Tensor) -> tf.Tensor:
     if name == "tanh":
         return tf.tanh(h)
     raise ValueError(f"unknown activation {name!r}")
+
+
+def _layer_norm(h: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) -> tf.Tensor:
+    """Keras 3's layer normalization over h's last axis, op for op (``_layer_normalization``
+    in keras/src/ops/nn.py; GroupNormalization computes the same on [..., groups, size]).
+
+    gamma and beta: [S, d] (broadcast over the batch) or already shaped like h's groups.
+    """
+    if gamma.shape.rank == 2:
+        gamma, beta = gamma[:, None, :], beta[:, None, :]
+    mean, variance = tf.nn.moments(h, axes=[-1], keepdims=True)
+    inv = tf.math.rsqrt(variance + epsilon) * gamma
+    return h * inv + (-mean * inv + beta)
 
 
 def _dense(h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -91,10 +112,13 @@ class StackedMLP:
         self.kernels = [tf.Variable(tf.zeros((S, i, o))) for i, o in pairs]
         self.biases = [tf.Variable(tf.zeros((S, o))) for o in spec.sizes[1:]]
         assert len(self.kernels) == n_dense
+        # RMS normalization has a scale (gamma) but no beta; only BN keeps moving statistics.
+        beta_widths = [] if spec.normalizer == "rms" else spec.bn_widths
+        moving_widths = spec.bn_widths if spec.normalizer == "batch" else []
         self.gammas = [tf.Variable(tf.ones((S, d))) for d in spec.bn_widths]
-        self.betas = [tf.Variable(tf.zeros((S, d))) for d in spec.bn_widths]
-        self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in spec.bn_widths]
-        self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in spec.bn_widths]
+        self.betas = [tf.Variable(tf.zeros((S, d))) for d in beta_widths]
+        self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in moving_widths]
+        self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in moving_widths]
         self.trainable = self.kernels + self.biases + self.gammas + self.betas
         self.slots: list[list[tf.Variable]] = []
         if spec.optimizer in ("momentum", "adam"):
@@ -124,7 +148,19 @@ class StackedMLP:
 
     # ------------------------------------------------------------------ forward
     def _bn(self, h: tf.Tensor, i: int, training: bool) -> tf.Tensor:
+        """Normalization layer ``i`` (the spec's normalizer) of h: [S, B, d]."""
         sp = self.spec
+        if sp.normalizer == "layer":
+            return _layer_norm(h, self.gammas[i], self.betas[i], sp.bn_epsilon)
+        if sp.normalizer == "group":
+            s, b, d, g = h.shape[0], tf.shape(h)[1], h.shape[2], sp.norm_groups
+            grouped = tf.reshape(h, [s, b, g, d // g])
+            gamma = tf.reshape(self.gammas[i], [s, 1, g, d // g])
+            beta = tf.reshape(self.betas[i], [s, 1, g, d // g])
+            return tf.reshape(_layer_norm(grouped, gamma, beta, sp.bn_epsilon), [s, b, d])
+        if sp.normalizer == "rms":
+            rrms = tf.math.rsqrt(tf.reduce_mean(tf.square(h), axis=-1, keepdims=True) + sp.bn_epsilon)
+            return h * rrms * self.gammas[i][:, None, :]
         if training:
             mean, var = tf.nn.moments(h, axes=[1])  # [S, d] each; biased variance
             m = sp.bn_momentum

@@ -42,6 +42,19 @@ def test_matches_keras_per_placement(digits, placement):
     assert max_abs_test_diff(ours, theirs) <= TOL
 
 
+@pytest.mark.parametrize("normalizer", ["layer", "group", "rms"])
+@pytest.mark.parametrize("placement", ["before", "after+input"])
+def test_matches_keras_per_normalizer(digits, normalizer, placement):
+    """Keras' LayerNormalization, GroupNormalization (4 groups) and RMSNormalization, the same
+    way and tolerance as BN above (the same kind of float32 ops: moments, rsqrt, a fused
+    scale-and-shift). after+input covers the positions of after too, and the input; every
+    normalizer x placement also trains an epoch in tests/test_factor_combinations.py."""
+    ours, theirs = _both(digits, placement=placement, normalizer=normalizer, learning_rate=0.01)
+    assert ours.status == theirs.status == "ok"
+    assert max_abs_diff(ours, theirs) <= TOL
+    assert max_abs_test_diff(ours, theirs) <= TOL
+
+
 @pytest.mark.parametrize(("optimizer", "activation", "placement"), [
     ("momentum", "tanh", "after"),
     ("adam", "sigmoid", "before"),
