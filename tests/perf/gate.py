@@ -211,9 +211,15 @@ class Worker:
             raise GateError(f"the {self.side} worker exited ({self.proc.returncode}):\n  " + "\n  ".join(tail))
         return json.loads(line)
 
-    def ask(self, **msg: Any) -> dict[str, Any]:
+    def send(self, **msg: Any) -> None:
         self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        return self._read()
+
+    def ask(self, **msg: Any) -> dict[str, Any]:
+        self.send(**msg)
         return self._read()
 
     def close(self) -> None:
@@ -248,7 +254,9 @@ def measure(reference: Path, current: Path, patterns: list[str] | None, rounds: 
         names = select(workers["current"].ask(cmd="names")["names"], patterns)
         if progress:
             print(f"  {len(names)} benchmarks x {rounds} rounds: {', '.join(names)}", flush=True)
-        prepared = {side: w.ask(cmd="prepare", names=names) for side, w in workers.items()}
+        for w in workers.values():  # both sides build and warm up at once; only rounds are timed
+            w.send(cmd="prepare", names=names)
+        prepared = {side: w.receive() for side, w in workers.items()}
         if prepared["current"]["errors"]:
             bad = "; ".join(f"{n}: {e}" for n, e in prepared["current"]["errors"].items())
             raise GateError(f"the current code fails benchmark(s): {bad} (log: {logs / 'current.log'})")
