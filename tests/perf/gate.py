@@ -245,7 +245,7 @@ def measure(reference: Path, current: Path, patterns: list[str] | None, rounds: 
     """Time the suite's benchmarks (those matching ``patterns``) for ``rounds`` rounds; in
     each, both sides back to back, order alternating."""
     out = Measurement()
-    workers = {}
+    workers, begin = {}, time.perf_counter()
     try:
         for side, code in (("reference", reference), ("current", current)):
             workers[side] = Worker(side, code, suite, plant if side == "current" else 0.0,
@@ -257,6 +257,9 @@ def measure(reference: Path, current: Path, patterns: list[str] | None, rounds: 
         for w in workers.values():  # both sides build and warm up at once; only rounds are timed
             w.send(cmd="prepare", names=names)
         prepared = {side: w.receive() for side, w in workers.items()}
+        if progress:
+            print(f"  prepared (inputs built, one untimed call each) in {time.perf_counter() - begin:.0f} s",
+                  flush=True)
         if prepared["current"]["errors"]:
             bad = "; ".join(f"{n}: {e}" for n, e in prepared["current"]["errors"].items())
             raise GateError(f"the current code fails benchmark(s): {bad} (log: {logs / 'current.log'})")

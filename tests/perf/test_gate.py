@@ -52,36 +52,31 @@ def test_median_bound_covers_the_median():
     assert abs(covered - (1 - 9 / 256)) < 4 * se
 
 
-def _rounds(rng: np.random.Generator, slowdown: float, rounds: int = 8, burst_p: float = 0.05,
-            ) -> tuple[list[float], list[float]]:
-    """One benchmark's rounds on a shared machine: each pair shares a load factor (1-3x),
-    each call has 5% jitter and, with probability ``burst_p``, a 1.5-2.5x burst."""
+def _calls(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-call noise on a shared machine: 5% jitter, and with probability 5% a 1.5-2.5x burst."""
+    return rng.lognormal(0.0, 0.05, shape) * np.where(rng.random(shape) < 0.05, rng.uniform(1.5, 2.5, shape), 1.0)
+
+
+def _rounds(rng: np.random.Generator, slowdown: float, rounds: int = 8) -> tuple[list[float], list[float]]:
+    """One benchmark's rounds: each pair shares a load factor (1-3x), each call its own noise."""
     load = rng.uniform(1.0, 3.0, rounds)
-    calls = rng.lognormal(0.0, 0.05, (2, rounds)) * np.where(
-        rng.random((2, rounds)) < burst_p, rng.uniform(1.5, 2.5, (2, rounds)), 1.0)
-    ref = 2.0 * load * calls[0]
-    return list(ref), list(ref / calls[0] * calls[1] * slowdown)
+    ref, cur = 2.0 * load * _calls(rng, (2, rounds))
+    return list(ref), list(cur * slowdown)
 
 
-def _fail_rate(slowdown: float, sims: int = 2000, seed: int = 1) -> float:
-    rng = np.random.default_rng(seed)
-    return float(np.mean([gate.decide("b", *_rounds(rng, slowdown)).failed for _ in range(sims)]))
-
-
-def test_aa_noise_with_bursts_passes():
-    """Unchanged code under 1-3x load, 5% jitter and 5% bursts: a false alarm needs 7 of 8
-    rounds > 1.10, P < 1e-4 per benchmark here; none in 2,000 simulated gates."""
-    assert _fail_rate(1.0) == 0.0
-
-
-def test_five_percent_slowdown_is_not_flagged():
-    assert _fail_rate(1.05) < 0.01
-
-
-def test_planted_25_percent_slowdown_fails():
-    """Power with 5% jitter and 5% bursts: a 25% slow-down fails in >= 90% of gates
-    (a round escapes only below 1.10, i.e. with >= 12% of luck)."""
-    assert _fail_rate(1.25) >= 0.90
+@pytest.mark.parametrize(("slowdown", "bound"), [(1.0, 1e-3), (1.05, 0.01), (1.25, 0.85)])
+def test_fail_rate_is_the_binomial_tail(slowdown, bound):
+    """With 8 rounds the gate fails iff >= 7 ratios exceed 1.10: its rate over seeded simulated
+    gates must be P(Binomial(8, p) >= 7), p = P(one round's ratio > 1.10) under the same noise.
+    Under 1-3x load, 5% jitter and 5% bursts that is < 1e-3 for unchanged code, < 1% for a 5%
+    slow-down, and >= 85% for a 25% one (a round escapes below 1.10 with >= 12% of luck)."""
+    rng = np.random.default_rng(1)
+    p = float(np.mean(slowdown * _calls(rng, (200_000,)) / _calls(rng, (200_000,)) > 1.10))
+    expected = binom.sf(6, 8, p)
+    sims = 4000
+    rate = np.mean([gate.decide("b", *_rounds(rng, slowdown)).failed for _ in range(sims)])
+    assert abs(rate - expected) <= 4 * np.sqrt(expected * (1 - expected) / sims) + 1 / sims
+    assert expected < bound if slowdown < 1.2 else expected >= bound
 
 
 def test_machine_speed_and_cpu_model_cancel():
