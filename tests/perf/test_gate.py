@@ -93,6 +93,14 @@ def test_too_few_rounds_never_fail():
     assert "too few rounds" in gate.table([v], 0.1)[1]
 
 
+def test_too_few_rounds_say_not_gated(tmp_path, repo, toy, capsys):
+    ref = _reference(tmp_path, _git(repo, "rev-parse", "HEAD"))
+    args = ["--reference-file", str(ref), "--repo", str(repo), "--suite", str(toy), "--only", "toy_a"]
+    assert gate.main([*args, "--rounds", "3", "--plant", "1.0"]) == 0
+    assert "NOT GATED: 3 rounds give no 95% bound" in capsys.readouterr().out
+    assert gate.main([*args, "--rounds", "0"]) == 2
+
+
 def test_rounds_are_paired():
     with pytest.raises(ValueError):
         gate.decide("b", [1.0, 1.0], [1.0])
