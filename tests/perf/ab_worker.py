@@ -13,10 +13,11 @@ Protocol: one JSON object per line on stdin, one reply per line on the original 
 - ``{"cmd": "names"}`` -> ``{"names": [...]}``;
 - ``{"cmd": "prepare", "names": [...]}`` -> ``{"ready": [...], "errors": {name: message}}``
   (builds each benchmark's inputs and calls it once, untimed);
-- ``{"cmd": "time", "name": NAME}`` -> ``{"s": seconds}`` or ``{"error": message}``;
+- ``{"cmd": "time", "name": NAME}`` -> ``{"s": wall seconds, "cpu": CPU seconds of the
+  process, all threads}`` or ``{"error": message}``;
 - ``{"cmd": "quit"}``.
 
-``--plant F`` (tests of the gate only) makes every timed call F x its own duration slower
+``--plant F`` (tests of the gate only) makes every timed call cost F x its own CPU time more,
 by spinning the CPU right after it, like code that does F more work.
 """
 
@@ -36,10 +37,11 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def spin(seconds: float) -> None:
-    """Busy-wait: extra CPU work, not a sleep, so that a planted slow-down competes for cores."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+def spin(cpu_seconds: float) -> None:
+    """Busy-wait for this much CPU time of this thread: extra work, not a sleep, so that a
+    planted slow-down costs CPU time and competes for cores like slower code."""
+    end = time.thread_time() + cpu_seconds
+    while time.thread_time() < end:
         pass
 
 
@@ -76,11 +78,10 @@ def serve(suite: str, plant: float, proto, scratch: Path) -> None:
         else:
             try:
                 fn = ready[msg["name"]]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn()
-                t1 = time.perf_counter()
-                spin(plant * (t1 - t0))
-                reply = {"s": time.perf_counter() - t0}
+                spin(plant * (time.process_time() - c0))
+                reply = {"s": time.perf_counter() - t0, "cpu": time.process_time() - c0}
             except Exception as exc:
                 traceback.print_exc()
                 reply = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}

@@ -235,7 +235,8 @@ class Worker:
 
 @dataclass
 class Measurement:
-    times: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> side -> s
+    times: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> side -> CPU s
+    wall: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> side -> wall s
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why not compared
     code: dict[str, dict[str, Any]] = field(default_factory=dict)  # side -> worker's hello
 
@@ -267,6 +268,7 @@ def measure(reference: Path, current: Path, patterns: list[str] | None, rounds: 
             out.skipped[name] = f"fails on the reference code ({err})"
         names = [n for n in names if n not in out.skipped]
         out.times = {n: {"reference": [], "current": []} for n in names}
+        out.wall = {n: {"reference": [], "current": []} for n in names}
         start = time.perf_counter()
         for r in range(rounds):
             for i, name in enumerate(names):
@@ -275,7 +277,8 @@ def measure(reference: Path, current: Path, patterns: list[str] | None, rounds: 
                     reply = workers[side].ask(cmd="time", name=name)
                     if "error" in reply:
                         raise GateError(f"{name} failed on the {side} code: {reply['error']}")
-                    out.times[name][side].append(reply["s"])
+                    out.times[name][side].append(reply["cpu"])
+                    out.wall[name][side].append(reply["s"])
             if progress:
                 print(f"  round {r + 1}/{rounds} done ({time.perf_counter() - start:.0f} s)", flush=True)
     finally:
@@ -342,12 +345,15 @@ def run(args: argparse.Namespace) -> int:
     for side, hello in m.code.items():
         print(f"  {side}: bench from {hello['bench']}")
     verdicts = [decide(n, t["reference"], t["current"], args.threshold) for n, t in m.times.items()]
+    print("CPU seconds of each call (all threads of the worker), medians over rounds; ratio = current / reference:")
     print("\n".join(table(verdicts, args.threshold)))
+    walls = {n: statistics.median(c / r for r, c in zip(t["reference"], t["current"])) for n, t in m.wall.items()}
+    print("wall-clock ratios (shown, not gated): " + ", ".join(f"{n} {r:.2f}" for n, r in walls.items()))
     for name, why in m.skipped.items():
         print(f"{name:45s} not compared: {why}")
     if args.json:
         args.json.write_text(json.dumps({"reference": ref.commit, "rounds": args.rounds, "plant": args.plant,
-                                         "times": m.times, "skipped": m.skipped}, indent=1) + "\n")
+                                         "cpu": m.times, "wall": m.wall, "skipped": m.skipped}, indent=1) + "\n")
     failed = [v.name for v in verdicts if v.failed]
     if all(v.lower == float("-inf") for v in verdicts):
         print(f"perf gate: NOT GATED: {args.rounds} rounds give no 95% bound (5 or more do)")
