@@ -13,9 +13,13 @@ reference code (the commit pinned in ``tests/perf/reference.toml``, extracted wi
 ``git archive``) and the current code in the same run: two worker processes
 (``ab_worker.py``), same interpreter, each with its side's ``bench``/``reports`` first on
 ``sys.path``, asked for one timed call at a time, alternating (reference then current, then
-current then reference, ...) for every benchmark in every round. Load, the CPU model and
-the library versions hit both sides of a pair alike, and cancel in the pair's ratio
-``current / reference``.
+current then reference, ...) for every benchmark in every round. The CPU model and the
+library versions hit both sides of a pair alike, and cancel in the pair's ratio
+``current / reference``. What is compared is each call's process CPU time (all threads),
+not its wall time: at a 1-minute load of 14-20 on 2 cores, unchanged code's per-round
+wall-time ratios spread 0.60-1.49 (a 2 s render took 35-55 s, and the load changed within
+a call), which no rule can gate on; CPU time counts only the time the code ran. Wall-time
+ratios are printed too.
 
 Decision, per benchmark, from the R per-round ratios: the point estimate is their median;
 the gate fails when a one-sided 95% lower confidence bound of the median ratio lies above
