@@ -21,15 +21,17 @@ wall-time ratios spread 0.60-1.49 (a 2 s render took 35-55 s, and the load chang
 a call), which no rule can gate on; CPU time counts only the time the code ran. Wall-time
 ratios are printed too.
 
-Decision, per benchmark, from the R per-round ratios: the point estimate is their median;
-the gate fails when a one-sided 95% lower confidence bound of the median ratio lies above
-``1 + threshold`` (default 1.10), i.e. the current code is *significantly more than* 10%
-slower. The bound is the sign test's (distribution-free: the k-th smallest of R ratios,
-with k the largest for which P(Binomial(R, 1/2) <= k - 1) <= 5%), so a few rounds hit by a
-burst of load, on either side, cannot move it. With R = 8 it is the 2nd smallest ratio: a
-benchmark fails when at least 7 of its 8 rounds ran more than 10% slower than the
-reference. A benchmark that fails on the reference code only (a benchmark newer than the
-reference) is listed as not compared.
+Decision, per benchmark, from the R per-round ratios, as asv's ``continuous`` decides (a
+change must be both large and significant): the gate fails when the median ratio is at
+least ``1 + threshold`` (default 1.15) AND a one-sided 95% lower confidence bound of the
+median ratio lies above 1 (the current code is significantly slower at all). The bound is
+the sign test's (distribution-free: the k-th smallest of R ratios, with k the largest for
+which P(Binomial(R, 1/2) <= k - 1) <= 5%), so a few rounds hit by a burst of load, on
+either side, cannot move it. With R = 8 it is the 2nd smallest ratio: a benchmark fails when
+its median round is >= 15% slower and at least 7 of its 8 rounds are slower than the
+reference. A first rule (bound > 1.10) missed a planted 25% slow-down at load 8-15 (bound
+1.08, median 1.24: docs/performance.md). A benchmark that fails on the reference code only
+(a benchmark newer than the reference) is listed as not compared.
 
 Exit status: 0 pass or NOT GATED (no reference commit in this clone: it says how to fetch
 it), 1 a benchmark significantly slower, 2 unusable (bad arguments, the current code fails
@@ -64,7 +66,7 @@ REFERENCE = HERE / "reference.toml"
 WORKER = HERE / "ab_worker.py"
 #: What the reference side needs from its commit; benchmark definitions are the current tree's.
 REFERENCE_PATHS = ("bench", "reports")
-DEFAULT_THRESHOLD = 0.10
+DEFAULT_THRESHOLD = 0.15
 DEFAULT_ALPHA = 0.05
 #: 8 rounds: the sign-test bound at 95% is the 2nd smallest ratio; the default set then needs
 #: an estimated 6-7 minutes on a quiet 2-core AMD EPYC VM (docs/performance.md, "Time").
@@ -116,15 +118,16 @@ def decide(name: str, reference: list[float], current: list[float],
         raise ValueError(f"{name}: need one reference and one current time per round")
     ratios = tuple(c / r for r, c in zip(reference, current))
     lower = median_lower_bound(list(ratios), alpha)
+    median = statistics.median(ratios)
     return Verdict(name, statistics.median(reference), statistics.median(current), ratios,
-                   statistics.median(ratios), lower, lower > 1 + threshold)
+                   median, lower, median >= 1 + threshold and lower > 1)
 
 
 def table(verdicts: list[Verdict], threshold: float) -> list[str]:
     lines = [f"{'benchmark':45s} {'ref s':>7s} {'cur s':>7s} {'ratio':>6s} {'low95':>6s} "
              f"{'rounds min-max':>13s}  verdict"]
     for v in verdicts:
-        verdict = (f"SLOWER (fail: > {1 + threshold:.2f})" if v.failed
+        verdict = (f"SLOWER (fail: ratio >= {1 + threshold:.2f}, low95 > 1)" if v.failed
                    else "ok" if v.lower != float("-inf") else "too few rounds: not gated")
         lines.append(f"{v.name:45s} {v.reference_s:7.3f} {v.current_s:7.3f} {v.median:6.2f} "
                      f"{v.lower:6.2f} {min(v.ratios):6.2f}-{max(v.ratios):<6.2f}  {verdict}")
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds per benchmark (default {DEFAULT_ROUNDS})")
     ap.add_argument("--only", nargs="+", metavar="PATTERN", help="benchmarks matching these fnmatch patterns")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                    help="fail when the median ratio is significantly above 1 + this (default 0.10)")
+                    help="fail when the median ratio is >= 1 + this and significantly > 1 (default 0.15)")
     ap.add_argument("--reference-file", type=Path, default=REFERENCE, help="default tests/perf/reference.toml")
     ap.add_argument("--repo", type=Path, default=ROOT, help="git checkout holding the reference commit")
     ap.add_argument("--json", type=Path, help="also write every round's times here")
@@ -363,8 +366,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"perf gate: NOT GATED: {args.rounds} rounds give no 95% bound (5 or more do)")
         return 0
     if failed:
-        print(f"perf gate: FAIL: {len(failed)} benchmark(s) significantly more than {args.threshold:.0%} "
-              f"slower than the reference (95% lower bound of the median ratio): {', '.join(failed)}")
+        print(f"perf gate: FAIL: {len(failed)} benchmark(s) {args.threshold:.0%} or more slower than the "
+              f"reference (median ratio), significantly (95% lower bound > 1): {', '.join(failed)}")
         return 1
     print("perf gate: pass")
     return 0

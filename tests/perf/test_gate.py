@@ -64,19 +64,23 @@ def _rounds(rng: np.random.Generator, slowdown: float, rounds: int = 8) -> tuple
     return list(ref), list(cur * slowdown)
 
 
-@pytest.mark.parametrize(("slowdown", "bound"), [(1.0, 1e-3), (1.05, 0.01), (1.25, 0.85)])
-def test_fail_rate_is_the_binomial_tail(slowdown, bound):
-    """With 8 rounds the gate fails iff >= 7 ratios exceed 1.10: its rate over seeded simulated
-    gates must be P(Binomial(8, p) >= 7), p = P(one round's ratio > 1.10) under the same noise.
-    Under 1-3x load, 5% jitter and 5% bursts that is < 1e-3 for unchanged code, < 1% for a 5%
-    slow-down, and >= 85% for a 25% one (a round escapes below 1.10 with >= 12% of luck)."""
+@pytest.mark.parametrize(("slowdown", "low", "high"), [(1.0, 0.0, 2e-3), (1.05, 0.0, 0.01), (1.25, 0.9, 1.0)])
+def test_fail_rate_under_load(slowdown, low, high):
+    """4,000 seeded simulated gates under 1-3x load, 5% jitter and 5% bursts per call: unchanged
+    code fails < 0.2%, a 5% slow-down < 1%, a 25% one >= 90% (bursts on the reference side are
+    what lets it escape)."""
     rng = np.random.default_rng(1)
-    p = float(np.mean(slowdown * _calls(rng, (200_000,)) / _calls(rng, (200_000,)) > 1.10))
-    expected = binom.sf(6, 8, p)
-    sims = 4000
-    rate = np.mean([gate.decide("b", *_rounds(rng, slowdown)).failed for _ in range(sims)])
-    assert abs(rate - expected) <= 4 * np.sqrt(expected * (1 - expected) / sims) + 1 / sims
-    assert expected < bound if slowdown < 1.2 else expected >= bound
+    rate = np.mean([gate.decide("b", *_rounds(rng, slowdown)).failed for _ in range(4000)])
+    assert low <= rate <= high
+
+
+def test_rule_needs_both_size_and_significance():
+    """Median 1.20 but 2 of 8 rounds faster: not significant. All 8 rounds 5-8% slower:
+    significant but small. Median 1.20 and 7 of 8 slower: fail."""
+    ref = [1.0] * 8
+    assert not gate.decide("b", ref, [0.9, 0.95, 1.2, 1.2, 1.2, 1.2, 1.3, 1.3]).failed
+    assert not gate.decide("b", ref, [1.05, 1.06, 1.07, 1.08, 1.05, 1.06, 1.07, 1.08]).failed
+    assert gate.decide("b", ref, [0.95, 1.05, 1.2, 1.2, 1.2, 1.2, 1.3, 1.3]).failed
 
 
 def test_machine_speed_and_cpu_model_cancel():
