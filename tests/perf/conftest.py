@@ -12,15 +12,9 @@ import pytest
 from bench.datasets import Dataset, load_dataset
 from bench.tf_setup import configure_tensorflow
 
-from .gate import this_machine
 from .perf_helpers import TRAIN_LIMIT
 
 THREADS = 2
-
-
-def pytest_benchmark_update_machine_info(config, machine_info) -> None:
-    """Key the JSON by the store's machine fingerprint: the gate picks this machine's baseline."""
-    machine_info["bnbench"] = this_machine()
 
 
 @pytest.fixture(autouse=True)

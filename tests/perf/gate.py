@@ -1,230 +1,373 @@
-"""Perf regression gate: fail when a benchmark got 20% slower than this machine's baseline.
+"""Perf regression gate: the working tree against a pinned reference commit, timed alternately.
 
-Usage::
+Usage (repository root, test environment)::
 
-    pytest tests/perf --benchmark-only --benchmark-json=.benchmarks/current.json
-    python tests/perf/gate.py .benchmarks/current.json
-    python tests/perf/record_baseline.py     # record this machine's baseline (quiet machine)
+    python tests/perf/gate.py                         # the gate (.ci/run, tox -e perf)
+    python tests/perf/gate.py --only 'test_render_*'  # a subset (fnmatch patterns)
+    python tests/perf/gate.py --set-reference HEAD --why "accepted: ..."   # then commit it
 
-Per machine: baselines live in ``tests/perf/baselines/<fingerprint>.json``, keyed by
-``bench.host.machine_fingerprint`` (CPU model, cores, architecture, TensorFlow/Keras/NumPy
-versions), the fingerprint the store and ``bnbench compare`` use. The suite writes it into
-the JSON's ``machine_info["bnbench"]`` (``conftest.py``). A run is gated only against the
-baseline with its own fingerprint. Without one, the gate prints the run's times, says that it
-does not gate and how to record a baseline, and exits 0: the calibration below cancels a
-machine's overall speed, not the differences between CPU microarchitectures (unchanged code
-on an AMD EPYC Zen 4 against the Intel Xeon baseline gave normalized ratios 0.76 to 1.20).
+Why A/B in one run: on a shared 2-core VM the same code measured twice, 40 minutes apart,
+moved by -41% to +41% per benchmark (issue 15), and a baseline from another CPU is off by
+as much again (microarchitecture). So, as asv's ``continuous`` does, the gate times the
+reference code (the commit pinned in ``tests/perf/reference.toml``, extracted with
+``git archive``) and the current code in the same run: two worker processes
+(``ab_worker.py``), same interpreter, each with its side's ``bench``/``reports`` first on
+``sys.path``, asked for one timed call at a time, alternating (reference then current, then
+current then reference, ...) for every benchmark in every round. The CPU model and the
+library versions hit both sides of a pair alike, and cancel in the pair's ratio
+``current / reference``. What is compared is each call's process CPU time (all threads),
+not its wall time: at a 1-minute load of 14-20 on 2 cores, unchanged code's per-round
+wall-time ratios spread 0.60-1.49 (a 2 s render took 35-55 s, and the load changed within
+a call), which no rule can gate on; CPU time counts only the time the code ran. Wall-time
+ratios are printed too.
 
-Why normalized: this machine is shared (2 cores, other tenants), so raw wall times swing by
-2x or more between runs. Each run also times two fixed calibration kernels
-(``test_calibration_numpy``: BLAS GEMMs; ``test_calibration_tf``: an XLA matmul loop, see
-``calibration.py``). A benchmark's score is its time divided by the geometric mean of the
-calibration times *of the same run*; the gate compares scores, i.e.
-``ratio = (t_now / cal_now) / (t_base / cal_base)``. A busier machine slows both and
-cancels; a regression in our code slows only the benchmark. Load on this machine changes
-within seconds, so a benchmark that records its own ``extra_info["calibration_s"]`` (a
-calibration kernel timed right before each of its rounds, minimum kept) is normalized by
-that local value instead, on both sides. Times are each benchmark's
-minimum over its rounds: interference only ever adds time, so the minimum is the least noisy
-estimate. Benchmarks missing on either side are reported, not failed (suites grow).
+Decision, per benchmark, from the R per-round ratios, as asv's ``continuous`` decides (a
+change must be both large and significant): the gate fails when the median ratio is at
+least ``1 + threshold`` (default 1.15) AND a one-sided 95% lower confidence bound of the
+median ratio lies above 1 (the current code is significantly slower at all). The bound is
+the sign test's (distribution-free: the k-th smallest of R ratios, with k the largest for
+which P(Binomial(R, 1/2) <= k - 1) <= 5%), so a few rounds hit by a burst of load, on
+either side, cannot move it. With R = 8 it is the 2nd smallest ratio: a benchmark fails when
+its median round is >= 15% slower and at least 7 of its 8 rounds are slower than the
+reference. A first rule (bound > 1.10) missed a planted 25% slow-down at load 8-15 (bound
+1.08, median 1.24: docs/performance.md). A benchmark that fails on the reference code only
+(a benchmark newer than the reference) is listed as not compared.
 
-Exit status: 0 pass or not gated (no baseline for this machine), 1 regression, 2 unusable input.
+Exit status: 0 pass or NOT GATED (no reference commit in this clone: it says how to fetch
+it), 1 a benchmark significantly slower, 2 unusable (bad arguments, the current code fails
+a benchmark, a worker died).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import fnmatch
+import functools
+import io
 import json
-import math
+import os
+import statistics
+import subprocess
 import sys
-from dataclasses import dataclass
+import tarfile
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.host import host_info, library_versions, machine_fingerprint
+from scipy.stats import binom
 
-CALIBRATION = ("test_calibration_numpy", "test_calibration_tf")
-#: The per-round calibration kernel measures the machine, not bnbench's code: shown, not
-#: gated (its suite-normalized ratio drifted 1.06-1.19 over unchanged code in CI runs here).
-NOT_GATED = ("test_calibration_local",)
-BASELINES = Path(__file__).with_name("baselines")
-RECORD_COMMAND = "python tests/perf/record_baseline.py"
-#: Fail at a normalized ratio >= 1.20. Two back-to-back runs here gave ratios 0.88-1.01, so
-#: +20% is well outside the noise, and a real 25% slow-down still fails when it coincides
-#: with up to 4% of favourable noise (1.25 x 0.96 = 1.20).
-DEFAULT_THRESHOLD = 0.20
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+REFERENCE = HERE / "reference.toml"
+WORKER = HERE / "ab_worker.py"
+#: What the reference side needs from its commit; benchmark definitions are the current tree's.
+REFERENCE_PATHS = ("bench", "reports")
+DEFAULT_THRESHOLD = 0.15
+DEFAULT_ALPHA = 0.05
+#: 8 rounds: the sign-test bound at 95% is the 2nd smallest ratio; the default set then needs
+#: an estimated 6-7 minutes on a quiet 2-core AMD EPYC VM (docs/performance.md, "Time").
+DEFAULT_ROUNDS = 8
+SET_COMMAND = 'python tests/perf/gate.py --set-reference HEAD --why "..."'
 
 
-class GateError(ValueError):
-    """A benchmark JSON the gate cannot use."""
+class GateError(RuntimeError):
+    """The gate cannot measure (exit 2)."""
+
+
+# ----------------------------------------------------------------------------- decision rule
+
+
+@functools.cache
+def lower_bound_rank(n: int, alpha: float = DEFAULT_ALPHA) -> int:
+    """k such that the k-th smallest of n samples is a one-sided 1 - alpha lower bound of the median.
+
+    Sign test: P(k-th smallest > median) = P(Binomial(n, 1/2) <= k - 1). The largest k with
+    that <= alpha; 0 when even the minimum is no bound (n < 5 at alpha = 0.05).
+    """
+    k = 0
+    while k < n and binom.cdf(k, n, 0.5) <= alpha:
+        k += 1
+    return k
+
+
+def median_lower_bound(ratios: list[float], alpha: float = DEFAULT_ALPHA) -> float:
+    """Distribution-free lower confidence bound of the median ratio (``-inf``: too few rounds)."""
+    k = lower_bound_rank(len(ratios), alpha)
+    return sorted(ratios)[k - 1] if k else float("-inf")
 
 
 @dataclass(frozen=True)
-class Run:
-    """One pytest-benchmark JSON: minimum seconds and local calibration per benchmark, machine."""
-
-    times: dict[str, float]
-    local: dict[str, float]
-    machine: dict[str, Any]
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.machine["fingerprint"])
+class Verdict:
+    name: str
+    reference_s: float  # medians over rounds, seconds
+    current_s: float
+    ratios: tuple[float, ...]  # per round, current / reference
+    median: float
+    lower: float
+    failed: bool
 
 
-def this_machine() -> dict[str, Any]:
-    """The ``machine_info["bnbench"]`` block: the store's fingerprint and what it hashes."""
-    host, versions = host_info(), library_versions()
-    versions = {k: v for k, v in versions.items() if k != "bnbench"}
-    return {"fingerprint": machine_fingerprint(host, versions), "cpu": host["cpu"],
-            "cores": host["cores"], "machine": host["machine"], "versions": versions}
+def decide(name: str, reference: list[float], current: list[float],
+           threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> Verdict:
+    """Round i's two times were measured back to back: compare them pairwise."""
+    if len(reference) != len(current) or not reference:
+        raise ValueError(f"{name}: need one reference and one current time per round")
+    ratios = tuple(c / r for r, c in zip(reference, current))
+    lower = median_lower_bound(list(ratios), alpha)
+    median = statistics.median(ratios)
+    return Verdict(name, statistics.median(reference), statistics.median(current), ratios,
+                   median, lower, median >= 1 + threshold and lower > 1)
 
 
-def describe(machine: dict[str, Any]) -> str:
-    versions = ", ".join(f"{k} {v}" for k, v in sorted((machine.get("versions") or {}).items()))
-    return (f"{machine.get('fingerprint')} ({machine.get('cpu')}, {machine.get('cores')} cores, "
-            f"{machine.get('machine')}; {versions})")
+def table(verdicts: list[Verdict], threshold: float) -> list[str]:
+    lines = [f"{'benchmark':45s} {'ref s':>7s} {'cur s':>7s} {'ratio':>6s} {'low95':>6s} "
+             f"{'rounds min-max':>13s}  verdict"]
+    for v in verdicts:
+        verdict = (f"SLOWER (fail: ratio >= {1 + threshold:.2f}, low95 > 1)" if v.failed
+                   else "ok" if v.lower != float("-inf") else "too few rounds: not gated")
+        lines.append(f"{v.name:45s} {v.reference_s:7.3f} {v.current_s:7.3f} {v.median:6.2f} "
+                     f"{v.lower:6.2f} {min(v.ratios):6.2f}-{max(v.ratios):<6.2f}  {verdict}")
+    return lines
 
 
-def load_run(path: str | Path) -> Run:
+# ----------------------------------------------------------------------------- the reference
+
+
+@dataclass(frozen=True)
+class Reference:
+    commit: str
+    why: str
+    set_on: str
+
+
+def load_reference(path: Path = REFERENCE) -> Reference:
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        times = {b["name"]: float(b["stats"]["min"]) for b in doc["benchmarks"]}
-        local = {b["name"]: float(b["extra_info"]["calibration_s"]) for b in doc["benchmarks"]
-                 if "calibration_s" in (b.get("extra_info") or {})}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise GateError(f"{path}: not a pytest-benchmark JSON ({exc})") from None
-    machine = (doc.get("machine_info") or {}).get("bnbench")
-    if not isinstance(machine, dict) or not isinstance(machine.get("fingerprint"), str):
-        raise GateError(f"{path}: no machine fingerprint (machine_info.bnbench.fingerprint); "
-                        "run the suite from this repository (tests/perf/conftest.py records it)")
-    return Run(times, local, machine)
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Reference(str(doc["commit"]), str(doc.get("why", "")), str(doc.get("set_on", "")))
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise GateError(f"{path}: no usable reference ({exc})") from None
 
 
-def load_times(path: str | Path) -> dict[str, float]:
-    """Benchmark name -> minimum seconds."""
-    return load_run(path).times
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
 
 
-def baseline_path(fingerprint: str, folder: Path = BASELINES) -> Path:
-    return folder / f"{fingerprint}.json"
+def unavailable(repo: Path, commit: str) -> str | None:
+    """Why the reference commit cannot be used here, or None when it can."""
+    try:
+        if _git(repo, "rev-parse", "--git-dir").returncode:
+            return f"{repo} is not a git checkout"
+    except FileNotFoundError:
+        return "git is not installed"
+    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode:
+        shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
+        return (f"the reference commit {commit} is not in this clone"
+                + (" (a shallow clone)" if shallow else ""))
+    return None
 
 
-def calibration_scale(times: dict[str, float], label: str) -> float:
-    missing = [c for c in CALIBRATION if c not in times]
-    if missing:
-        raise GateError(f"{label}: calibration benchmark(s) missing: {', '.join(missing)}")
-    return math.exp(sum(math.log(times[c]) for c in CALIBRATION) / len(CALIBRATION))
+def extract(repo: Path, commit: str, dest: Path) -> Path:
+    """The reference commit's ``bench``/``reports`` in ``dest`` (``git archive``: no checkout)."""
+    out = _git(repo, "archive", "--format=tar", commit, *REFERENCE_PATHS)
+    if out.returncode:
+        raise GateError(f"git archive {commit}: {out.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
 
 
-def compare(current: dict[str, float], baseline: dict[str, float],
-            threshold: float = DEFAULT_THRESHOLD, local_now: dict[str, float] | None = None,
-            local_base: dict[str, float] | None = None, gated: bool = True) -> tuple[list[str], list[str]]:
-    """Return (report lines, names that regressed); ``gated=False`` (another machine) fails none."""
-    local_now, local_base = local_now or {}, local_base or {}
-    cal_now, cal_base = calibration_scale(current, "current"), calibration_scale(baseline, "baseline")
-    lines = [f"calibration: now {cal_now * 1e3:.1f} ms, baseline {cal_base * 1e3:.1f} ms "
-             f"(machine speed factor {cal_now / cal_base:.2f})",
-             f"{'benchmark':50s} {'now s':>9s} {'base s':>9s} {'norm ratio':>10s}"]
-    failed = []
-    for name in sorted(set(current) | set(baseline)):
-        if name in CALIBRATION:
-            continue
-        if name not in current or name not in baseline:
-            side = "current run" if name not in current else "baseline"
-            lines.append(f"{name:50s} missing from the {side}: not compared")
-            continue
-        if name in local_now and name in local_base:
-            ratio = (current[name] / local_now[name]) / (baseline[name] / local_base[name])
-        else:
-            ratio = (current[name] / cal_now) / (baseline[name] / cal_base)
-        if name in NOT_GATED:
-            lines.append(f"{name:50s} {current[name]:9.3f} {baseline[name]:9.3f} {ratio:10.2f}  (machine, not gated)")
-            continue
-        verdict = "ok"
-        if ratio >= 1 + threshold:
-            verdict = "SLOWER (fail)" if gated else "slower (other machine: not gated)"
-            failed += [name] if gated else []
-        lines.append(f"{name:50s} {current[name]:9.3f} {baseline[name]:9.3f} {ratio:10.2f}  {verdict}")
-    return lines, failed
+def set_reference(repo: Path, rev: str, why: str, path: Path = REFERENCE) -> Reference:
+    out = _git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}")
+    if out.returncode:
+        raise GateError(f"--set-reference: {rev!r} is not a commit here")
+    ref = Reference(out.stdout.decode().strip(), why, dt.date.today().isoformat())
+    path.write_text(
+        "# The code the perf gate times the working tree against (tests/perf/gate.py).\n"
+        f"# Refresh after accepting a speed change: {SET_COMMAND}, then commit this file.\n"
+        f"commit = {json.dumps(ref.commit)}\nwhy = {json.dumps(ref.why)}\nset_on = {json.dumps(ref.set_on)}\n",
+        encoding="utf-8")
+    return ref
 
 
-def times_table(run: Run) -> list[str]:
-    """The run's own numbers, for a machine that has no baseline to compare them with."""
-    lines = [f"{'benchmark':50s} {'min s':>9s} {'calib s':>9s}"]
-    for name in sorted(run.times):
-        cal = f"{run.local[name]:9.3f}" if name in run.local else f"{'-':>9s}"
-        lines.append(f"{name:50s} {run.times[name]:9.3f} {cal}")
-    return lines
+# ----------------------------------------------------------------------------- measuring
 
 
-def not_gated(now: Run, reason: str, folder: Path) -> list[str]:
-    known = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    lines = [f"perf gate: NOT GATED: {reason}.",
-             "  Timings are compared only with a baseline from the same machine fingerprint: the",
-             "  calibration cancels a machine's speed, not the differences between CPU models.",
-             f"  this machine: {describe(now.machine)}",
-             f"  baselines in {folder}:"]
-    for path in known:
-        try:
-            lines.append(f"    {describe(load_run(path).machine)}")
-        except GateError as exc:
-            lines.append(f"    {path.name}: unusable ({exc})")
-    lines.append(f"  To gate on this machine, record its baseline on a quiet machine: {RECORD_COMMAND}")
-    lines.append(f"  and commit {baseline_path(now.fingerprint, folder)}.")
-    return lines
+class Worker:
+    """One side's ``ab_worker.py`` process, asked for one thing at a time."""
+
+    def __init__(self, side: str, code: Path, suite: str, plant: float, log: Path) -> None:
+        self.side, self.log = side, log
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(code)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "--code", str(code), "--suite", suite, "--plant", str(plant)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=ROOT, env=env)
+        self.hello = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.log.read_text(errors="replace").splitlines()[-15:]
+            raise GateError(f"the {self.side} worker exited ({self.proc.returncode}):\n  " + "\n  ".join(tail))
+        return json.loads(line)
+
+    def send(self, **msg: Any) -> None:
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        return self._read()
+
+    def ask(self, **msg: Any) -> dict[str, Any]:
+        self.send(**msg)
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('{"cmd": "quit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+        self._log.close()
 
 
-def record(current: str | Path, folder: Path = BASELINES, extra: dict[str, Any] | None = None) -> Path:
-    """Save a suite run as the baseline of the machine that measured it; return its path."""
-    run = load_run(current)
-    calibration_scale(run.times, str(current))
-    doc = json.loads(Path(current).read_text(encoding="utf-8"))
-    doc["machine_info"]["bnbench"].update(extra or {})
-    folder.mkdir(parents=True, exist_ok=True)
-    path = baseline_path(run.fingerprint, folder)
-    path.write_text(json.dumps(doc, indent=4) + "\n", encoding="utf-8")
-    return path
+@dataclass
+class Measurement:
+    times: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> side -> CPU s
+    wall: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> side -> wall s
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why not compared
+    code: dict[str, dict[str, Any]] = field(default_factory=dict)  # side -> worker's hello
+
+
+def measure(reference: Path, current: Path, patterns: list[str] | None, rounds: int, *,
+            suite: str = "perf.ab_suite", plant: float = 0.0, logs: Path, progress: bool = True) -> Measurement:
+    """Time the suite's benchmarks (those matching ``patterns``) for ``rounds`` rounds; in
+    each, both sides back to back, order alternating."""
+    out = Measurement()
+    workers, begin = {}, time.perf_counter()
+    try:
+        for side, code in (("reference", reference), ("current", current)):
+            workers[side] = Worker(side, code, suite, plant if side == "current" else 0.0,
+                                   logs / f"{side}.log")
+            out.code[side] = workers[side].hello
+        names = select(workers["current"].ask(cmd="names")["names"], patterns)
+        if progress:
+            print(f"  {len(names)} benchmarks x {rounds} rounds: {', '.join(names)}", flush=True)
+        for w in workers.values():  # both sides build and warm up at once; only rounds are timed
+            w.send(cmd="prepare", names=names)
+        prepared = {side: w.receive() for side, w in workers.items()}
+        if progress:
+            print(f"  prepared (inputs built, one untimed call each) in {time.perf_counter() - begin:.0f} s",
+                  flush=True)
+        if prepared["current"]["errors"]:
+            bad = "; ".join(f"{n}: {e}" for n, e in prepared["current"]["errors"].items())
+            raise GateError(f"the current code fails benchmark(s): {bad} (log: {logs / 'current.log'})")
+        for name, err in prepared["reference"]["errors"].items():
+            out.skipped[name] = f"fails on the reference code ({err})"
+        names = [n for n in names if n not in out.skipped]
+        out.times = {n: {"reference": [], "current": []} for n in names}
+        out.wall = {n: {"reference": [], "current": []} for n in names}
+        start = time.perf_counter()
+        for r in range(rounds):
+            for i, name in enumerate(names):
+                order = ("reference", "current") if (r + i) % 2 == 0 else ("current", "reference")
+                for side in order:
+                    reply = workers[side].ask(cmd="time", name=name)
+                    if "error" in reply:
+                        raise GateError(f"{name} failed on the {side} code: {reply['error']}")
+                    out.times[name][side].append(reply["cpu"])
+                    out.wall[name][side].append(reply["s"])
+            if progress:
+                print(f"  round {r + 1}/{rounds} done ({time.perf_counter() - start:.0f} s)", flush=True)
+    finally:
+        for w in workers.values():
+            w.close()
+    return out
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def select(names: list[str], patterns: list[str] | None) -> list[str]:
+    """The suite's names that match any pattern (all without patterns)."""
+    chosen = [n for n in names if not patterns or any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not chosen:
+        raise GateError(f"--only {' '.join(patterns or [])}: no benchmark matches (have: {', '.join(names)})")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("current", help="pytest-benchmark JSON of this run")
-    ap.add_argument("--baseline", help="compare with this file (default: the baselines folder's "
-                    "file for the current run's machine fingerprint)")
-    ap.add_argument("--baselines", type=Path, default=BASELINES,
-                    help="folder of per-machine baselines (default tests/perf/baselines)")
+    ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds per benchmark (default {DEFAULT_ROUNDS})")
+    ap.add_argument("--only", nargs="+", metavar="PATTERN", help="benchmarks matching these fnmatch patterns")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                    help="fail at a normalized slow-down of this fraction (default 0.20)")
+                    help="fail when the median ratio is >= 1 + this and significantly > 1 (default 0.15)")
+    ap.add_argument("--reference-file", type=Path, default=REFERENCE, help="default tests/perf/reference.toml")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="git checkout holding the reference commit")
+    ap.add_argument("--json", type=Path, help="also write every round's times here")
+    ap.add_argument("--plant", type=float, default=0.0,
+                    help="test the gate: make the current code this fraction slower (e.g. 0.25)")
+    ap.add_argument("--suite", default="perf.ab_suite", help=argparse.SUPPRESS)
+    ap.add_argument("--set-reference", metavar="REV", help="pin REV as the reference and exit (commit the file)")
+    ap.add_argument("--why", default="", help="with --set-reference: why (e.g. which slow-down was accepted)")
     args = ap.parse_args(argv)
     try:
-        now = load_run(args.current)
-        calibration_scale(now.times, "current")
-        path = Path(args.baseline) if args.baseline else baseline_path(now.fingerprint, args.baselines)
-        if not args.baseline and not path.exists():
-            print("\n".join(times_table(now)))
-            print("\n".join(not_gated(now, f"no baseline for machine {now.fingerprint}", args.baselines)))
-            return 0
-        base = load_run(path)
-        same = base.fingerprint == now.fingerprint
-        lines, failed = compare(now.times, base.times, args.threshold, now.local, base.local, gated=same)
+        return run(args)
     except GateError as exc:
         print(f"perf gate: {exc}", file=sys.stderr)
         return 2
-    if not same:
-        print("\n".join(lines))
-        reason = f"{path} is from machine {base.fingerprint}, this run from {now.fingerprint}"
-        print("\n".join(not_gated(now, reason, args.baselines)))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.set_reference:
+        ref = set_reference(args.repo, args.set_reference, args.why, args.reference_file)
+        print(f"perf gate: reference set to {ref.commit}; commit {args.reference_file}")
         return 0
-    print(f"baseline: {path} (machine {describe(base.machine)})")
-    print("\n".join(lines))
-    unrecorded = sorted(set(now.times) - set(base.times))
-    if unrecorded:
-        print(f"perf gate: {len(unrecorded)} benchmark(s) not in this machine's baseline, so not gated; "
-              f"re-record it to gate them: {RECORD_COMMAND}")
+    if args.rounds < 1:
+        raise GateError(f"--rounds must be >= 1, got {args.rounds}")
+    ref = load_reference(args.reference_file)
+    why_not = unavailable(args.repo, ref.commit)
+    if why_not:
+        print(f"perf gate: NOT GATED: {why_not}.\n"
+              f"  The gate times this code against the reference commit named in {args.reference_file}.\n"
+              f"  Fetch it and run again: git fetch --unshallow  (or: git fetch origin {ref.commit})")
+        return 0
+    print(f"perf gate: current code ({ROOT}) against the reference {ref.commit[:12]}"
+          f" ({ref.why or 'no reason recorded'}; set {ref.set_on})", flush=True)
+    if args.plant:
+        print(f"perf gate: PLANTED slow-down: the current side spins {args.plant:.0%} of each call's time "
+              "(a test of the gate, not a measurement of the code)")
+    with tempfile.TemporaryDirectory(prefix="bnbench-gate-") as tmp:
+        tree = extract(args.repo, ref.commit, Path(tmp) / "reference")
+        m = measure(tree, ROOT, args.only, args.rounds, suite=args.suite, plant=args.plant, logs=Path(tmp))
+    for side, hello in m.code.items():
+        print(f"  {side}: bench from {hello['bench']}")
+    verdicts = [decide(n, t["reference"], t["current"], args.threshold) for n, t in m.times.items()]
+    print("CPU seconds of each call (all threads of the worker), medians over rounds; ratio = current / reference:")
+    print("\n".join(table(verdicts, args.threshold)))
+    walls = {n: statistics.median(c / r for r, c in zip(t["reference"], t["current"])) for n, t in m.wall.items()}
+    print("wall-clock ratios (shown, not gated): " + ", ".join(f"{n} {r:.2f}" for n, r in walls.items()))
+    for name, why in m.skipped.items():
+        print(f"{name:45s} not compared: {why}")
+    if args.json:
+        args.json.write_text(json.dumps({"reference": ref.commit, "rounds": args.rounds, "plant": args.plant,
+                                         "cpu": m.times, "wall": m.wall, "skipped": m.skipped}, indent=1) + "\n")
+    failed = [v.name for v in verdicts if v.failed]
+    if all(v.lower == float("-inf") for v in verdicts):
+        print(f"perf gate: NOT GATED: {args.rounds} rounds give no 95% bound (5 or more do)")
+        return 0
     if failed:
-        print(f"perf gate: FAIL: {len(failed)} benchmark(s) >= {args.threshold:.0%} slower "
-              f"than baseline after calibration: {', '.join(failed)}")
+        print(f"perf gate: FAIL: {len(failed)} benchmark(s) {args.threshold:.0%} or more slower than the "
+              f"reference (median ratio), significantly (95% lower bound > 1): {', '.join(failed)}")
         return 1
     print("perf gate: pass")
     return 0

@@ -1,7 +1,7 @@
 """Benchmarks: one MNIST-slice epoch per engine and placement, a smoke grid, calibration.
 
-Names matter: ``tests/perf/gate.py`` compares them with ``tests/perf/baselines/<fingerprint>.json``.
-Engine benchmarks time one epoch on 11,000 images for S seeds and report per-run seconds
+The perf gate (``gate.py``) times the same ``ENGINES`` under the same names, on a smaller
+slice, against a reference commit (``ab_suite.py``). Engine benchmarks time one epoch on 11,000 images for S seeds and report per-run seconds
 in ``extra_info``; compilation is excluded where the engine can exclude it (the stacked
 engine's program is compiled by a warm-up call and cached; Keras builds and traces a new
 model inside every ``fit``, so its benchmark includes that, as it does in real use).
@@ -49,7 +49,7 @@ def test_one_epoch(benchmark, mnist_slice, engine, placement):
         module.train_cell(cfgs, mnist_slice)  # compile and cache the program
     calibrations: list[float] = []
 
-    def setup():  # not timed: a calibration right before each round (see gate.py)
+    def setup():  # not timed: how fast the machine is right before each round (calibration.py)
         calibrations.append(calibration.local_calibration())
         return (cfgs, mnist_slice), {}
 

@@ -2,8 +2,9 @@
 
 Run with ``pytest tests/perf --benchmark-only``. The stores are built once per module,
 outside the timed region, by inserting the same rows ``Store.write_result`` would write.
-Gated like the engine benchmarks (``gate.py``): each round is preceded by an untimed
-calibration kernel whose minimum is kept in ``extra_info["calibration_s"]``.
+Measured, not gated (the speed gate is tests/perf/gate.py; its report benchmarks are in
+ab_suite.py). Each round is preceded by an untimed calibration kernel whose minimum is kept in
+``extra_info["calibration_s"]``: how fast the machine was at that moment.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def large_store(request, tmp_path_factory):
 
 
 def _render(benchmark, large_store, **kwargs) -> str:
-    """``render_report`` timed over 2 rounds, each after an untimed calibration (see gate.py)."""
+    """``render_report`` timed over 2 rounds, each after an untimed calibration."""
     path, n_runs = large_store
     calibrations: list[float] = []
 
