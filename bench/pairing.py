@@ -25,22 +25,7 @@ def _truncated_normal(rng: np.random.Generator, std: float, shape: tuple[int, in
 
 def init_matrix(rng: np.random.Generator, initializer: str, fan_in: int, fan_out: int) -> np.ndarray:
     """One Dense kernel, with the same variance rule as the Keras initializer of that name."""
-    shape = (fan_in, fan_out)
-    if initializer == "he_normal":
-        w = _truncated_normal(rng, np.sqrt(2.0 / fan_in) / _TRUNCATION_CORRECTION, shape)
-    elif initializer == "lecun_normal":
-        w = _truncated_normal(rng, np.sqrt(1.0 / fan_in) / _TRUNCATION_CORRECTION, shape)
-    elif initializer == "glorot_normal":
-        w = _truncated_normal(rng, np.sqrt(2.0 / (fan_in + fan_out)) / _TRUNCATION_CORRECTION, shape)
-    elif initializer == "he_uniform":
-        limit = np.sqrt(6.0 / fan_in)
-        w = rng.uniform(-limit, limit, size=shape)
-    elif initializer == "glorot_uniform":
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        w = rng.uniform(-limit, limit, size=shape)
-    else:
-        raise ValueError(f"unknown initializer {initializer!r}")
-    return w.astype(np.float32)
+    return init_kernel(rng, initializer, (fan_in, fan_out))
 
 
 def initial_weights(
@@ -76,8 +61,7 @@ def keras_fans(shape: tuple[int, ...]) -> tuple[int, int]:
 def init_kernel(rng: np.random.Generator, initializer: str, shape: tuple[int, ...]) -> np.ndarray:
     """A kernel of any rank (Dense or conv) with the Keras initializer's variance rule.
 
-    For a 2-D shape it draws exactly what ``init_matrix`` draws (tested), which could
-    become a call of this one.
+    A Dense kernel is the 2-D case (``init_matrix``).
     """
     fan_in, fan_out = keras_fans(shape)
     if initializer == "he_normal":
