@@ -191,3 +191,39 @@ def test_comparison_rows_equal_the_one_cell_definitions(shared_store):
     pd.testing.assert_frame_equal(table, pd.DataFrame(expected, columns=tables.COLUMNS))
     assert (table["metric"] == "epoch_s").any() and table["p_note"].str.contains("program").any()
     assert (table.loc[table["metric"] == "epochs_to_target", "n_pairs"] < stats.MIN_MEDIAN_N).any()
+
+
+def test_within_block_order_equals_the_argsort_of_block_plus_key():
+    from reports.interactions import within_block_order
+
+    rng = np.random.default_rng(5)
+    codes = np.sort(rng.integers(0, 40, size=300))  # uneven blocks, some of one row
+    keys = rng.random((50, codes.size))
+    np.testing.assert_array_equal(within_block_order(codes, keys), np.argsort(codes + keys, axis=1))
+    even = np.repeat(np.arange(30), 7)  # blocks of one size take the unpadded path
+    keys = rng.random((50, even.size))
+    np.testing.assert_array_equal(within_block_order(even, keys), np.argsort(even + keys, axis=1))
+
+
+def test_interaction_p_values_equal_the_full_sort_definition(make_store):
+    """The permutation test's p-values with the full-row argsort (the definition) and with
+    ``within_block_order``: equal, since both draw the same keys and order each block alike."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from synthetic_store import make_spec
+
+    from reports import interactions as ix
+
+    spec = make_spec(placements=["none", "after"], seeds=6,
+                     factors={"activation": ["relu", "tanh", "sigmoid"], "learning_rate": [0.01, 0.03, 0.1]})
+    data = load(make_store(spec, through_store=False, diverged=[("after", 3)]))
+    fast = ix.interaction_tests(data, n_permutations=1500, seed=7)
+    original = ix.within_block_order
+    ix.within_block_order = lambda codes, keys: np.argsort(codes + keys, axis=1)
+    try:
+        slow = ix.interaction_tests(data, n_permutations=1500, seed=7)
+    finally:
+        ix.within_block_order = original
+    assert len(fast) and fast["p"].notna().any()
+    pd.testing.assert_frame_equal(fast, slow)
