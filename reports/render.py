@@ -369,13 +369,14 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
                 for i in json_values(runs, "versions_json")]
     engines = [", ".join(f"{k}={v}" for k, v in sorted(i["value"].items())) + f" — {i['runs']} run(s)"
                for i in json_values(runs, "engine_json")]
+    varying = varying_settings(runs) if len(runs) else []  # settings of 10,000 runs: once
     design = [
         f"{len(runs)} runs in {len(data.cells)} cell(s) × {len(data.placements)} placement(s) "
         f"({', '.join(data.placements) or 'none'}); seeds per cell and placement: {_seeds_per_cell(data)}.",
         "Cells (bench.cells): runs equal in every setting — factors, engine and its options, epoch "
         "budget, target, validation size, training limit, data — except placement and seed; only "
         "runs of one cell are paired. Settings that differ between cells here: "
-        + (", ".join(varying_settings(runs)) if len(runs) and varying_settings(runs) else "none (one cell)") + ".",
+        + (", ".join(varying) if varying else "none (one cell)") + ".",
         "Test split: each run scores the held-out test split (never used for training or any "
         "choice) with its final weights and with the weights of its best-validation epoch. "
         "Validation picks, test reports: the test accuracy at the best-validation epoch is the "
