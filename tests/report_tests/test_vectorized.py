@@ -243,3 +243,38 @@ def test_signed_rank_p_one_row_at_a_time_equals_the_batch():
         one = np.array([signed_rank_p(row)[0] for row in d])
         assert np.isfinite(batch).sum() > len(d) // 2
         np.testing.assert_array_equal(one, batch)
+
+
+#: The report template's table macro before ``render.html_table`` (one escape per cell).
+OLD_TABLE_MACRO = """{% macro table(rows, id="") %}
+{% if rows %}
+<div class="scroll"><table{% if id %} id="{{ id }}"{% endif %}>
+<thead><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for r in rows %}
+<tr>{% for c in r %}<td>{{ r[c] }}</td>{% endfor %}</tr>
+{% endfor %}
+</tbody></table></div>
+{% else %}
+<p class="empty">None.</p>
+{% endif %}
+{% endmacro %}"""
+
+
+def test_html_table_equals_the_template_loop(planted_store):
+    """``html_table`` writes what the template's cell loop wrote: raw runs of a store, and
+    cells that need escaping, hold the separator, are numbers or are empty."""
+    from reports import render
+    from reports.tables import raw_runs
+
+    env = render._env()
+    env.autoescape = True  # as for the report's .html.j2 template (strings default to off)
+    old = env.from_string(OLD_TABLE_MACRO + '{{ table(rows, id) }}|{{ table([], "e") }}')
+    new = env.from_string('{% macro table(rows, id="") %}\n{{ html_table(rows, id) }}{% endmacro %}'
+                          '{{ table(rows, id) }}|{{ table([], "e") }}')
+    odd = [{"a": '<b>"x" & \'y\'</b>', "b": 1.5, "c": ""}, {"a": "sep\x00in", "b": 2, "c": "ok\nline"},
+           {"a": "–", "b": None, "c": "q"}]
+    for rows, id in [(render.frame_rows(raw_runs(load(planted_store))), "raw-runs"), (odd, 'i"d'), (odd, "")]:
+        want = old.render(rows=rows, id=id)
+        assert "<td>" in want
+        assert new.render(rows=rows, id=id) == want
