@@ -10,6 +10,8 @@ the normal approximation with the tie correction and no continuity correction.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.stats
 
@@ -57,7 +59,7 @@ def signed_rank_p(d: np.ndarray) -> np.ndarray:
         for sel in (plain, ex & ~plain):
             if sel.any():
                 first = np.flatnonzero(sel)[:1] if sel is plain else np.flatnonzero(sel)
-                cum = _signed_rank_cdf(w[first])
+                cum = _one_cdf(tuple(sorted(w[first[0]])))[None, :] if first.size == 1 else _signed_rank_cdf(w[first])
                 cum = np.broadcast_to(cum, (int(sel.sum()), cum.shape[1])) if sel is plain else cum
                 t2 = np.rint(2 * t_plus[sel]).astype(int)
                 below = np.take_along_axis(cum, t2[:, None], 1)[:, 0]  # P(T <= t)
@@ -65,6 +67,16 @@ def signed_rank_p(d: np.ndarray) -> np.ndarray:
                 p[sel] = np.minimum(1.0, 2 * np.minimum(below, above))  # P(T >= t) above
     p[(n < 2) | (m == 0)] = np.nan
     return p
+
+
+@lru_cache(maxsize=4096)
+def _one_cdf(w: tuple[int, ...]) -> np.ndarray:
+    """``_signed_rank_cdf`` of one weight set, cached by the sorted weights (the null
+    distribution does not depend on their order, and its integer counts are exact in any
+    order): a report tests thousands of cells whose samples share a few tie patterns."""
+    cum = _signed_rank_cdf(np.array([w]))[0]
+    cum.flags.writeable = False
+    return cum
 
 
 def _signed_rank_cdf(w: np.ndarray) -> np.ndarray:

@@ -191,3 +191,90 @@ def test_comparison_rows_equal_the_one_cell_definitions(shared_store):
     pd.testing.assert_frame_equal(table, pd.DataFrame(expected, columns=tables.COLUMNS))
     assert (table["metric"] == "epoch_s").any() and table["p_note"].str.contains("program").any()
     assert (table.loc[table["metric"] == "epochs_to_target", "n_pairs"] < stats.MIN_MEDIAN_N).any()
+
+
+def test_within_block_order_equals_the_argsort_of_block_plus_key():
+    from reports.interactions import within_block_order
+
+    rng = np.random.default_rng(5)
+    codes = np.sort(rng.integers(0, 40, size=300))  # uneven blocks, some of one row
+    keys = rng.random((50, codes.size))
+    np.testing.assert_array_equal(within_block_order(codes, keys), np.argsort(codes + keys, axis=1))
+    even = np.repeat(np.arange(30), 7)  # blocks of one size take the unpadded path
+    keys = rng.random((50, even.size))
+    np.testing.assert_array_equal(within_block_order(even, keys), np.argsort(even + keys, axis=1))
+
+
+def test_interaction_p_values_equal_the_full_sort_definition(make_store):
+    """The permutation test's p-values with the full-row argsort (the definition) and with
+    ``within_block_order``: equal, since both draw the same keys and order each block alike."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from synthetic_store import make_spec
+
+    from reports import interactions as ix
+
+    spec = make_spec(placements=["none", "after"], seeds=6,
+                     factors={"activation": ["relu", "tanh", "sigmoid"], "learning_rate": [0.01, 0.03, 0.1]})
+    data = load(make_store(spec, through_store=False, diverged=[("after", 3)]))
+    fast = ix.interaction_tests(data, n_permutations=1500, seed=7)
+    original = ix.within_block_order
+    ix.within_block_order = lambda codes, keys: np.argsort(codes + keys, axis=1)
+    try:
+        slow = ix.interaction_tests(data, n_permutations=1500, seed=7)
+    finally:
+        ix.within_block_order = original
+    assert len(fast) and fast["p"].notna().any()
+    pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_signed_rank_p_one_row_at_a_time_equals_the_batch():
+    """One row takes the cached null CDF of its sorted weights (``signed_rank._one_cdf``), a
+    batch of tied rows the batched dynamic programme on the weights as they come: the same p,
+    exactly, with and without ties and zeros."""
+    from reports.signed_rank import signed_rank_p
+
+    rng = np.random.default_rng(11)
+    tied = rng.integers(-3, 4, size=(60, 9)).astype(float)  # ties and zeros
+    plain = rng.normal(0.3, 1.0, size=(30, 9))
+    for d in (tied, plain):
+        batch = signed_rank_p(d)
+        one = np.array([signed_rank_p(row)[0] for row in d])
+        assert np.isfinite(batch).sum() > len(d) // 2
+        np.testing.assert_array_equal(one, batch)
+
+
+#: The report template's table macro before ``render.html_table`` (one escape per cell).
+OLD_TABLE_MACRO = """{% macro table(rows, id="") %}
+{% if rows %}
+<div class="scroll"><table{% if id %} id="{{ id }}"{% endif %}>
+<thead><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for r in rows %}
+<tr>{% for c in r %}<td>{{ r[c] }}</td>{% endfor %}</tr>
+{% endfor %}
+</tbody></table></div>
+{% else %}
+<p class="empty">None.</p>
+{% endif %}
+{% endmacro %}"""
+
+
+def test_html_table_equals_the_template_loop(planted_store):
+    """``html_table`` writes what the template's cell loop wrote: raw runs of a store, and
+    cells that need escaping, hold the separator, are numbers or are empty."""
+    from reports import render
+    from reports.tables import raw_runs
+
+    env = render._env()
+    env.autoescape = True  # as for the report's .html.j2 template (strings default to off)
+    old = env.from_string(OLD_TABLE_MACRO + '{{ table(rows, id) }}|{{ table([], "e") }}')
+    new = env.from_string('{% macro table(rows, id="") %}\n{{ html_table(rows, id) }}{% endmacro %}'
+                          '{{ table(rows, id) }}|{{ table([], "e") }}')
+    odd = [{"a": '<b>"x" & \'y\'</b>', "b": 1.5, "c": ""}, {"a": "sep\x00in", "b": 2, "c": "ok\nline"},
+           {"a": "–", "b": None, "c": "q"}]
+    for rows, id in [(render.frame_rows(raw_runs(load(planted_store))), "raw-runs"), (odd, 'i"d'), (odd, "")]:
+        want = old.render(rows=rows, id=id)
+        assert "<td>" in want
+        assert new.render(rows=rows, id=id) == want
