@@ -13,6 +13,7 @@ import pytest
 from spec_helpers import tiny_spec_text
 
 from bench.cli import main
+from bench.factors import FACTORS
 from bench.results import EpochMetrics, RunResult
 from bench.runner import run_grid
 from bench.spec import load_spec, runs_hash
@@ -219,6 +220,8 @@ def test_migration_marks_ok_runs_with_a_nan_loss_diverged(tmp_path):
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         conn.execute("ALTER TABLE runs DROP COLUMN diverged_epoch")
         conn.execute("ALTER TABLE grids DROP COLUMN spec_hash")
+        for name in [n for n, f in FACTORS.items() if f.since_schema > 2]:  # factors added later
+            conn.execute(f"ALTER TABLE runs DROP COLUMN {name}")
     conn.close()
     Store(store).close()
     conn = open_readonly(store)
