@@ -152,7 +152,7 @@ def build_cnn_model(spec: CnnSpec, seed: int, initializer: str):
     """The Keras CNN for ``spec`` with ``seed``'s initial weights; not compiled."""
     import keras
 
-    from bench.model import activation_layer
+    from bench.model import placed
     from bench.pairing import initial_cnn_weights
 
     h, w, c = spec.image_shape
@@ -164,12 +164,7 @@ def build_cnn_model(spec: CnnSpec, seed: int, initializer: str):
         for _ in range(CONVS_PER_STAGE):
             conv = keras.layers.Conv2D(width, 3, padding="same")
             weighted.append(conv)
-            layers.append(conv)
-            if spec.placement == "before":
-                layers.append(norm_layer(spec))
-            layers.append(activation_layer(spec.activation))
-            if spec.placement in ("after", "after+input"):
-                layers.append(norm_layer(spec))
+            layers += placed(conv, spec.placement, lambda: norm_layer(spec), spec.activation)
         layers.append(keras.layers.MaxPooling2D(pool_size=2))
     head = keras.layers.Dense(spec.n_classes, activation="softmax")
     weighted.append(head)

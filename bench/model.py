@@ -16,6 +16,8 @@ placement (and every engine) the same starting point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 
 from bench.pairing import initial_weights
@@ -28,6 +30,21 @@ def activation_layer(name: str) -> keras.layers.Layer:
     if name == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE)
     return keras.layers.Activation(name)
+
+
+def placed(weighted: keras.layers.Layer, placement: str, norm: Callable[[], keras.layers.Layer],
+           activation: str) -> list[keras.layers.Layer]:
+    """A weighted layer, its activation and, where ``placement`` says, a fresh ``norm()`` layer.
+
+    The one definition of what placement means, for the MLP and the CNN alike.
+    """
+    layers = [weighted]
+    if placement == "before":
+        layers.append(norm())
+    layers.append(activation_layer(activation))
+    if placement in ("after", "after+input"):
+        layers.append(norm())
+    return layers
 
 
 def bn_layer(cfg: RunConfig) -> keras.layers.Layer:
@@ -57,12 +74,7 @@ def build_model(cfg: RunConfig, n_features: int, n_classes: int) -> keras.Model:
     for width in cfg.hidden:
         dense = keras.layers.Dense(width)
         dense_layers.append(dense)
-        layers.append(dense)
-        if cfg.placement == "before":
-            layers.append(bn_layer(cfg))
-        layers.append(activation_layer(cfg.activation))
-        if cfg.placement in ("after", "after+input"):
-            layers.append(bn_layer(cfg))
+        layers += placed(dense, cfg.placement, lambda: bn_layer(cfg), cfg.activation)
     out = keras.layers.Dense(n_classes, activation="softmax")
     dense_layers.append(out)
     layers.append(out)

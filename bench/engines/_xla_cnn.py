@@ -57,16 +57,7 @@ class StackedCNN(StackedMLP):
         self.betas = [tf.Variable(tf.zeros((S, d))) for d in widths]
         self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in widths]
         self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in widths]
-        self.trainable = self.kernels + self.biases + self.gammas + self.betas
-        self.slots: list[list[tf.Variable]] = []
-        if spec.optimizer in ("momentum", "adam"):
-            self.slots.append([tf.Variable(tf.zeros_like(v)) for v in self.trainable])
-        if spec.optimizer == "adam":
-            self.slots.append([tf.Variable(tf.zeros_like(v)) for v in self.trainable])
-        self.iterations = tf.Variable(0, dtype=tf.int64)
-        self.loss_total = tf.Variable(tf.zeros(S))
-        self.correct_total = tf.Variable(tf.zeros(S))
-        self.count = tf.Variable(0.0)
+        self._make_training_state(spec.optimizer)
         self.reset(seeds, initializer)
 
     def reset(self, seeds: list[int], initializer: str) -> None:

@@ -119,18 +119,22 @@ class StackedMLP:
         self.betas = [tf.Variable(tf.zeros((S, d))) for d in beta_widths]
         self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in moving_widths]
         self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in moving_widths]
+        self._make_training_state(spec.optimizer)
+        self.reset(seeds, initializer)
+
+    def _make_training_state(self, optimizer: str) -> None:
+        """Optimizer slots, step counter and metric totals for the trainable variables."""
         self.trainable = self.kernels + self.biases + self.gammas + self.betas
         self.slots: list[list[tf.Variable]] = []
-        if spec.optimizer in ("momentum", "adam"):
+        if optimizer in ("momentum", "adam"):
             self.slots.append([tf.Variable(tf.zeros_like(v)) for v in self.trainable])
-        if spec.optimizer == "adam":
+        if optimizer == "adam":
             self.slots.append([tf.Variable(tf.zeros_like(v)) for v in self.trainable])
         self.iterations = tf.Variable(0, dtype=tf.int64)
         # Keras' Mean metrics: float32 totals and a shared sample count.
-        self.loss_total = tf.Variable(tf.zeros(S))
-        self.correct_total = tf.Variable(tf.zeros(S))
+        self.loss_total = tf.Variable(tf.zeros(self.n_seeds))
+        self.correct_total = tf.Variable(tf.zeros(self.n_seeds))
         self.count = tf.Variable(0.0)
-        self.reset(seeds, initializer)
 
     def reset(self, seeds: list[int], initializer: str) -> None:
         """Fresh state for these seeds, in the same variables (compiled programs stay valid)."""
