@@ -147,8 +147,9 @@ class Arms:
                     raise SpecError(f"{word!r} is not a level of one compared factor ({named}); "
                                     "write factor=level")
                 name = owners[0]
-            if name not in FACTORS:
-                raise SpecError(f"unknown factor {name!r} in {self.reference!r}")
+            if name not in self.compare:
+                raise SpecError(f"{name!r} is not a compared factor ({', '.join(self.compare)}); "
+                                "the reference names levels of compared factors only")
             f = FACTORS[name]
             value: Any = raw
             if f.type is int or f.type is float:

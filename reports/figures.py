@@ -43,6 +43,22 @@ def to_svg(fig: plt.Figure, *, crop: bool = True) -> str:
     return text[text.index("<svg"):]
 
 
+#: Up to this many arms a legend sits inside a panel (placements: at most 4); more would
+#: cover the data, so they get one legend beside the figure (``_legend_beside``).
+INSIDE_LEGEND = 4
+
+
+def _legend_beside(fig: plt.Figure, ax: plt.Axes, title: str) -> None:
+    """``ax``'s legend entries as one legend right of the figure, every panel's own removed;
+    save with ``crop=True`` so that the canvas grows to hold it."""
+    handles, labels = ax.get_legend_handles_labels()
+    for a in fig.axes:
+        if a.get_legend():
+            a.get_legend().remove()
+    fig.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+               fontsize=8, title_fontsize=9, frameon=False)
+
+
 def palette(arms: list[str]) -> dict[str, tuple]:
     """A colour per arm: the colour-blind palette, or tab20 beyond its 10 colours."""
     name = "colorblind" if len(arms) <= 10 else "tab20"
@@ -125,6 +141,9 @@ def learning_curves(data: StoreData) -> str:
         ax.axhline(target, color="grey", ls="--", lw=1)
         _title(ax, cell)
     _label_grid(axes, len(cells), "epoch", "validation accuracy")
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, axes[0], data.arm_word)
+        return to_svg(fig)
     axes[0].legend(title=data.arm_word, fontsize=8, loc="lower right")
     return to_svg(fig, crop=False)
 
@@ -136,6 +155,7 @@ def km_curves(data: StoreData) -> str:
         return ""
     cells = data.cells[:MAX_CELLS]
     colors = palette(data.arms)
+    many = len(data.arms) > INSIDE_LEGEND
     fig, axes = _grid(len(cells))
     for ax, cell in zip(axes, cells):
         for arm in data.arms:
@@ -150,8 +170,14 @@ def km_curves(data: StoreData) -> str:
         ax.axhline(0.5, color="grey", ls=":", lw=1)
         ax.set_ylim(-0.02, 1.02)
         _title(ax, cell)
-        ax.legend(fontsize=7, loc="lower right")
+        if not many:
+            ax.legend(fontsize=7, loc="lower right")
     _label_grid(axes, len(cells), "epoch", "fraction of seeds at target")
+    if many:  # the seeds per arm are in the summary table
+        for line in axes[0].get_lines():
+            line.set_label(line.get_label().split(" (n=")[0])
+        _legend_beside(fig, axes[0], data.arm_word)
+        return to_svg(fig)
     return to_svg(fig, crop=False)
 
 
@@ -232,13 +258,14 @@ def interaction(data: StoreData) -> str:
             ax.get_legend().remove()
         elif ax.get_legend():
             ax.get_legend().set_title(data.arm_word)
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, axes[0][0], data.arm_word)
     return to_svg(fig)
 
 
 #: (label, unit, scale) of the effect panels' metrics, read from ``reports.metrics``.
 EFFECT_METRICS = {k: (METRICS[k].label, METRICS[k].unit, METRICS[k].scale) for k in ("final_val_acc", "epochs_to_target")}
 MAX_FACTORS = 3
-LEGEND_COLUMNS = 4  # the effect panels' shared legend: arms per row
 
 
 def _level(v: object) -> str:
@@ -286,10 +313,13 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
             if j == 0:
                 ax.set_ylabel(f"{label}\ndifference ({unit})")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    ncol = min(max(len(labels), 1), LEGEND_COLUMNS)
-    rows = -(-max(len(labels), 1) // ncol)
-    fig.tight_layout(rect=(0, 0, 1, 1 - rows * (0.07 if len(metrics) == 1 else 0.04)))
-    fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=9, frameon=False)
+    if len(others) > INSIDE_LEGEND:  # one row of labels would be wider than the figure
+        fig.tight_layout()
+        _legend_beside(fig, axes[0][0], "")
+        return to_svg(fig)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if len(metrics) == 1 else 0.96))
+    fig.legend(handles, labels, loc="upper center", ncol=max(len(labels), 1), fontsize=9,
+               frameon=False)
     return to_svg(fig, crop=False)
 
 

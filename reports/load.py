@@ -81,7 +81,8 @@ class StoreData:
         else:
             norm = NORMALIZER_WORDS.get(levels.get("normalizer", "batch"), levels.get("normalizer", ""))
         words = PLACEMENT_WORDS.get(levels["placement"], f"{{norm}} at placement {levels['placement']!r}")
-        extra = [f"{n}={v}" for n, v in levels.items() if n not in ("placement", "normalizer")]
+        extra = [f"{n}={v}" for n, v in levels.items()
+                 if n not in ("placement", "normalizer") and n in self.arm_varying]
         return words.format(norm=norm) + (f" ({', '.join(extra)})" if extra else "")
 
     @property

@@ -358,10 +358,10 @@ def parallelism(runs: pd.DataFrame) -> list[str]:
 
 
 def _arm_factors(data: StoreData) -> str:
-    """The arm factors that vary, in words ("placement", "normalizer and placement")."""
+    """The arm factors that vary, in words ("placement", "normalizer, placement")."""
     names = data.arm_varying or (["placement"] if "placement" in data.arm_spec.compare
                                  else [data.arm_spec.compare[0]])
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return ", ".join(names)
 
 
 def _arm_lines(data: StoreData) -> list[str]:
