@@ -12,7 +12,7 @@ engine override, a reduced grid with fewer epochs, another split) are in differe
 and never paired.
 
 ``reports`` uses this module, so it must stay free of TensorFlow (it imports only pandas
-and ``bench.spec``, which are pure).
+and ``bench.factors``, which is pure; ``bench.spec`` imports it lazily for ``[report]``).
 """
 
 from __future__ import annotations
@@ -295,13 +295,10 @@ def varying_settings(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> 
     return [c for c in s.columns if s[c].nunique() > 1]
 
 
-def duplicates(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> pd.DataFrame:
-    """Runs that share cell, arm and seed with another run (should be none)."""
-    key = cell_keys(runs, compared)
-    frame = pd.DataFrame({"_cell": key, "_seed": runs["seed"]}, index=runs.index)
-    for c in compared:
-        frame[c] = runs[c]
-    return runs[frame.duplicated(keep=False)]
+def duplicates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that share every setting and the seed with another run, i.e. cell, arm and seed
+    whatever the arm's factors (should be none)."""
+    return runs[settings_frame(runs).assign(_seed=runs["seed"].to_numpy()).duplicated(keep=False)]
 
 
 def pair(runs: pd.DataFrame, reference: str, other: str, columns: Sequence[str],

@@ -147,7 +147,7 @@ def prepare(
     if len(runs):
         runs["cell"] = cell_def.cell_labels(runs, arms.factors)
         runs["arm"] = arms.labels(runs, table)
-        dup = cell_def.duplicates(runs, arms.factors)
+        dup = cell_def.duplicates(runs)
         if len(dup):
             raise UsageError(
                 f"{path}: {len(dup)} runs share a cell, arm and seed with another run "

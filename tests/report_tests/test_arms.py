@@ -158,3 +158,14 @@ def test_cli_compare_placement_only(arms_store, tmp_path):
     md = render_report(arms_store, fmt="markdown", arms=Arms.parse(["placement"], "none"), **FAST)
     # the normalizer is attached to the arm: same arms, labels in placement-first order
     assert "| learning_rate=0.01 | after layer − none |" in md
+
+
+def test_placement_only_reports_do_not_speak_of_arms(planted_store):
+    """A study that varies only placement reads as before arms existed (its Markdown was
+    compared byte for byte with the previous version's when arms were introduced)."""
+    import re
+
+    md = render_report(planted_store, fmt="markdown", **FAST)
+    assert not re.search(r"\barms?\b", md)
+    assert "## Summary per cell and placement" in md and "| cell | placement | seeds |" in md
+    assert "BN before the activation" in md and "no BN" in md
