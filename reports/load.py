@@ -51,6 +51,7 @@ class StoreData:
     arms: list[str] = field(default_factory=list)  # arm labels, the reference's first
     arm_spec: cell_def.Arms = cell_def.DEFAULT_ARMS
     arm_levels: dict[str, dict[str, str]] = field(default_factory=dict)  # label -> levels that apply
+    has_reference: bool = False  # the declared reference arm is among the runs
 
     @property
     def reference(self) -> str | None:
@@ -94,8 +95,10 @@ def load(path: str | Path, grid: str | None = None, arms: cell_def.Arms | None =
     """Load a store; with ``grid``, only the runs that grid requested.
 
     ``arms``: what to compare; by default the grid's own ``[report]`` table (its spec is
-    stored with it), else normalizer x placement against ``none``. Raises StoreError for a
-    missing or foreign file and UsageError for an unknown grid.
+    stored with it), else normalizer x placement against ``none``; without its reference
+    among the runs (a grid still training) the first arm is the reference. Raises StoreError
+    for a missing or foreign file and UsageError for an unknown grid, or for ``arms`` given
+    here whose reference no run is in (a typo on the command line must not pass silently).
     """
     path = Path(path)
     if path.is_dir():
@@ -110,9 +113,14 @@ def load(path: str | Path, grid: str | None = None, arms: cell_def.Arms | None =
         epochs = read_epochs(conn, grid)
     finally:
         conn.close()
+    explicit = arms is not None
     if arms is None and grid is not None:
         arms = declared_arms(grids, grid)
-    return prepare(path, grid, runs, epochs, grids, arms)
+    data = prepare(path, grid, runs, epochs, grids, arms)
+    if explicit and data.arms and not data.has_reference:
+        raise UsageError(f"--reference: no run is in arm {data.arm_spec.reference!r} "
+                         f"(arms here: {', '.join(data.arms)})")
+    return data
 
 
 def declared_arms(grids: pd.DataFrame, grid: str) -> cell_def.Arms | None:
@@ -178,7 +186,7 @@ def prepare(
         runs = runs.sort_values(["cell", "arm", "seed"], kind="stable", key=_sort_key(labels))
         runs = runs.reset_index(drop=True)
     return StoreData(path, grid, runs, epochs, grids, cell_factors, labels, arms,
-                     dict(zip(table["label"], table["levels"])))
+                     dict(zip(table["label"], table["levels"])), bool(table["reference"].any()))
 
 
 def _sort_key(arms: list[str]):

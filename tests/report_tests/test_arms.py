@@ -152,6 +152,10 @@ def test_bad_cli_reference_exits_2(arms_store, tmp_path, capsys):
                  "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--reference" in err and not out.exists()
+    # a valid arm that no run is in (no group norm in this grid) is refused too, not ignored
+    assert main(["report", str(arms_store), "--reference", "group before", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no run is in arm 'group before'" in err and not out.exists()
 
 
 def test_cli_compare_placement_only(arms_store, tmp_path):
