@@ -173,3 +173,19 @@ def test_placement_only_reports_do_not_speak_of_arms(planted_store):
     assert not re.search(r"\barms?\b", md)
     assert "## Summary per cell and placement" in md and "| cell | placement | seeds |" in md
     assert "BN before the activation" in md and "no BN" in md
+
+
+def test_varying_groups_make_arms_not_cells():
+    """norm_groups has no effect in the reference, so its levels are arms of group norm:
+    one cell, with the reference in it."""
+    from bench.cells import cell_keys
+
+    spec = _spec(None, norm_groups=[2, 4], normalizer=["batch", "group"], learning_rate=0.01)
+    runs = pd.DataFrame([{**cfg.factor_values(), "seed": cfg.seed} for cfg in spec.expand()])
+    arms = Arms()
+    labels = arms.labels(runs)
+    assert list(arms.table(runs)["label"]) == [
+        "none", "batch before", "batch after", "group before norm_groups=2",
+        "group before norm_groups=4", "group after norm_groups=2", "group after norm_groups=4"]
+    assert (labels.value_counts() == SEEDS).all()
+    assert cell_keys(runs, arms.factors).nunique() == 1
