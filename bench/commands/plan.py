@@ -21,6 +21,7 @@ from bench.cells import config_cell_key as cell_config_key
 from bench.errors import UsageError
 from bench.thresholds import parse_amount
 from bench.factors import DATASETS, FACTORS
+from bench.spec import ENGINES
 
 #: Factors whose levels set the cost of an epoch (besides the engine and the training size).
 COST_KEYS = tuple(name for name, f in FACTORS.items() if f.cost)
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sd of paired differences to assume instead of the store's (same units as --effect)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="worker processes the run will use (default 1)")
-    p.add_argument("--engine", choices=["keras", "stacked"], help="override the spec's engine.name")
+    p.add_argument("--engine", choices=ENGINES, help="override the spec's engine.name")
     p.set_defaults(func=main)
 
 
@@ -156,7 +157,7 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
         f"{spec.name}: {len(runs)} runs = {len(cells)} cells x {len(spec.seeds)} seeds "
         f"({len(comparison_cells)} comparison cells x {len(placements)} placements); "
         f"{len(runs) - len(todo)} already in {args.store}, {len(todo)} to train",
-        f"engine {spec.engine.name}, {spec.epochs} epochs per run, --jobs {args.jobs}",
+        f"engine {_engine_names(runs)}, {spec.epochs} epochs per run, --jobs {args.jobs}",
     ]
     out += _time_lines(spec, runs_df, epochs_df, todo, args.jobs)
     out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells))
@@ -224,6 +225,11 @@ def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
     return lines
 
 
+def _engine_names(runs) -> str:
+    """The engines that train ``runs`` (``auto`` picks one per architecture)."""
+    return " and ".join(sorted({r.engine.name for r in runs}))
+
+
 def _store_spread(spec, runs_df, reference: str):
     """(PairedSpread, where it came from): exact cells first, then same dataset/hidden/batch/engine."""
     import numpy as np
@@ -232,7 +238,8 @@ def _store_spread(spec, runs_df, reference: str):
 
     if runs_df.empty or "final_val_acc" not in runs_df:
         return None
-    ds = runs_df[runs_df["dataset"].isin(spec.factors["dataset"]) & (runs_df["engine"] == spec.engine.name)]
+    engines = {r.engine.name for r in spec.expand()}  # "auto" resolved per run
+    ds = runs_df[runs_df["dataset"].isin(spec.factors["dataset"]) & runs_df["engine"].isin(engines)]
     keys = [k for k in spec.factors if k != "placement"]
     wanted = {(*(r.factor_values()[k] for k in keys), r.epochs) for r in spec.expand()}
     row_keys = zip(*(ds[k] for k in keys), ds["epochs_budget"])

@@ -17,7 +17,7 @@ import pytest
 
 from bench.engines import keras_fit, stacked
 
-from .engine_helpers import as_cnn, make_configs, max_abs_diff, max_abs_test_diff, metric_rows, with_engine
+from .engine_helpers import make_configs, max_abs_diff, max_abs_test_diff, metric_rows, with_engine
 from .test_stacked_vs_keras import TOL
 
 PLACEMENTS = ["none", "before", "after", "after+input"]
@@ -25,7 +25,7 @@ WIDTHS = (4, 8)
 
 
 def cnn_configs(seeds, *, widths=WIDTHS, **kwargs):
-    return as_cnn(make_configs(seeds, **kwargs), widths)
+    return make_configs(seeds, architecture="cnn", widths=list(widths), **kwargs)
 
 
 def both_engines(data, **kwargs):
