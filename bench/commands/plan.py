@@ -2,7 +2,8 @@
 
 Costs come from runs already in the store (a previous grid or a pilot): the median
 ``epoch_s`` of matching runs (same engine and same levels of the factors declared ``cost=True``
-in bench.factors: dataset, hidden sizes, batch size, placement, normalizer, groups),
+in bench.factors: dataset, hidden sizes, batch size, placement, normalizer, groups,
+architecture, CNN widths),
 scaled by training-set size, times the spec's epochs, plus the median compile time. Seeds
 come from the pooled spread of seed-paired differences in final validation accuracy
 (``reports.power``): the power of the report's own Wilcoxon test after Holm over the
@@ -244,10 +245,12 @@ def _store_spread(spec, runs_df, reference: str):
     wanted = {(*(r.factor_values()[k] for k in keys), r.epochs) for r in spec.expand()}
     row_keys = zip(*(ds[k] for k in keys), ds["epochs_budget"])
     exact = ds[np.array([tuple(_norm(v) for v in t) in wanted for t in row_keys], dtype=bool)]
-    near = ds[ds["hidden"].isin(["-".join(map(str, h)) for h in spec.factors["hidden"]])
-              & ds["batch_size"].isin(spec.factors["batch_size"])]
+    near_keys = ("architecture", "hidden", "widths", "batch_size")  # as stored (unused ones at defaults)
+    near_wanted = {tuple(r.factor_values()[k] for k in near_keys) for r in spec.expand()}
+    near_rows = zip(*(ds[k] for k in near_keys))
+    near = ds[np.array([tuple(_norm(v) for v in t) in near_wanted for t in near_rows], dtype=bool)]
     for frame, words in ((exact, "same cells and epochs"),
-                         (near, "cells with the same dataset, hidden and batch size")):
+                         (near, "cells with the same dataset, architecture, hidden/widths and batch size")):
         s = power.paired_spread(frame, reference=reference)
         if s.usable:
             return s, f"(pooled over {s.n_pairs} pairs in {s.n_groups} placement comparisons, {words})"
