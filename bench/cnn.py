@@ -11,9 +11,23 @@ placement keeps its MLP meaning, per convolution:
 - ``after``: conv -> activation -> norm.
 - ``after+input``: a norm on the input image too, then as ``after``.
 
-Normalizers: ``batch`` (Keras ``BatchNormalization``, axis -1: per channel, statistics over
-batch and space). The others (layer/group/rms) slot in at :func:`norm_layer` and
-``bench.engines._xla_cnn``'s ``_norm``; until then :func:`check` refuses them.
+Normalizers (:func:`norm_layer`; ``bench.engines._xla_cnn`` computes the same ops). Every
+one has one gamma (and beta) per channel, as in Wu & He, "Group Normalization" (2018), whose
+definitions for conv nets these are: they differ only in the set a mean and variance are
+taken over.
+
+- ``batch``: Keras ``BatchNormalization(axis=-1)``: per channel, over batch x height x width.
+- ``group``: Keras ``GroupNormalization(groups=norm_groups, axis=-1)``: per example and
+  group of C/G channels, over height x width x C/G.
+- ``layer``: Wu & He's layer normalization, which is group normalization with one group:
+  Keras ``GroupNormalization(groups=1)``, per example over height x width x channels.
+  (``LayerNormalization(axis=-1)`` would normalize each pixel over its channels instead, and
+  ``LayerNormalization(axis=[1, 2, 3])`` has the right statistics but a gamma and beta per
+  pixel and channel, H*W times the parameters of every other arm.)
+- ``rms``: root mean square over the same set as ``layer`` (height x width x channels of one
+  example), no centring, one scale per channel: :class:`ChannelRMSNormalization`, Keras'
+  ``RMSNormalization`` with its scale per channel (Keras' own layer over axes [1, 2, 3]
+  would have a scale per pixel and channel, as above).
 
 Initial weights come from :func:`bench.pairing.initial_cnn_weights`, drawn with NumPy per
 seed: every placement starts from the same conv and head kernels.
@@ -22,6 +36,8 @@ seed: every placement starts from the same conv and head kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from bench.factors import CNN_DEFAULT_WIDTHS
 
 #: Image shape (height, width, channels) of the datasets a CNN can train on. The 8x8 digits
 #: fit up to 3 stages (8 -> 4 -> 2 -> 1); synthetic data are not images.
@@ -33,9 +49,8 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
 
 #: Default widths per stage: 7.1 MFLOP per training image, 4x fewer than (16, 32)
 #: (docs/performance.md, "CNN").
-DEFAULT_WIDTHS = (8, 16)
+DEFAULT_WIDTHS = CNN_DEFAULT_WIDTHS
 CONVS_PER_STAGE = 2
-NORMALIZERS = ("batch",)  # layer/group/rms: see the module docstring
 
 
 @dataclass(frozen=True)
@@ -52,13 +67,14 @@ class CnnSpec:
     bn_epsilon: float = 1e-3
     optimizer: str = "sgd"
     learning_rate: float = 1e-3
+    norm_groups: int = 4
 
     @classmethod
-    def from_config(cls, cfg, dataset: str, n_classes: int, widths: tuple[int, ...]) -> CnnSpec:
-        """The spec of a ``RunConfig``'s cell (widths passed explicitly until they are a factor)."""
-        return cls(IMAGE_SHAPES[dataset], tuple(widths), n_classes, cfg.placement, cfg.activation,
-                   getattr(cfg, "normalizer", "batch"), cfg.bn_momentum, cfg.bn_epsilon,
-                   cfg.optimizer, cfg.learning_rate)
+    def from_config(cls, cfg, dataset: str, n_classes: int) -> CnnSpec:
+        """The spec of a ``RunConfig``'s cell."""
+        return cls(IMAGE_SHAPES[dataset], tuple(cfg.widths), n_classes, cfg.placement, cfg.activation,
+                   cfg.normalizer, cfg.bn_momentum, cfg.bn_epsilon, cfg.optimizer, cfg.learning_rate,
+                   cfg.norm_groups)
 
     @property
     def conv_channels(self) -> list[tuple[int, int]]:
@@ -77,6 +93,18 @@ class CnnSpec:
             return []
         first = [self.image_shape[2]] if self.placement == "after+input" else []
         return first + [out for _, out in self.conv_channels]
+
+    @property
+    def norm_layers(self) -> list[tuple[int, int]]:
+        """(height x width, channels) of each normalization layer's input, in forward order."""
+        if self.placement == "none":
+            return []
+        h, w, c = self.image_shape
+        layers = [(h * w, c)] if self.placement == "after+input" else []
+        for width in self.widths:
+            layers += [(h * w, width)] * CONVS_PER_STAGE
+            h, w = h // 2, w // 2
+        return layers
 
     @property
     def head_features(self) -> int:
@@ -113,18 +141,17 @@ class CnnSpec:
 
 
 def spec_of(cfg, dataset: str, n_classes: int) -> CnnSpec | None:
-    """The CNN a run trains, or None for the MLP: the one switch the engines read.
-
-    Until ``architecture`` and ``widths`` are factors of ``RunConfig``, a config without
-    them is an MLP run.
-    """
-    if getattr(cfg, "architecture", "mlp") != "cnn":
+    """The CNN a run trains, or None for the MLP: the one switch the engines read."""
+    if cfg.architecture != "cnn":
         return None
-    return CnnSpec.from_config(cfg, dataset, n_classes, tuple(cfg.widths))
+    return CnnSpec.from_config(cfg, dataset, n_classes)
 
 
-def check(dataset: str, widths: tuple[int, ...], normalizer: str = "batch") -> str | None:
-    """Why this CNN cannot be built, as a one-line message naming the bad value; None if it can."""
+def check(dataset: str, widths: tuple[int, ...]) -> str | None:
+    """Why this CNN cannot be built, as a one-line message naming the bad value; None if it can.
+
+    (bench.spec refuses group counts that do not divide the channels, as for the MLP.)
+    """
     if dataset not in IMAGE_SHAPES:
         return (f"architecture = 'cnn' needs image data ({', '.join(IMAGE_SHAPES)}), "
                 f"got dataset = {dataset!r}")
@@ -134,18 +161,25 @@ def check(dataset: str, widths: tuple[int, ...], normalizer: str = "batch") -> s
     if side >> len(widths) < 1:
         return (f"widths has {len(widths)} stages but {dataset}'s {side}x{side} images allow at most "
                 f"{side.bit_length() - 1} 2x2 poolings")
-    if normalizer not in NORMALIZERS:
-        return f"normalizer {normalizer!r} is not implemented for the CNN yet (allowed: {', '.join(NORMALIZERS)})"
     return None
 
 
 def norm_layer(spec: CnnSpec):
-    """The Keras normalization layer of ``spec.normalizer`` (per channel, NHWC)."""
+    """The Keras normalization layer of ``spec.normalizer`` (per channel, NHWC; see the
+    module docstring for the definitions)."""
     import keras
 
+    eps = spec.bn_epsilon
     if spec.normalizer == "batch":
-        return keras.layers.BatchNormalization(axis=-1, momentum=spec.bn_momentum, epsilon=spec.bn_epsilon)
-    raise ValueError(f"normalizer {spec.normalizer!r} is not implemented for the CNN")
+        return keras.layers.BatchNormalization(axis=-1, momentum=spec.bn_momentum, epsilon=eps)
+    if spec.normalizer in ("layer", "group"):
+        groups = spec.norm_groups if spec.normalizer == "group" else 1
+        return keras.layers.GroupNormalization(groups=groups, axis=-1, epsilon=eps)
+    if spec.normalizer == "rms":
+        from bench.model import ChannelRMSNormalization
+
+        return ChannelRMSNormalization(epsilon=eps)
+    raise ValueError(f"unknown normalizer {spec.normalizer!r}")
 
 
 def build_cnn_model(spec: CnnSpec, seed: int, initializer: str):

@@ -181,20 +181,30 @@ def _normalizes(levels: Mapping[str, Any]) -> bool:
     return levels["placement"] != "none"
 
 
+def _is_cnn(levels: Mapping[str, Any]) -> bool:
+    return levels["architecture"] == "cnn"
+
+
+#: Channels per stage of the CNN by default (bench.cnn.DEFAULT_WIDTHS, which checks it is this;
+#: here because this module imports nothing of bench).
+CNN_DEFAULT_WIDTHS = (8, 16)
+
+
 FACTORS: dict[str, Factor] = {f.name: f for f in (
     Factor("dataset", str, "mnist", choice(*DATASETS), "TEXT",
            "training data (bench.factors.DATASETS)", cost=True, hashed_at_default=True),
     Factor("placement", str, "none", choice(*PLACEMENTS), "TEXT",
-           "where normalization goes: none; before or after each hidden activation; "
-           "after+input also normalizes the input", cost=True, hashed_at_default=True),
+           "where normalization goes: none; before or after each hidden activation (each "
+           "conv's in the CNN); after+input also normalizes the input", cost=True, hashed_at_default=True),
     Factor("activation", str, "leaky_relu", choice("leaky_relu", "relu", "sigmoid", "tanh"), "TEXT",
            "hidden activation (leaky_relu: slope 0.3, Keras' default)", hashed_at_default=True),
     Factor("hidden", tuple, (300, 100), widths, "TEXT",
-           "hidden layer widths, e.g. [300, 100]; [[300, 100], [100]] is two levels",
-           cost=True, hashed_at_default=True, list_level=True, to_store=width_label),
+           "hidden layer widths of the MLP, e.g. [300, 100]; [[300, 100], [100]] is two levels",
+           cost=True, hashed_at_default=True, list_level=True, to_store=width_label,
+           applies=lambda lv: not _is_cnn(lv)),
     Factor("initializer", str, "he_normal",
            choice("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal"),
-           "TEXT", "initial Dense kernels (biases 0)", hashed_at_default=True),
+           "TEXT", "initial Dense and conv kernels (biases 0)", hashed_at_default=True),
     Factor("optimizer", str, "sgd", choice("sgd", "momentum", "adam"), "TEXT",
            "sgd; momentum (SGD, 0.9); adam (Keras defaults)", hashed_at_default=True),
     Factor("learning_rate", float, 1e-3, positive_number, "REAL",
@@ -212,12 +222,21 @@ FACTORS: dict[str, Factor] = {f.name: f for f in (
     Factor("normalizer", str, "batch", choice(*NORMALIZERS), "TEXT",
            "what normalizes at the placement's positions: batch (over the batch), layer (over "
            "each example's features), group (over norm_groups groups of features), rms (root "
-           "mean square over features, no centring)",
+           "mean square over features, no centring); in the CNN a feature is a channel and "
+           "layer/group/rms average over height x width too (bench/cnn.py)",
            cost=True, applies=_normalizes, since_schema=4),
     Factor("norm_groups", int, 4, positive_int, "INTEGER",
            "groups of group normalization; must divide every normalized width",
            cost=True, applies=lambda lv: _normalizes(lv) and lv["normalizer"] == "group",
            since_schema=4),
+    Factor("architecture", str, "mlp", choice("mlp", "cnn"), "TEXT",
+           "mlp: dense layers of widths `hidden`; cnn: a small VGG-style convolutional network "
+           "of `widths` (bench/cnn.py; image datasets only)",
+           cost=True, since_schema=5),
+    Factor("widths", tuple, CNN_DEFAULT_WIDTHS, widths, "TEXT",
+           "channels per CNN stage (two 3x3 convs, then 2x2 max-pool), e.g. [8, 16]; "
+           "[[8, 16], [16, 32]] is two levels",
+           cost=True, list_level=True, to_store=width_label, applies=_is_cnn, since_schema=5),
 )}
 
 

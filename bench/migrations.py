@@ -116,7 +116,7 @@ def _sql_literal(value: object) -> str:
 
 
 #: version -> the step that upgrades a store of that version by one.
-STEPS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: factor_step(4)}
+STEPS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: factor_step(4), 4: factor_step(5)}
 
 
 def run_columns_after_v1() -> list[tuple[str, str]]:

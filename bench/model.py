@@ -47,6 +47,17 @@ def placed(weighted: keras.layers.Layer, placement: str, norm: Callable[[], kera
     return layers
 
 
+class ChannelRMSNormalization(keras.layers.RMSNormalization):
+    """``x * rsqrt(mean(x^2 over H, W, C) + eps) * scale[c]``: Keras' RMSNormalization over
+    each example's whole feature map, with one scale per channel (the CNN's ``rms``,
+    bench/cnn.py; Keras' own layer over axes [1, 2, 3] would have a scale per pixel)."""
+
+    def build(self, input_shape):
+        self.axis = list(range(1, len(input_shape)))
+        self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
+        self.built = True
+
+
 def bn_layer(cfg: RunConfig) -> keras.layers.Layer:
     """The normalization layer of ``cfg`` (named for batch normalization, the first one)."""
     if cfg.normalizer == "batch":

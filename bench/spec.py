@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import __version__
+from bench import __version__, cnn
 from bench.factors import DATASETS as DATASET_INFO
 from bench.factors import FACTORS, SpecError, canonical, fail as _fail, is_int as _is_int
 from bench.factors import choice, is_number as _is_number, positive_int as _positive_int
@@ -35,7 +35,13 @@ ACTIVATIONS: tuple[str, ...] = FACTORS["activation"].choices
 OPTIMIZERS: tuple[str, ...] = FACTORS["optimizer"].choices
 INITIALIZERS: tuple[str, ...] = FACTORS["initializer"].choices
 DATASETS: tuple[str, ...] = tuple(DATASET_INFO)
-ENGINES = ("keras", "stacked")
+ENGINES = ("auto", "keras", "stacked")
+
+#: What ``engine.name = "auto"`` (the default) trains each architecture with: the stacked
+#: engine for the MLP (several seeds per program, docs/performance.md); Keras ``fit`` for the
+#: CNN, whose stacked version measured 0.53-0.79x the speed of Keras ``fit`` on a CPU
+#: (docs/performance.md, "CNN"). A spec that names an engine gets it for every run.
+AUTO_ENGINE = {"mlp": "stacked", "cnn": "keras"}
 
 #: Training-split sizes before the validation hold-out, for up-front combination checks.
 DATASET_TRAIN_SIZES = {name: d.train_size for name, d in DATASET_INFO.items()}
@@ -58,7 +64,7 @@ GRID_DEFAULTS: dict[str, Any] = {
 
 #: ``[engine]`` key -> default. These are speed knobs: recorded with every run.
 ENGINE_DEFAULTS: dict[str, Any] = {
-    "name": "stacked",
+    "name": "auto",  # per run: bench.spec.AUTO_ENGINE
     "jit_compile": True,
     "steps_per_execution": 200,
     "seeds_per_program": 8,  # or "auto": sized from the device (bench.device.auto_seeds)
@@ -81,6 +87,12 @@ class EngineSettings:
 
 class _RunConfigMethods:
     """The methods of :data:`RunConfig` (whose fields are made from the factor declarations)."""
+
+    def __post_init__(self) -> None:
+        """Resolve ``engine.name = "auto"``: a run always records the engine that trains it."""
+        if self.engine.name == "auto":
+            resolved = replace(self.engine, name=AUTO_ENGINE[self.architecture])
+            object.__setattr__(self, "engine", resolved)
 
     def identity(self) -> dict[str, Any]:
         """The fields hashed into ``run_id``: result-affecting settings only.
@@ -366,45 +378,68 @@ def _check_combinations(
                     "factors.batch_size",
                     f"{batch} is larger than the {n_train} training examples of {dataset!r}",
                 )
-    names = ("dataset", "placement", "normalizer", "norm_groups", "hidden", "batch_size")
+    if "cnn" in factors["architecture"]:
+        for dataset, widths in itertools.product(factors["dataset"], factors["widths"]):
+            problem = cnn.check(dataset, widths)
+            if problem:
+                key = "factors.dataset" if dataset not in cnn.IMAGE_SHAPES else "factors.widths"
+                raise _fail(key, problem)
+    names = ("architecture", "dataset", "placement", "normalizer", "norm_groups", "hidden", "widths",
+             "batch_size")
     for combo in itertools.product(*(factors[n] for n in names)):
         _check_normalization(canonical({**FACTOR_DEFAULTS, **dict(zip(names, combo))}))
 
 
-def normalized_widths(levels: dict[str, Any]) -> list[int]:
-    """The width of each normalization layer of a cell's MLP, in forward order."""
+def normalized_layers(levels: dict[str, Any]) -> list[tuple[int, int]]:
+    """(positions, features) of each normalization layer of a cell's network, in forward order.
+
+    A feature (an MLP unit, a CNN channel) is what batch normalization keeps one mean for;
+    positions are the values of one feature per example (1 in the MLP, height x width of the
+    feature map in the CNN). Layer and group normalization average over positions x features
+    (x 1/groups) of one example.
+    """
+    if levels["architecture"] == "cnn":
+        image = cnn.IMAGE_SHAPES[levels["dataset"]]
+        spec = cnn.CnnSpec(image, levels["widths"], 0, levels["placement"], levels["activation"])
+        return spec.norm_layers
     if levels["placement"] == "none":
         return []
     first = [DATASET_INFO[levels["dataset"]].n_features] if levels["placement"] == "after+input" else []
-    return first + list(levels["hidden"])
+    return [(1, w) for w in first + list(levels["hidden"])]
 
 
 def _check_normalization(levels: dict[str, Any]) -> None:
     """Refuse one cell whose normalization would run but compute nothing meaningful."""
     placement, normalizer = levels["placement"], levels["normalizer"]
     if placement != "none" and normalizer == "batch" and levels["batch_size"] == 1:
-        # BN in training mode normalizes each feature over the batch: with one example every
-        # normalized value is 0, the layer outputs beta whatever the input, and nothing before
-        # it learns. It runs, silently meaningless, so it is refused here.
+        # BN in training mode normalizes each feature over the batch. MLP: with one example
+        # every normalized value is 0, the layer outputs beta whatever the input, and nothing
+        # before it learns. CNN: each channel is normalized over one image's pixels only (instance
+        # normalization while training, moving averages at test time): not batch normalization.
+        # Both run, silently other than asked, so they are refused here.
         raise _fail(
             "factors.batch_size",
             f"1 cannot be combined with placement {placement!r}: batch normalization of a "
-            "single example outputs a constant; use batch_size >= 2, placement 'none' or "
-            "another normalizer",
+            "single example is degenerate (a constant in the MLP, per-image statistics in the "
+            "CNN); use batch_size >= 2, placement 'none' or another normalizer",
         )
-    widths = normalized_widths(levels)
+    layers = normalized_layers(levels)
+    widths = [features for _, features in layers]
     if normalizer == "group":
         groups = levels["norm_groups"]
         divisors = [d for d in range(1, math.gcd(*widths) + 1) if math.gcd(*widths) % d == 0]
         bad = [w for w in widths if w % groups]
         if bad:
+            what = "channel count" if levels["architecture"] == "cnn" else "width"
             raise _fail("factors.norm_groups", f"{groups} groups do not divide the normalized "
-                        f"width {bad[0]} (placement {placement!r}, widths {widths})",
+                        f"{what} {bad[0]} (placement {placement!r}, {what}s {widths})",
                         ", ".join(map(str, divisors)))
     if normalizer in ("layer", "group"):
-        size = min(widths) // (levels["norm_groups"] if normalizer == "group" else 1)
+        groups = levels["norm_groups"] if normalizer == "group" else 1
+        size = min(positions * features // groups for positions, features in layers)
         if size == 1:  # (x - mean) of one value is 0: the layer outputs beta whatever x is
-            key = "factors.norm_groups" if normalizer == "group" else "factors.hidden"
+            size_key = "factors.widths" if levels["architecture"] == "cnn" else "factors.hidden"
+            key = "factors.norm_groups" if normalizer == "group" else size_key
             raise _fail(key, f"{normalizer} normalization over groups of one value outputs a "
                         f"constant (placement {placement!r}, widths {widths}); use wider layers "
                         "or fewer groups")

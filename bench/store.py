@@ -29,7 +29,7 @@ from bench.spec import GridSpec, RunConfig, runs_hash
 #: The version this bnbench writes (steps in ``bench.migrations``). An older store is read
 #: through an upgraded in-memory copy and upgraded in place by the first writer that opens
 #: it; a newer one is refused.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FACTOR_COLUMNS = list(FACTORS)
 
 #: A claim whose owner has not refreshed it for this long is taken over (owners on other

@@ -45,6 +45,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     *[(f"batch-1-{n}", {"normalizer": n, "batch_size": 1, "placement": "before"})
       for n, _ in NORMALIZED[::3]],  # per-example normalizers take batch 1 (batch: refused)
     ("rms-epsilon-0.1", {"normalizer": "rms", "bn_epsilon": 0.1, "placement": "before"}),
+    # The CNN (bench/cnn.py; every placement x normalizer: tests/engines/test_cnn.py): three
+    # stages (8x8 -> 1x1), and a batch of one with a per-example normalizer.
+    ("cnn-none", {"architecture": "cnn", "widths": [4, 8], "placement": "none"}),
+    ("cnn-3-stages-layer", {"architecture": "cnn", "widths": [4, 4, 8], "placement": "after",
+                            "normalizer": "layer"}),
+    ("cnn-batch-1-group", {"architecture": "cnn", "widths": [4, 8], "placement": "before",
+                           "normalizer": "group", "norm_groups": 2, "batch_size": 1}),
 ]
 
 

@@ -94,12 +94,15 @@ def test_report_of_an_old_store_shows_test_accuracy_as_unknown(old_store):
 
 
 def test_old_runs_get_the_new_factors_at_their_defaults(old_store):
-    """Schema 4 added the normalizer factors: every older run was batch normalization (or none)."""
+    """Schema 4 added the normalizer factors: every older run was batch normalization (or none);
+    schema 5 the architecture and the CNN's widths: every older run was an MLP."""
     from bench.factors import FACTORS
 
     runs = load(old_store).runs
-    for name in ("normalizer", "norm_groups"):
-        assert FACTORS[name].since_schema == 4
-        assert (runs[name] == FACTORS[name].default).all(), name
+    for name, version in (("normalizer", 4), ("norm_groups", 4), ("architecture", 5), ("widths", 5)):
+        assert FACTORS[name].since_schema == version
+        assert (runs[name] == FACTORS[name].to_store(FACTORS[name].default)).all(), name
     with Store(old_store) as store:  # and in place, by a writable open
-        assert set(store.runs_frame()["normalizer"]) == {"batch"}
+        frame = store.runs_frame()
+        assert set(frame["normalizer"]) == {"batch"} and set(frame["architecture"]) == {"mlp"}
+        assert set(frame["widths"]) == {"8-16"}

@@ -34,7 +34,7 @@ def spec_with(**tables):
         ({"grid": {"target_accuracy": 1.5}}, "grid.target_accuracy: 1.5 is not a number in (0, 1]"),
         ({"grid": {"validation_size": 5000}}, "grid.validation_size: 5000 leaves no training data in 'digits'"),
         ({"factors": {"batch_size": 4096}}, "factors.batch_size: 4096 is larger than the 1203 training"),
-        ({"engine": {"name": "torch"}}, "engine.name: unknown value 'torch' (allowed: keras, stacked)"),
+        ({"engine": {"name": "torch"}}, "engine.name: unknown value 'torch' (allowed: auto, keras, stacked)"),
         ({"engine": {"jit_compile": "yes"}}, "engine.jit_compile: 'yes' is not true or false"),
     ],
 )

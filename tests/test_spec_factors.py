@@ -149,3 +149,50 @@ def test_run_help_lists_every_factor_from_its_declaration(capsys):
     out = capsys.readouterr().out
     for f in FACTORS.values():
         assert f"  {f.name} (default " in out and f.help[:30] in out.replace("\n", " "), f.name
+
+
+# ---------------------------------------------------------------- architecture and widths
+
+def test_hidden_counts_only_for_the_mlp_and_widths_only_for_the_cnn():
+    mlp = spec(placement="before").expand()
+    explicit = spec(placement="before", architecture="mlp", widths=[[4, 8], [16, 32]]).expand()
+    assert [r.run_id for r in explicit] == [r.run_id for r in mlp]  # MLP run ids unchanged
+    assert "architecture" not in mlp[0].identity() and "widths" not in mlp[0].identity()
+    s = spec(placement="before", architecture="cnn", hidden=[[32, 16], [64]], widths=[[4, 8], [8, 16]])
+    cells = {(r.hidden, r.widths) for r in s.expand()}
+    assert cells == {(FACTOR_DEFAULTS["hidden"], (4, 8)), (FACTOR_DEFAULTS["hidden"], (8, 16))}
+    assert s.n_runs == len(s.expand()) == 2 * 2
+
+
+def test_auto_engine_is_stacked_for_the_mlp_and_keras_for_the_cnn():
+    runs = spec(architecture=["mlp", "cnn"], widths=[4, 8]).expand()
+    assert {(r.architecture, r.engine.name) for r in runs} == {("mlp", "stacked"), ("cnn", "keras")}
+    named = parse_spec({**BASE, "factors": {**BASE["factors"], "architecture": "cnn", "widths": [4, 8]},
+                        "engine": {"name": "stacked"}}).expand()
+    assert {r.engine.name for r in named} == {"stacked"}
+    # "auto" never reaches a run id: the MLP's are those of a spec that names "stacked"
+    stacked = parse_spec({**BASE, "engine": {"name": "stacked"}}).expand()
+    assert [r.run_id for r in spec().expand()] == [r.run_id for r in stacked]
+
+
+@pytest.mark.parametrize(("factors", "needle"), [
+    ({"dataset": "synthetic"}, "factors.dataset: architecture = 'cnn' needs image data"),
+    ({"widths": [4, 8, 16, 32]}, "factors.widths: widths has 4 stages but digits's 8x8 images allow at most 3"),
+    ({"placement": "after+input", "normalizer": "group", "norm_groups": 2},
+     "factors.norm_groups: 2 groups do not divide the normalized channel count 1 (placement "
+     "'after+input', channel counts [1, 4, 4, 8, 8]) (allowed: 1)"),
+    ({"placement": "before", "normalizer": "group", "norm_groups": 3},
+     "factors.norm_groups: 3 groups do not divide the normalized channel count 4"),
+    ({"placement": "after", "batch_size": [8, 1]}, "factors.batch_size: 1 cannot be combined with placement"),
+])
+def test_impossible_cnns_are_refused_in_one_line(factors, needle):
+    with pytest.raises(SpecError) as err:
+        spec(**{"architecture": "cnn", "widths": [4, 8], **factors})
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cnn_group_and_layer_normalization_of_one_image_are_allowed():
+    # statistics over height x width x channels of one example: a batch of one is fine
+    for normalizer in ("layer", "group", "rms"):
+        assert spec(architecture="cnn", widths=[4, 8], placement="after", normalizer=normalizer,
+                    norm_groups=2, batch_size=1).expand()

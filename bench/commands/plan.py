@@ -2,7 +2,8 @@
 
 Costs come from runs already in the store (a previous grid or a pilot): the median
 ``epoch_s`` of matching runs (same engine and same levels of the factors declared ``cost=True``
-in bench.factors: dataset, hidden sizes, batch size, placement, normalizer, groups),
+in bench.factors: dataset, hidden sizes, batch size, placement, normalizer, groups,
+architecture, CNN widths),
 scaled by training-set size, times the spec's epochs, plus the median compile time. Seeds
 come from the pooled spread of seed-paired differences in final validation accuracy
 (``reports.power``): the power of the report's own Wilcoxon test after Holm over the
@@ -21,6 +22,7 @@ from bench.cells import DEFAULT_ARMS, config_settings
 from bench.errors import UsageError
 from bench.thresholds import parse_amount
 from bench.factors import DATASETS, FACTORS
+from bench.spec import ENGINES
 
 #: Factors whose levels set the cost of an epoch (besides the engine and the training size).
 COST_KEYS = tuple(name for name, f in FACTORS.items() if f.cost)
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sd of paired differences to assume instead of the store's (same units as --effect)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="worker processes the run will use (default 1)")
-    p.add_argument("--engine", choices=["keras", "stacked"], help="override the spec's engine.name")
+    p.add_argument("--engine", choices=ENGINES, help="override the spec's engine.name")
     p.set_defaults(func=main)
 
 
@@ -165,7 +167,7 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
         f"{spec.name}: {len(runs)} runs = {len(cells)} cells x {len(spec.seeds)} seeds "
         f"({len(comparison_cells)} comparison cells x {n_arms} {word}); "
         f"{len(runs) - len(todo)} already in {args.store}, {len(todo)} to train",
-        f"engine {spec.engine.name}, {spec.epochs} epochs per run, --jobs {args.jobs}",
+        f"engine {_engine_names(runs)}, {spec.epochs} epochs per run, --jobs {args.jobs}",
     ]
     out += _time_lines(spec, runs_df, epochs_df, todo, args.jobs)
     out += _seed_lines(spec, runs_df, effect, sd_override, args, n_arms, family, arms)
@@ -238,6 +240,11 @@ def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
     return lines
 
 
+def _engine_names(runs) -> str:
+    """The engines that train ``runs`` (``auto`` picks one per architecture)."""
+    return " and ".join(sorted({r.engine.name for r in runs}))
+
+
 def _store_spread(spec, runs_df, arms):
     """(PairedSpread, where it came from): exact cells first, then same dataset/hidden/batch/engine."""
     import numpy as np
@@ -246,15 +253,18 @@ def _store_spread(spec, runs_df, arms):
 
     if runs_df.empty or "final_val_acc" not in runs_df:
         return None
-    ds = runs_df[runs_df["dataset"].isin(spec.factors["dataset"]) & (runs_df["engine"] == spec.engine.name)]
+    engines = {r.engine.name for r in spec.expand()}  # "auto" resolved per run
+    ds = runs_df[runs_df["dataset"].isin(spec.factors["dataset"]) & runs_df["engine"].isin(engines)]
     keys = [k for k in spec.factors if k not in arms.factors]
     wanted = {(*(r.factor_values()[k] for k in keys), r.epochs) for r in spec.expand()}
     row_keys = zip(*(ds[k] for k in keys), ds["epochs_budget"])
     exact = ds[np.array([tuple(_norm(v) for v in t) in wanted for t in row_keys], dtype=bool)]
-    near = ds[ds["hidden"].isin(["-".join(map(str, h)) for h in spec.factors["hidden"]])
-              & ds["batch_size"].isin(spec.factors["batch_size"])]
+    near_keys = ("architecture", "hidden", "widths", "batch_size")  # as stored (unused ones at defaults)
+    near_wanted = {tuple(r.factor_values()[k] for k in near_keys) for r in spec.expand()}
+    near_rows = zip(*(ds[k] for k in near_keys))
+    near = ds[np.array([tuple(_norm(v) for v in t) in near_wanted for t in near_rows], dtype=bool)]
     for frame, words in ((exact, "same cells and epochs"),
-                         (near, "cells with the same dataset, hidden and batch size")):
+                         (near, "cells with the same dataset, architecture, hidden/widths and batch size")):
         s = power.paired_spread(frame, arms=arms)
         if s.usable:
             return s, f"(pooled over {s.n_pairs} pairs in {s.n_groups} arm comparisons, {words})"

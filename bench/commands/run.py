@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from bench.commands.common import add_store_option
 from bench.errors import UsageError
 from bench.factors import reference_lines
+from bench.spec import ENGINES
 
 DEFAULT_RETRIES = 2  # bench.runner.DEFAULT_RETRIES; not imported so that --help stays fast
 
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pinned to cores // N unless the spec sets engine.threads; on a GPU machine worker i "
         "trains on GPU i mod #GPUs (N = the number of GPUs)",
     )
-    p.add_argument("--engine", choices=["keras", "stacked"], help="override the spec's engine.name")
+    p.add_argument("--engine", choices=ENGINES, help="override the spec's engine.name (auto: stacked "
+                   "for the MLP, keras for the CNN)")
     p.add_argument(
         "--scheduler", metavar="ADDRESS",
         help="train on a Dask cluster: tcp://HOST:PORT of a running 'dask scheduler' (see "

@@ -11,7 +11,10 @@ a batched matmul), and XLA refuses max-pool's gradient under op determinism.
 Everything after the convolutions mirrors ``_xla_mlp`` (whose optimizer, metric and
 evaluation code this class reuses): batch normalization per channel per seed, statistics over
 batch and space (``tf.nn.moments`` over axes B, H, W: Keras' ``BatchNormalization(axis=-1)``),
-moving averages with Keras' momentum formula, max-pool, the flattened last stage into the
+moving averages with Keras' momentum formula; group and layer normalization as Keras'
+``GroupNormalization._apply_normalization`` (moments per example over H, W and each group's
+channels; layer = one group); RMS as ``keras.ops.rms_normalization`` over H, W, C with a
+per-channel scale (bench/cnn.py defines the four); max-pool, the flattened last stage into the
 softmax head, gradients by ``tf.GradientTape``. Seeds never mix: the only cross-seed op is
 the sum of per-seed losses (derivative exactly 1 per seed).
 """
@@ -53,10 +56,13 @@ class StackedCNN(StackedMLP):
         self.biases = [tf.Variable(tf.zeros((S, o))) for _, o in spec.conv_channels]
         self.biases.append(tf.Variable(tf.zeros((S, spec.n_classes))))
         widths = spec.norm_channels
+        # As in the MLP: RMS normalization has no beta; only BN keeps moving statistics.
+        beta_widths = [] if spec.normalizer == "rms" else widths
+        moving_widths = widths if spec.normalizer == "batch" else []
         self.gammas = [tf.Variable(tf.ones((S, d))) for d in widths]
-        self.betas = [tf.Variable(tf.zeros((S, d))) for d in widths]
-        self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in widths]
-        self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in widths]
+        self.betas = [tf.Variable(tf.zeros((S, d))) for d in beta_widths]
+        self.moving_means = [tf.Variable(tf.zeros((S, d))) for d in moving_widths]
+        self.moving_vars = [tf.Variable(tf.ones((S, d))) for d in moving_widths]
         self._make_training_state(spec.optimizer)
         self.reset(seeds, initializer)
 
@@ -78,8 +84,19 @@ class StackedCNN(StackedMLP):
 
     # ------------------------------------------------------------------ forward
     def _norm(self, h: tf.Tensor, i: int, training: bool) -> tf.Tensor:
-        """Batch normalization per seed and channel of [S, B, H, W, C]."""
+        """Normalization layer ``i`` (the spec's normalizer) of [S, B, H, W, C], per seed."""
         sp = self.spec
+        if sp.normalizer in ("layer", "group"):
+            g = sp.norm_groups if sp.normalizer == "group" else 1
+            s, b, height, width, c = h.shape[0], tf.shape(h)[1], h.shape[2], h.shape[3], h.shape[4]
+            grouped = tf.reshape(h, [s, b, height, width, g, c // g])
+            mean, variance = tf.nn.moments(grouped, axes=[2, 3, 5], keepdims=True)
+            inv = tf.math.rsqrt(variance + sp.bn_epsilon) * tf.reshape(self.gammas[i], [s, 1, 1, 1, g, c // g])
+            beta = tf.reshape(self.betas[i], [s, 1, 1, 1, g, c // g])
+            return tf.reshape(grouped * inv + (-mean * inv + beta), [s, b, height, width, c])
+        if sp.normalizer == "rms":
+            rrms = tf.math.rsqrt(tf.reduce_mean(tf.square(h), axis=[2, 3, 4], keepdims=True) + sp.bn_epsilon)
+            return h * rrms * self.gammas[i][:, None, None, None, :]
         if training:
             mean, var = tf.nn.moments(h, axes=[1, 2, 3])  # [S, C] each; biased variance
             m = sp.bn_momentum

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 from bench.spec import RunConfig, parse_spec
 
@@ -41,17 +41,3 @@ def test_scores(result) -> tuple[float, float, float, float]:
 def max_abs_test_diff(a, b) -> float:
     assert a.best_val_epoch == b.best_val_epoch and a.test.size == b.test.size
     return max(abs(x - y) for x, y in zip(test_scores(a), test_scores(b)))
-
-
-@dataclass(frozen=True)
-class CnnRunConfig(RunConfig):
-    """A RunConfig with the two CNN factors, until ``architecture``/``widths`` are declared
-    factors of the spec (then ``make_configs(architecture="cnn", widths=...)`` replaces it)."""
-
-    architecture: str = "cnn"
-    widths: tuple[int, ...] = (4, 8)
-
-
-def as_cnn(cfgs: list[RunConfig], widths: tuple[int, ...]) -> list[CnnRunConfig]:
-    return [CnnRunConfig(**{f.name: getattr(c, f.name) for f in fields(c)}, widths=tuple(widths))
-            for c in cfgs]

@@ -17,15 +17,24 @@ import pytest
 
 from bench.engines import keras_fit, stacked
 
-from .engine_helpers import as_cnn, make_configs, max_abs_diff, max_abs_test_diff, metric_rows, with_engine
+from .engine_helpers import make_configs, max_abs_diff, max_abs_test_diff, metric_rows, with_engine
 from .test_stacked_vs_keras import TOL
 
 PLACEMENTS = ["none", "before", "after", "after+input"]
+NORMALIZERS = ["batch", "layer", "group", "rms"]
 WIDTHS = (4, 8)
+#: Every (placement, normalizer) arm; "none" normalizes nothing, so it is one arm.
+ARMS = [("none", "batch")] + [(p, n) for p in PLACEMENTS[1:] for n in NORMALIZERS]
+
+
+def groups_for(placement: str) -> int:
+    """2 groups of the widths' 4 and 8 channels; 1 where the 1-channel input is normalized
+    too (bench.spec refuses groups that do not divide every normalized channel count)."""
+    return 1 if placement == "after+input" else 2
 
 
 def cnn_configs(seeds, *, widths=WIDTHS, **kwargs):
-    return as_cnn(make_configs(seeds, **kwargs), widths)
+    return make_configs(seeds, architecture="cnn", widths=list(widths), **kwargs)
 
 
 def both_engines(data, **kwargs):
@@ -45,9 +54,17 @@ def digits_64(digits):
     return replace(digits, x_train=digits.x_train[:64], y_train=digits.y_train[:64])
 
 
-@pytest.mark.parametrize("placement", PLACEMENTS)
-def test_first_steps_match_keras(digits_64, placement):
-    ours, theirs = both_engines(digits_64, epochs=1, placement=placement, learning_rate=0.05)
+def _quick_first(arms):
+    """Batch normalization at every placement and each other normalizer at "before" run by
+    default; the other arms (each ~5-20 s on 2 shared cores: a compile per engine) are slow."""
+    return [pytest.param(p, n, marks=() if n == "batch" or p == "before" else pytest.mark.slow)
+            for p, n in arms]
+
+
+@pytest.mark.parametrize(("placement", "normalizer"), _quick_first(ARMS))
+def test_first_steps_match_keras(digits_64, placement, normalizer):
+    ours, theirs = both_engines(digits_64, epochs=1, placement=placement, normalizer=normalizer,
+                                norm_groups=groups_for(placement), learning_rate=0.05)
     assert ours.status == theirs.status == "ok"
     (a,), (b,) = ours.epochs, theirs.epochs
     assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
@@ -56,9 +73,11 @@ def test_first_steps_match_keras(digits_64, placement):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("placement", PLACEMENTS)
-def test_one_epoch_matches_keras(digits, placement):
-    ours, theirs = both_engines(digits, epochs=1, placement=placement, learning_rate=0.05)
+@pytest.mark.parametrize(("placement", "normalizer"), [(p, "batch") for p in PLACEMENTS]
+                         + [("after", n) for n in NORMALIZERS[1:]])
+def test_one_epoch_matches_keras(digits, placement, normalizer):
+    ours, theirs = both_engines(digits, epochs=1, placement=placement, normalizer=normalizer,
+                                learning_rate=0.05)
     assert ours.status == theirs.status == "ok"
     assert max_abs_diff(ours, theirs) <= TOL
     assert max_abs_test_diff(ours, theirs) <= TOL
@@ -141,3 +160,29 @@ def test_mnist_28x28_first_steps_match_keras(require):
     theirs = keras_fit.train_cell(with_engine(cfgs[:1], name="keras", jit_compile=False), data)[0]
     assert ours.epochs[0].train_loss == pytest.approx(theirs.epochs[0].train_loss, rel=1e-5)
     assert ours.epochs[0].val_loss == pytest.approx(theirs.epochs[0].val_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+def test_normalizers_follow_wu_and_he(normalizer):
+    """Each Keras layer of bench.cnn.norm_layer against its definition written out in NumPy
+    (Wu & He 2018, Fig. 2: the set a mean and variance are taken over), with one gamma per
+    channel. Tolerance: Keras sums n <= 144 float32 values (Higham's bound n * 2^-24 = 8.6e-6
+    relative to the sum of |x|), and |x| reaches ~4 sd of these draws: 1e-4 absolute on the
+    standardized outputs (which are O(1)), far below any difference between the definitions."""
+    from bench.cnn import CnnSpec, norm_layer
+
+    x = np.random.default_rng(0).normal(1.0, 2.0, (2, 6, 6, 4)).astype(np.float32)
+    spec = CnnSpec((6, 6, 1), WIDTHS, 10, "before", "relu", normalizer=normalizer, norm_groups=2)
+    layer = norm_layer(spec)
+    out = np.asarray(layer(x, training=True))
+    gammas = [w for w in layer.weights if w.shape == (4,) and w.trainable]
+    assert len(gammas) == (1 if normalizer == "rms" else 2)  # gamma (scale) and beta, per channel
+    eps, x64 = spec.bn_epsilon, x.astype(np.float64)
+    if normalizer == "rms":
+        expected = x64 / np.sqrt(np.mean(x64**2, axis=(1, 2, 3), keepdims=True) + eps)
+    else:
+        axes = {"batch": (0, 1, 2), "layer": (1, 2, 3), "group": (1, 2, 4)}[normalizer]
+        g = x64.reshape(2, 6, 6, 2, 2) if normalizer == "group" else x64
+        mean, var = g.mean(axis=axes, keepdims=True), g.var(axis=axes, keepdims=True)
+        expected = ((g - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)

@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the engi
 
 def measure(engine: str, n_seeds: int, widths: tuple[int, ...], placement: str, data) -> float:
     from bench.engines import get_engine
-    from engines.engine_helpers import as_cnn, make_configs
+    from engines.engine_helpers import make_configs
 
     opts = {"seeds_per_program": n_seeds} if engine == "stacked" else {}
     cfgs = make_configs(n_seeds, epochs=2, engine=engine, engine_opts={"steps_per_execution": 200, **opts},
-                        dataset="mnist", placement=placement, learning_rate=0.01)
-    results = get_engine(engine)(as_cnn(cfgs, widths), data)
+                        dataset="mnist", placement=placement, learning_rate=0.01,
+                        architecture="cnn", widths=list(widths))
+    results = get_engine(engine)(cfgs, data)
     assert all(r.status == "ok" for r in results)
     if engine == "stacked":  # epoch_s is already the program's time / S
         return results[0].epochs[1].epoch_s
