@@ -1,7 +1,10 @@
 """The report's figures as inline SVG strings (matplotlib's Agg backend, seaborn styling).
 
-Large grids are capped at ``MAX_CELLS`` facets so a report of thousands of runs stays
-readable and renders in seconds; each figure says how many cells it shows.
+A grid of more than ``MAX_CELLS`` cells gets its learning curves and Kaplan–Meier curves as
+one panel summarizing every cell (``figure_captions``) instead of a panel per cell: 300
+panels could not be read, and the first 12 of them were an arbitrary sample that cost seconds
+of matplotlib layout. The time-per-epoch strip plot shows the first ``MAX_CELLS`` cells and
+says so (``figure_notes``).
 """
 
 from __future__ import annotations
@@ -99,11 +102,18 @@ def median_band(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
     return med, low, high
 
 
+def summarized(data: StoreData) -> bool:
+    """Whether the per-cell figures summarize all cells in one panel (more than ``MAX_CELLS``)."""
+    return len(data.cells) > MAX_CELLS
+
+
 def learning_curves(data: StoreData) -> str:
     """Validation accuracy by epoch: median and its 95% order-statistic band per placement, per cell."""
     ep = data.epochs[data.epochs["status"].isin(("ok", "diverged"))]
     if ep.empty:
         return ""
+    if summarized(data):
+        return learning_curves_summary(data, ep)
     cells = data.cells[:MAX_CELLS]
     colors = palette(data.placements)
     target = float(data.runs["target_accuracy"].median())
@@ -127,11 +137,36 @@ def learning_curves(data: StoreData) -> str:
     return to_svg(fig, crop=False)
 
 
+def learning_curves_summary(data: StoreData, ep: pd.DataFrame) -> str:
+    """One panel for all cells: per placement and epoch, the median over cells of each cell's
+    median over seeds, with the 10–90% range over cells (a spread, not a confidence interval)."""
+    colors = palette(data.placements)
+    per_cell = ep.groupby(["placement", "epoch", "cell"], sort=True)["val_acc"].median()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for placement in data.placements:
+        if placement not in per_cell.index.get_level_values(0):
+            continue
+        by_epoch = per_cell.loc[placement].groupby(level="epoch")
+        q = by_epoch.quantile([0.1, 0.5, 0.9]).unstack()
+        x = q.index.to_numpy(float)
+        n = int(by_epoch.size().max())
+        ax.plot(x, q[0.5], color=colors[placement], marker="o", ms=3, label=f"{placement} ({n} cells)")
+        ax.fill_between(x, q[0.1], q[0.9], color=colors[placement], alpha=0.2, lw=0)
+    ax.axhline(float(data.runs["target_accuracy"].median()), color="grey", ls="--", lw=1)
+    ax.set_title(f"all {len(data.cells)} cells", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.legend(title="placement", fontsize=8, loc="lower right")
+    return to_svg(fig)
+
+
 def km_curves(data: StoreData) -> str:
     """Kaplan–Meier step curves: fraction of seeds at target by epoch (censoring-aware)."""
     runs = data.runs[data.runs["analysed"]]
     if runs.empty:
         return ""
+    if summarized(data):
+        return km_curves_summary(data, runs)
     cells = data.cells[:MAX_CELLS]
     colors = palette(data.placements)
     fig, axes = _grid(len(cells))
@@ -151,6 +186,55 @@ def km_curves(data: StoreData) -> str:
         ax.legend(fontsize=7, loc="lower right")
     _label_grid(axes, len(cells), "epoch", "fraction of seeds at target")
     return to_svg(fig, crop=False)
+
+
+def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
+    """One panel for all cells: the Kaplan–Meier curve of each placement's runs of every cell
+    pooled (fraction of all its runs at the target by epoch; cells weigh by their runs)."""
+    colors = palette(data.placements)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for placement in data.placements:
+        sub = runs[runs["placement"] == placement]
+        if sub.empty:
+            continue
+        km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
+        x = np.append(km["epoch"].to_numpy(), float(sub["epochs_budget"].max()))
+        y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
+        ax.step(x, y, where="post", color=colors[placement], label=f"{placement} (n={len(sub)})")
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"all {len(data.cells)} cells, runs pooled", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("fraction of runs at target")
+    ax.legend(fontsize=7, loc="lower right")
+    return to_svg(fig)
+
+
+def figure_captions(data: StoreData) -> dict[str, str]:
+    """Captions replacing the template's for the figures drawn as one summary panel."""
+    if not summarized(data):
+        return {}
+    n = len(data.cells)
+    return {
+        "learning_curves": f"Validation accuracy by epoch, all {n} cells in one panel: the median over "
+                           "cells of each cell's median over seeds; band: 10–90% of cells (the spread "
+                           "between cells, not a confidence interval); dashed line: target.",
+        "km": f"Kaplan–Meier over the runs of all {n} cells pooled: fraction of runs at the target by "
+              "epoch; runs that never reached it are censored at the budget. Dotted line: the median.",
+    }
+
+
+def figure_notes(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:
+    """What each capped figure leaves out, appended to its caption."""
+    n = len(data.cells)
+    notes = {}
+    if n > MAX_CELLS:
+        notes["time_per_epoch"] = f" Showing the first {MAX_CELLS} of {n} cells."
+    comps = _forest_rows(comparisons)
+    rows = int(comps.groupby("metric").size().max()) if len(comps) else 0
+    if rows > MAX_FOREST_ROWS:
+        notes["forest"] = f" Showing the first {MAX_FOREST_ROWS} of {rows} comparisons per metric."
+    return notes
 
 
 def time_per_epoch(data: StoreData) -> str:
@@ -177,10 +261,15 @@ def time_per_epoch(data: StoreData) -> str:
     return to_svg(fig)
 
 
+def _forest_rows(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons the forest plot can draw: its metrics, a finite difference."""
+    keep = comparisons["metric"].isin(["final_val_acc", "epochs_to_target", "epoch_s"])
+    return comparisons[keep & np.isfinite(comparisons["diff"].to_numpy(float))]
+
+
 def forest(comparisons: pd.DataFrame) -> str:
     """Median paired differences with 95% CIs, one panel per metric."""
-    keep = comparisons["metric"].isin(["final_val_acc", "epochs_to_target", "epoch_s"])
-    comps = comparisons[keep & np.isfinite(comparisons["diff"].to_numpy(float))]
+    comps = _forest_rows(comparisons)
     if comps.empty:
         return ""
     metrics = list(dict.fromkeys(comps["metric"]))
