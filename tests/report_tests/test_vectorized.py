@@ -281,3 +281,28 @@ def test_html_table_equals_the_template_loop(planted_store):
         want = old.render(rows=rows, id=id)
         assert "<td>" in want
         assert new.render(rows=rows, id=id) == want
+
+
+def _order_bounds_loop(n: int, confidence: float = 0.95) -> tuple[int, float, float]:
+    """``intervals.order_statistic_bounds`` as it was written before: one scalar cdf per k."""
+    binom = scipy.stats.binom(n, 0.5)
+
+    def cover(k: int) -> float:
+        return float(binom.cdf(n - k) - binom.cdf(k - 1)) if 2 * k <= n else 0.0
+
+    k = 0
+    while cover(k + 1) >= confidence:
+        k += 1
+    if k == 0:
+        return 0, 0.0, cover(1)
+    g_k, g_next = cover(k), cover(k + 1)
+    share = (g_k - confidence) / (g_k - g_next)
+    return k, float((n - k) * share / (k + (n - 2 * k) * share)), g_k
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.9])
+def test_order_statistic_bounds_vectorized_equals_the_loop(confidence):
+    from reports.intervals import order_statistic_bounds
+
+    for n in [*range(1, 80), 101, 500, 1001, 3300]:
+        assert order_statistic_bounds(n, confidence) == _order_bounds_loop(n, confidence), n
