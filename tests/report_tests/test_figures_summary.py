@@ -74,3 +74,17 @@ def test_small_grid_keeps_a_panel_per_cell(make_store):
     assert not figures.summarized(data) and figures.figure_captions(data) == {}
     assert figures.learning_curves(data).count('id="axes_') == 2
     assert figures.km_curves(data).count('id="axes_') == 2
+
+
+def test_markdown_report_does_not_import_matplotlib(make_store):
+    """The Markdown report draws nothing, so it skips matplotlib's ~1.5 s import."""
+    import subprocess
+    import sys
+
+    store = make_store(make_spec(seeds=3, epochs=4), through_store=False)
+    code = ("import sys; from reports.render import render_report; "
+            f"render_report({str(store)!r}, fmt='markdown'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'seaborn')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
