@@ -61,6 +61,7 @@ def test_km_median_cis_equal_one_interval_per_sample(method_n):
     t, e = _samples(rng, 5, method_n)
     t[0], e[0] = 10.0, False  # all censored: "not reached" bounds
     sizes = [(t[i], e[i]) for i in range(5)] + [(t[0][:3], e[0][:3]), (np.zeros(0), np.zeros(0, bool))]
+    sizes.append((t[1].copy(), e[1].copy()))  # a repeated sample: resampled once (stats._distinct)
     batched = stats.km_median_cis(sizes, n_resamples=400)
     for (ti, ei), got in zip(sizes, batched):
         if ti.size == 0:
@@ -84,6 +85,10 @@ def test_km_median_differences_equal_one_interval_per_sample():
         samples.append((ta[0], ea[0], tb[0], eb[0]))
         budgets.append(10)
     samples[1] = (np.full(11, 10.0), np.zeros(11, bool), samples[1][2], samples[1][3])  # ref never
+    # repeats (each distinct sample and pair is resampled once, stats._distinct): the same pair,
+    # a reference shared with another sample, and a pair again under another budget
+    samples += [samples[0], (*samples[0][:2], *samples[4][2:]), samples[4]]
+    budgets += [10, 10, 12]
     batched = stats.km_median_differences(samples, budgets, n_resamples=400)
     for (ta, ea, tb, eb), budget, got in zip(samples, budgets, batched):
         m_ref, m_b = stats.km_median(ta, ea), stats.km_median(tb, eb)
