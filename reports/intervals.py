@@ -116,8 +116,16 @@ def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int,
     return k, float(lam), g_k
 
 
-def _order_interval(x: np.ndarray, confidence: float) -> tuple[float, float, str]:
-    s = np.sort(x)
+def sorted_median(s: np.ndarray) -> float:
+    """``np.median`` of an already sorted 1-D array, the same arithmetic (the middle value, or
+    the mean of the middle two as ``np.mean`` takes it: their sum over 2) without its
+    partition and dispatch, ~0.1 ms a call over thousands of report cells."""
+    h = s.size // 2
+    return float(s[h]) if s.size % 2 else float((s[h - 1] + s[h]) / 2.0)
+
+
+def _order_interval(s: np.ndarray, confidence: float) -> tuple[float, float, str]:
+    """The interpolated order-statistic interval of the median of the sorted values ``s``."""
     n = s.size
     k, lam, cover = order_statistic_bounds(n, confidence)
     if k == 0:
@@ -205,7 +213,11 @@ def interval(
     n = int(x.size)
     if n == 0:
         return Interval(math.nan, n=0, method=method, note="no values")
-    point = float(fn(x, axis=-1))
+    if method == "order":  # the median's point and interval from one sort
+        x = np.sort(x)
+        point = sorted_median(x)
+    else:
+        point = float(fn(x, axis=-1))
     if n == 1:
         what = "one measurement" if unit is not None else "one value"
         return Interval(point, n=1, method=method, note=f"{what}: no interval")

@@ -311,3 +311,12 @@ def test_order_statistic_bounds_vectorized_equals_the_loop(confidence):
 
     for n in [*range(1, 80), 101, 500, 1001, 3300]:
         assert order_statistic_bounds(n, confidence) == _order_bounds_loop(n, confidence), n
+
+
+def test_sorted_median_is_numpys_median():
+    """``intervals.interval`` takes the median's point from its one sort (``sorted_median``)."""
+    rng = np.random.default_rng(3)
+    for n in range(1, 40):
+        for x in (rng.normal(size=n) * 10.0 ** rng.integers(-8, 9), rng.integers(-3, 4, n).astype(float),
+                  rng.random(n) + 1e15):
+            assert intervals.sorted_median(np.sort(x)) == float(np.median(x)), (n, x)
