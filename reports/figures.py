@@ -299,6 +299,18 @@ def forest(comparisons: pd.DataFrame) -> str:
     return to_svg(fig)  # cropped: tight_layout leaves the last panel's x label at the edge
 
 
+#: At most this many level labels on a factor axis; beyond, every k-th level is labelled. A
+#: factor of 167 learning rates had 167 labels no one could read, and measuring them for
+#: the layout took most of the figures' time in a 10,000-run report.
+MAX_TICK_LABELS = 24
+
+
+def _thinned(n: int) -> list[int]:
+    """Positions of the levels to label among ``n``: all up to ``MAX_TICK_LABELS``, else
+    every k-th from the first (the points of every level are still drawn)."""
+    return list(range(0, n, math.ceil(n / MAX_TICK_LABELS) if n > MAX_TICK_LABELS else 1))
+
+
 def interaction(data: StoreData) -> str:
     """Median final accuracy by each non-placement factor's level, one line per placement."""
     factors = data.cell_factors[:3]
@@ -312,6 +324,9 @@ def interaction(data: StoreData) -> str:
                       hue_order=data.placements, palette=palette(data.placements),
                       estimator="median", errorbar=None, dodge=0.2, ax=ax)
         ax.set_ylabel("median final validation accuracy")
+        ticks, labels = np.asarray(ax.get_xticks()), [t.get_text() for t in ax.get_xticklabels()]
+        shown = _thinned(len(ticks))
+        ax.set_xticks(ticks[shown], [labels[k] for k in shown])
         ax.tick_params(axis="x", rotation=20)
         if ax is not axes[0][0] and ax.get_legend():
             ax.get_legend().remove()
@@ -362,8 +377,8 @@ def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
                             lw=1.2, label=f"{placement} − {s['reference'].iloc[0]}")
             ax.axhline(0, color="black", lw=0.8)
             ax.set_xlim(-0.5, len(levels) - 0.5)
-            ax.set_xticks(range(len(levels)))
-            ax.set_xticklabels([_level(lv) for lv in levels], rotation=20 if len(levels) > 4 else 0)
+            shown = _thinned(len(levels))
+            ax.set_xticks(shown, [_level(levels[k]) for k in shown], rotation=20 if len(levels) > 4 else 0)
             ax.set_xlabel(factor)
             if j == 0:
                 ax.set_ylabel(f"{label}\ndifference ({unit})")

@@ -88,3 +88,10 @@ def test_markdown_report_does_not_import_matplotlib(make_store):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("n, want", [(1, [0]), (24, list(range(24))), (25, list(range(0, 25, 2))),
+                                     (167, list(range(0, 167, 7)))])
+def test_factor_axes_label_at_most_max_tick_labels(n, want):
+    shown = figures._thinned(n)
+    assert shown == want and len(shown) <= figures.MAX_TICK_LABELS
