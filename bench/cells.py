@@ -3,29 +3,31 @@
 A run is described by its *settings*: every factor level, the engine (name and every
 option), the epoch budget, the target, the validation size, the training-set limit, the
 data it trained on (a fingerprint of the arrays) and the harness version. A **cell** is a
-set of runs whose settings are all equal except the *compared* factors (``placement`` by
-default) and the seed. A **pair** is two runs of one cell with the same seed and
-different levels of the compared factor: they differ in nothing else, which is what makes
-a seed-paired test valid. Runs that differ in anything else (an engine override, a reduced
-grid with fewer epochs, another split) are in different cells and never paired.
+set of runs whose settings are all equal except the *arm* factors and the seed. An **arm**
+is one combination of levels of the compared factors (by default ``normalizer`` and
+``placement``: "none", "batch before", "layer after", ...), see :class:`Arms`. A **pair**
+is two runs of one cell with the same seed and different arms: they differ in nothing
+else, which is what makes a seed-paired test valid. Runs that differ in anything else (an
+engine override, a reduced grid with fewer epochs, another split) are in different cells
+and never paired.
 
 ``reports`` uses this module, so it must stay free of TensorFlow (it imports only pandas
-and ``bench.spec``, which are pure).
+and ``bench.factors``, which is pure; ``bench.spec`` imports it lazily for ``[report]``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from bench.factors import FACTORS
-from bench.spec import RunConfig
+from bench.factors import FACTORS, SpecError, canonical, fail
 
-#: The factors a report compares within a cell (a future normalizer factor joins these).
-COMPARED: tuple[str, ...] = ("placement",)
+if TYPE_CHECKING:  # bench.spec imports this module lazily (its [report] table)
+    from bench.spec import RunConfig
 
 #: Stored ``runs`` columns besides the factors that a cell's runs must share.
 SETTING_COLUMNS: tuple[str, ...] = (
@@ -72,6 +74,165 @@ def _json_object(text: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# --------------------------------------------------------------------------------- arms
+
+#: The factors a report compares by default, in the order an arm's label names them.
+DEFAULT_COMPARE: tuple[str, ...] = ("normalizer", "placement")
+#: The arm every other is compared with by default: no normalization.
+DEFAULT_REFERENCE = "none"
+
+
+@dataclass(frozen=True)
+class Arms:
+    """What a report compares: the *compared* factors, whose combinations are the arms, and
+    the reference arm every other arm is compared with, within a cell, paired by seed.
+
+    A factor outside ``compare`` joins the arm (is *attached*) when it has no effect in the
+    reference arm (its ``applies`` is false there, so the store holds it at its default for
+    the reference's runs): otherwise a cell holding one of its other levels would have no
+    reference run to pair with. With the default reference ``none`` that attaches
+    ``norm_groups`` (and ``normalizer`` when only ``placement`` is compared). A factor that
+    does apply in the reference stays a cell factor even if some arms ignore it:
+    ``bn_momentum`` (hashed for placement "none") makes cells ``bn_momentum=0.9`` that hold
+    the reference and the batch-norm arms, while the other normalizers' runs, stored at the
+    default momentum, appear only in the default-momentum cell.
+    """
+
+    compare: tuple[str, ...] = DEFAULT_COMPARE
+    reference: str = DEFAULT_REFERENCE
+    reference_levels: dict[str, Any] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reference_levels", self._parse_reference())
+
+    @classmethod
+    def parse(cls, compare: Any = None, reference: Any = None, key: str = "report") -> Arms:
+        """Check raw (TOML or command-line) values; raise SpecError naming ``key.compare`` or
+        ``key.reference``. ``None`` takes the default."""
+        if compare is None:
+            compare = list(DEFAULT_COMPARE)
+        if isinstance(compare, str):
+            compare = [compare]
+        if not isinstance(compare, list) or not compare:
+            raise fail(f"{key}.compare", f"{compare!r} is not a non-empty list of factors",
+                       ", ".join(FACTORS))
+        for name in compare:
+            if name not in FACTORS:
+                raise fail(f"{key}.compare", f"unknown factor {name!r}", ", ".join(FACTORS))
+        if len(set(compare)) != len(compare):
+            raise fail(f"{key}.compare", f"repeated factor in {compare!r}")
+        reference = DEFAULT_REFERENCE if reference is None else reference
+        if not isinstance(reference, str) or not reference.strip():
+            raise fail(f"{key}.reference", f"{reference!r} is not an arm such as 'none' or 'batch before'")
+        try:
+            return cls(tuple(compare), " ".join(reference.split()))
+        except SpecError as exc:
+            raise fail(f"{key}.reference", str(exc)) from None
+
+    def _parse_reference(self) -> dict[str, Any]:
+        """The reference's levels of every factor (defaults where it names none), canonical.
+
+        A word is ``factor=level`` or a bare level of one compared factor (``before``,
+        ``layer``); compared factors it does not name take their defaults.
+        """
+        given: dict[str, Any] = {}
+        for word in self.reference.split():
+            name, _, raw = word.rpartition("=")
+            if not name:
+                owners = [n for n in self.compare if FACTORS[n].choices and raw in FACTORS[n].choices]
+                if len(owners) != 1:
+                    named = ", ".join(self.compare)
+                    raise SpecError(f"{word!r} is not a level of one compared factor ({named}); "
+                                    "write factor=level")
+                name = owners[0]
+            if name not in self.compare:
+                raise SpecError(f"{name!r} is not a compared factor ({', '.join(self.compare)}); "
+                                "the reference names levels of compared factors only")
+            f = FACTORS[name]
+            value: Any = raw
+            if f.type is int or f.type is float:
+                try:
+                    value = f.type(raw)
+                except ValueError:
+                    raise SpecError(f"{raw!r} is not a level of {name}") from None
+            given[name] = f.check(name, value)
+        return canonical({**{n: f.default for n, f in FACTORS.items()}, **given})
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """The compared factors, then the attached ones (see the class): what an arm fixes."""
+        attached = tuple(n for n, f in FACTORS.items() if n not in self.compare
+                         and f.applies is not None and not f.applies(self.reference_levels))
+        return (*self.compare, *attached)
+
+    def reference_key(self) -> tuple[str, ...]:
+        """The reference arm's stored levels as :func:`settings_frame` text."""
+        return tuple(_norm(FACTORS[n].to_store(self.reference_levels[n])) for n in self.factors)
+
+    def table(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """One row per distinct arm among ``runs``: ``key`` (stored levels), ``label``,
+        ``levels`` (dict of the levels that apply), ``reference`` (bool); reference first, the
+        others in the order of each compared factor's choices."""
+        s = settings_frame(runs)
+        names = list(self.factors)
+        keys = list(dict.fromkeys(map(tuple, s[names].itertuples(index=False))))
+        applied: list[dict[str, str]] = []
+        for key in keys:
+            levels = dict(zip(names, key))
+            full = {n: _typed(n, v) for n, v in levels.items()}
+            full = {**{n: f.default for n, f in FACTORS.items()}, **full}
+            applied.append({n: v for n, v in levels.items()
+                            if FACTORS[n].applies is None or FACTORS[n].applies(full)})
+        shown = [n for n in names if len({a.get(n) for a in applied if n in a}) > 1]
+        labels = [_label(a, shown) or _label(a, _alone(a)) for a in applied]
+        ref = self.reference_key()
+        out = pd.DataFrame({"key": keys, "label": labels, "levels": applied,
+                            "reference": [k == ref for k in keys]})
+        out["_rank"] = [(not r, *(_rank(n, k[i]) for i, n in enumerate(names)))
+                        for r, k in zip(out["reference"], keys)]
+        return out.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
+
+    def labels(self, runs: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.Series:
+        """Each run's arm label (see :meth:`table`)."""
+        table = self.table(runs) if table is None else table
+        by_key = dict(zip(table["key"], table["label"]))
+        s = settings_frame(runs)[list(self.factors)]
+        return pd.Series([by_key[tuple(k)] for k in s.itertuples(index=False)], index=runs.index, dtype=object)
+
+
+def _typed(name: str, text: str) -> Any:
+    """A stored level as text back to the factor's Python type, for ``applies``."""
+    f = FACTORS[name]
+    try:
+        return f.type(float(text)) if f.type in (int, float) else text
+    except ValueError:
+        return text
+
+
+def _alone(levels: Mapping[str, str]) -> list[str]:
+    """What a label shows when no arm factor varies (one arm): placement and the levels off
+    their defaults ("after", "layer after"), or every level when that is nothing."""
+    shown = [n for n, v in levels.items()
+             if n == "placement" or v != _norm(FACTORS[n].to_store(FACTORS[n].default))]
+    return shown or list(levels)
+
+
+def _rank(name: str, text: str) -> tuple[int, str]:
+    choices = FACTORS[name].choices or ()
+    return (choices.index(text), "") if text in choices else (len(choices), text)
+
+
+def _label(levels: Mapping[str, str], shown: Sequence[str]) -> str:
+    """``batch before``: bare levels of categorical factors, ``name=level`` of the others."""
+    return " ".join(v if FACTORS[n].choices else f"{n}={v}" for n, v in levels.items() if n in shown)
+
+
+#: The default arms (``compare = ["normalizer", "placement"]``, reference ``none``).
+DEFAULT_ARMS = Arms()
+#: The factors of the default arms: what cells leave out by default.
+COMPARED: tuple[str, ...] = DEFAULT_ARMS.factors
 
 
 def settings_frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -134,18 +295,16 @@ def varying_settings(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> 
     return [c for c in s.columns if s[c].nunique() > 1]
 
 
-def duplicates(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> pd.DataFrame:
-    """Runs that share cell, compared level(s) and seed with another run (should be none)."""
-    key = cell_keys(runs, compared)
-    frame = pd.DataFrame({"_cell": key, "_seed": runs["seed"]}, index=runs.index)
-    for c in compared:
-        frame[c] = runs[c]
-    return runs[frame.duplicated(keep=False)]
+def duplicates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that share every setting and the seed with another run, i.e. cell, arm and seed
+    whatever the arm's factors (should be none)."""
+    return runs[settings_frame(runs).assign(_seed=runs["seed"].to_numpy()).duplicated(keep=False)]
 
 
 def pair(runs: pd.DataFrame, reference: str, other: str, columns: Sequence[str],
-         factor: str = "placement", on: Sequence[str] = ("cell", "seed")) -> pd.DataFrame:
-    """Join the ``reference`` and ``other`` levels of ``factor`` into seed pairs, one to one.
+         factor: str = "arm", on: Sequence[str] = ("cell", "seed")) -> pd.DataFrame:
+    """Join the ``reference`` and ``other`` levels of ``factor`` (an arm label, or any
+    column) into seed pairs, one to one.
 
     ``on`` must identify a cell and a seed (the report's ``cell`` label, or the output of
     :func:`cell_keys`, plus ``seed``). Columns get suffixes ``_a`` (reference) and ``_b``.

@@ -2,7 +2,8 @@
 
 A spec has two tables. ``[grid]`` holds settings shared by every run (name, seeds, target,
 epoch budget, validation split, engine). ``[factors]`` maps each factor to its levels; a
-scalar is a single level. Everything here is pure (no TensorFlow, no I/O but reading the
+scalar is a single level. An optional ``[report]`` says what the report compares
+(``compare``, ``reference``: ``bench.cells.Arms``); it changes no run. Everything here is pure (no TensorFlow, no I/O but reading the
 file), so that a bad spec is rejected in milliseconds with a message naming the bad key.
 """
 
@@ -16,12 +17,15 @@ import tomllib
 from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import __version__
 from bench.factors import DATASETS as DATASET_INFO
 from bench.factors import FACTORS, SpecError, canonical, fail as _fail, is_int as _is_int
 from bench.factors import choice, is_number as _is_number, positive_int as _positive_int
+
+if TYPE_CHECKING:
+    from bench.cells import Arms
 
 
 #: Derived from the declarations in bench.factors (the one place a factor or dataset is defined).
@@ -154,6 +158,7 @@ class GridSpec:
     factors: dict[str, tuple[Any, ...]]
     engine: EngineSettings
     source_text: str = ""
+    arms: Arms | None = None  # what the report compares ([report]); None: the default arms
 
     @property
     def varying_factors(self) -> list[str]:
@@ -256,14 +261,17 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
     """Validate a parsed TOML document and return the spec; raise SpecError otherwise."""
     if not isinstance(data, dict):
         raise SpecError("spec: the document is not a TOML table")
-    _check_keys("", data, {"grid": 0, "factors": 0, "engine": 0})
-    grid_raw, factors_raw, engine_raw = (data.get(k, {}) for k in ("grid", "factors", "engine"))
-    for table, raw in (("grid", grid_raw), ("factors", factors_raw), ("engine", engine_raw)):
+    _check_keys("", data, {"grid": 0, "factors": 0, "engine": 0, "report": 0})
+    grid_raw, factors_raw, engine_raw, report_raw = (
+        data.get(k, {}) for k in ("grid", "factors", "engine", "report"))
+    for table, raw in (("grid", grid_raw), ("factors", factors_raw), ("engine", engine_raw),
+                       ("report", report_raw)):
         if not isinstance(raw, dict):
             raise _fail(table, f"must be a table ([{table}]), got {type(raw).__name__}")
     _check_keys("grid", grid_raw, GRID_DEFAULTS)
     _check_keys("factors", factors_raw, FACTOR_DEFAULTS)
     _check_keys("engine", engine_raw, ENGINE_DEFAULTS)
+    _check_keys("report", report_raw, REPORT_KEYS)
 
     grid = {**GRID_DEFAULTS, **grid_raw}
     name = grid["name"]
@@ -302,7 +310,7 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
         cells = n_runs // len(seeds)
         raise _bound(f"grid ({len(seeds)} seeds x {cells} cells)", n_runs, "grid.max_runs", max_runs)
     _check_combinations(factors, validation_size, train_limit)  # loops over cells: bounded first
-    return GridSpec(
+    spec = GridSpec(
         name=name.strip(),
         seeds=seeds,
         epochs=epochs,
@@ -314,6 +322,27 @@ def parse_spec(data: dict[str, Any], source_text: str = "") -> GridSpec:
         engine=engine_settings,
         source_text=source_text,
     )
+    return replace(spec, arms=_report_arms(report_raw, spec)) if report_raw else spec
+
+
+#: ``[report]`` keys: the compared factors and the reference arm (bench.cells.Arms).
+REPORT_KEYS: dict[str, Any] = {"compare": ["normalizer", "placement"], "reference": "none"}
+
+
+def _report_arms(raw: dict[str, Any], spec: GridSpec) -> Arms:
+    """``[report]`` checked: known factors, a reference arm that some run of the grid is in."""
+    from bench.cells import Arms, config_settings  # lazily: bench.cells imports pandas
+
+    arms = Arms.parse(raw.get("compare"), raw.get("reference"), key="report")
+    want = arms.reference_key()
+    for levels in spec.iter_cells():
+        cfg = RunConfig(grid=spec.name, seed=0, epochs=spec.epochs, target_accuracy=1.0,
+                        validation_size=1, train_limit=0, **levels)
+        settings = config_settings(cfg)
+        if tuple(settings[n] for n in arms.factors) == want:
+            return arms
+    raise _fail("report.reference", f"no run of this grid is in arm {arms.reference!r} "
+                f"(levels {', '.join(f'{n}={arms.reference_levels[n]}' for n in arms.compare)})")
 
 
 def _check_combinations(

@@ -1,8 +1,9 @@
 """``bnbench export --format tensorboard``: every run's per-epoch curves as TensorBoard event files.
 
-One TensorBoard *run* (a folder) per stored run: ``DIR/<grid>/<cell>/<placement>/seed_<n>``,
-where the cell is the report's label (the grid's varying factors except placement), so
-TensorBoard's run filter selects by grid, cell, placement or seed. Tags: ``train/loss``,
+One TensorBoard *run* (a folder) per stored run: ``DIR/<grid>/<cell>/<arm>/seed_<n>``,
+where the cell and the arm are the report's labels (the arm: the compared factors, e.g.
+"after" or "layer after"; the cell: the grid's other varying factors), so TensorBoard's run
+filter selects by grid, cell, arm or seed. Tags: ``train/loss``,
 ``train/accuracy``, ``val/loss``, ``val/accuracy``, ``time/epoch_s``; the step is the epoch
 and the wall time the run's start plus its epochs' training time. Written with
 TensorBoard's own event writer (scalars as ``simple_value``, as ``tf.summary`` v1 did).
@@ -60,7 +61,7 @@ def export_tensorboard(store: str | Path, output: str | Path, grid: str | None =
         data = load(store, name)
         by_run = dict(tuple(data.epochs.groupby("run_id"))) if len(data.epochs) else {}
         for run in data.runs.itertuples(index=False):
-            folder = out / _part(name) / _part(run.cell) / _part(run.placement) / f"seed_{run.seed}"
+            folder = out / _part(name) / _part(run.cell) / _part(run.arm) / f"seed_{run.seed}"
             for old in folder.glob("events.out.tfevents.*"):  # an earlier export of this run
                 old.unlink()
             writer = EventFileWriter(str(folder))

@@ -46,8 +46,26 @@ def to_svg(fig: plt.Figure, *, crop: bool = True) -> str:
     return text[text.index("<svg"):]
 
 
-def palette(placements: list[str]) -> dict[str, tuple]:
-    return dict(zip(placements, sns.color_palette("colorblind", max(len(placements), 1))))
+#: Up to this many arms a legend sits inside a panel (placements: at most 4); more would
+#: cover the data, so they get one legend beside the figure (``_legend_beside``).
+INSIDE_LEGEND = 4
+
+
+def _legend_beside(fig: plt.Figure, ax: plt.Axes, title: str) -> None:
+    """``ax``'s legend entries as one legend right of the figure, every panel's own removed;
+    save with ``crop=True`` so that the canvas grows to hold it."""
+    handles, labels = ax.get_legend_handles_labels()
+    for a in fig.axes:
+        if a.get_legend():
+            a.get_legend().remove()
+    fig.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+               fontsize=8, title_fontsize=9, frameon=False)
+
+
+def palette(arms: list[str]) -> dict[str, tuple]:
+    """A colour per arm: the colour-blind palette, or tab20 beyond its 10 colours."""
+    name = "colorblind" if len(arms) <= 10 else "tab20"
+    return dict(zip(arms, sns.color_palette(name, max(len(arms), 1))))
 
 
 #: Margins of ``_grid``'s panels in inches: left (y tick labels and axis label), right, top
@@ -108,55 +126,61 @@ def summarized(data: StoreData) -> bool:
 
 
 def learning_curves(data: StoreData) -> str:
-    """Validation accuracy by epoch: median and its 95% order-statistic band per placement, per cell."""
+    """Validation accuracy by epoch: median and its 95% order-statistic band per arm, per cell."""
     ep = data.epochs[data.epochs["status"].isin(("ok", "diverged"))]
     if ep.empty:
         return ""
     if summarized(data):
         return learning_curves_summary(data, ep)
     cells = data.cells[:MAX_CELLS]
-    colors = palette(data.placements)
+    colors = palette(data.arms)
     target = float(data.runs["target_accuracy"].median())
     ep = ep[ep["cell"].isin(cells)]
-    wide = ep.set_index(["cell", "placement", "run_id", "epoch"])["val_acc"].unstack("epoch")
-    groups = {key: g for key, g in wide.groupby(level=["cell", "placement"], sort=False)}
+    wide = ep.set_index(["cell", "arm", "run_id", "epoch"])["val_acc"].unstack("epoch")
+    groups = {key: g for key, g in wide.groupby(level=["cell", "arm"], sort=False)}
     fig, axes = _grid(len(cells))
     for ax, cell in zip(axes, cells):
-        for placement in data.placements:
-            m = groups.get((cell, placement))
+        for arm in data.arms:
+            m = groups.get((cell, arm))
             if m is None or m.empty:
                 continue
             med, low, high = median_band(m.to_numpy(dtype=float))
             x = m.columns.to_numpy()
-            ax.plot(x, med, color=colors[placement], label=placement, marker="o", ms=3)
-            ax.fill_between(x, low, high, color=colors[placement], alpha=0.2, lw=0)
+            ax.plot(x, med, color=colors[arm], label=arm, marker="o", ms=3)
+            ax.fill_between(x, low, high, color=colors[arm], alpha=0.2, lw=0)
         ax.axhline(target, color="grey", ls="--", lw=1)
         _title(ax, cell)
     _label_grid(axes, len(cells), "epoch", "validation accuracy")
-    axes[0].legend(title="placement", fontsize=8, loc="lower right")
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, axes[0], data.arm_word)
+        return to_svg(fig)
+    axes[0].legend(title=data.arm_word, fontsize=8, loc="lower right")
     return to_svg(fig, crop=False)
 
 
 def learning_curves_summary(data: StoreData, ep: pd.DataFrame) -> str:
-    """One panel for all cells: per placement and epoch, the median over cells of each cell's
+    """One panel for all cells: per arm and epoch, the median over cells of each cell's
     median over seeds, with the 10–90% range over cells (a spread, not a confidence interval)."""
-    colors = palette(data.placements)
-    per_cell = ep.groupby(["placement", "epoch", "cell"], sort=True)["val_acc"].median()
+    colors = palette(data.arms)
+    per_cell = ep.groupby(["arm", "epoch", "cell"], sort=True)["val_acc"].median()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for placement in data.placements:
-        if placement not in per_cell.index.get_level_values(0):
+    for arm in data.arms:
+        if arm not in per_cell.index.get_level_values(0):
             continue
-        by_epoch = per_cell.loc[placement].groupby(level="epoch")
+        by_epoch = per_cell.loc[arm].groupby(level="epoch")
         q = by_epoch.quantile([0.1, 0.5, 0.9]).unstack()
         x = q.index.to_numpy(float)
         n = int(by_epoch.size().max())
-        ax.plot(x, q[0.5], color=colors[placement], marker="o", ms=3, label=f"{placement} ({n} cells)")
-        ax.fill_between(x, q[0.1], q[0.9], color=colors[placement], alpha=0.2, lw=0)
+        ax.plot(x, q[0.5], color=colors[arm], marker="o", ms=3, label=f"{arm} ({n} cells)")
+        ax.fill_between(x, q[0.1], q[0.9], color=colors[arm], alpha=0.2, lw=0)
     ax.axhline(float(data.runs["target_accuracy"].median()), color="grey", ls="--", lw=1)
     ax.set_title(f"all {len(data.cells)} cells", fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
-    ax.legend(title="placement", fontsize=8, loc="lower right")
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, ax, data.arm_word)
+    else:
+        ax.legend(title=data.arm_word, fontsize=8, loc="lower right")
     return to_svg(fig)
 
 
@@ -168,45 +192,55 @@ def km_curves(data: StoreData) -> str:
     if summarized(data):
         return km_curves_summary(data, runs)
     cells = data.cells[:MAX_CELLS]
-    colors = palette(data.placements)
+    colors = palette(data.arms)
+    many = len(data.arms) > INSIDE_LEGEND
     fig, axes = _grid(len(cells))
     for ax, cell in zip(axes, cells):
-        for placement in data.placements:
-            sub = runs[(runs["cell"] == cell) & (runs["placement"] == placement)]
+        for arm in data.arms:
+            sub = runs[(runs["cell"] == cell) & (runs["arm"] == arm)]
             if sub.empty:
                 continue
             km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
             budget = float(sub["epochs_budget"].max())
             x = np.append(km["epoch"].to_numpy(), budget)
             y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
-            ax.step(x, y, where="post", color=colors[placement], label=f"{placement} (n={len(sub)})")
+            ax.step(x, y, where="post", color=colors[arm], label=f"{arm} (n={len(sub)})")
         ax.axhline(0.5, color="grey", ls=":", lw=1)
         ax.set_ylim(-0.02, 1.02)
         _title(ax, cell)
-        ax.legend(fontsize=7, loc="lower right")
+        if not many:
+            ax.legend(fontsize=7, loc="lower right")
     _label_grid(axes, len(cells), "epoch", "fraction of seeds at target")
+    if many:  # the seeds per arm are in the summary table
+        for line in axes[0].get_lines():
+            line.set_label(line.get_label().split(" (n=")[0])
+        _legend_beside(fig, axes[0], data.arm_word)
+        return to_svg(fig)
     return to_svg(fig, crop=False)
 
 
 def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
-    """One panel for all cells: the Kaplan–Meier curve of each placement's runs of every cell
+    """One panel for all cells: the Kaplan–Meier curve of each arm's runs of every cell
     pooled (fraction of all its runs at the target by epoch; cells weigh by their runs)."""
-    colors = palette(data.placements)
+    colors = palette(data.arms)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for placement in data.placements:
-        sub = runs[runs["placement"] == placement]
+    for arm in data.arms:
+        sub = runs[runs["arm"] == arm]
         if sub.empty:
             continue
         km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
         x = np.append(km["epoch"].to_numpy(), float(sub["epochs_budget"].max()))
         y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
-        ax.step(x, y, where="post", color=colors[placement], label=f"{placement} (n={len(sub)})")
+        ax.step(x, y, where="post", color=colors[arm], label=f"{arm} (n={len(sub)})")
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"all {len(data.cells)} cells, runs pooled", fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel("fraction of runs at target")
-    ax.legend(fontsize=7, loc="lower right")
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, ax, data.arm_word)
+    else:
+        ax.legend(fontsize=7, loc="lower right")
     return to_svg(fig)
 
 
@@ -244,18 +278,20 @@ def time_per_epoch(data: StoreData) -> str:
     if runs.empty:
         return ""
     many = runs["cell"].nunique() > 1
-    x = "cell" if many else "placement"
+    x = "cell" if many else "arm"
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * runs[x].nunique() + 2), 3.8))
-    kw = dict(data=runs, x=x, y="epoch_s_median", hue="placement", hue_order=data.placements,
-              palette=palette(data.placements), ax=ax)
+    kw = dict(data=runs, x=x, y="epoch_s_median", hue="arm", hue_order=data.arms,
+              palette=palette(data.arms), ax=ax)
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated ``vert``
         warnings.simplefilter("ignore", DeprecationWarning)
         sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.5}, legend=False)
     sns.stripplot(**kw, dodge=many, size=3, jitter=0.2, legend=many)
     if many:  # beside the panel: "best" would test every point against the legend box
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title="placement")
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=data.arm_word)
     ax.set_ylabel("time per epoch (s)")
-    ax.set_xlabel("" if many else "placement")
+    ax.set_xlabel("" if many else data.arm_word)
+    if not many and runs[x].nunique() > 4:
+        ax.tick_params(axis="x", rotation=30)
     if many:
         ax.tick_params(axis="x", rotation=20)
     return to_svg(fig)
@@ -291,7 +327,7 @@ def forest(comparisons: pd.DataFrame) -> str:
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y)
         ax.set_yticklabels([f"{c[:30]} · {p} vs {r}" for c, p, r in
-                            zip(sub["cell"], sub["placement"], sub["reference"])], fontsize=8)
+                            zip(sub["cell"], sub["arm"], sub["reference"])], fontsize=8)
         unit = {"final_val_acc": "pp", "epochs_to_target": "epochs", "epoch_s": "s"}.get(metric, "")
         ax.set_xlabel(f"{sub['label'].iloc[0]} difference ({unit})")
     axes[0][0].legend(fontsize=7, loc="best")
@@ -312,16 +348,16 @@ def _thinned(n: int) -> list[int]:
 
 
 def interaction(data: StoreData) -> str:
-    """Median final accuracy by each non-placement factor's level, one line per placement."""
+    """Median final accuracy by each cell factor's level, one line per arm."""
     factors = data.cell_factors[:3]
     runs = data.runs[data.runs["analysed"] & data.runs["final_val_acc"].notna()]
-    if not factors or runs.empty or len(data.placements) < 2:
+    if not factors or runs.empty or len(data.arms) < 2:
         return ""
     fig, axes = plt.subplots(1, len(factors), figsize=(4.4 * len(factors), 3.4), squeeze=False,
                              sharey=True)
     for ax, factor in zip(axes[0], factors):
-        sns.pointplot(data=runs, x=factor, y="final_val_acc", hue="placement",
-                      hue_order=data.placements, palette=palette(data.placements),
+        sns.pointplot(data=runs, x=factor, y="final_val_acc", hue="arm",
+                      hue_order=data.arms, palette=palette(data.arms),
                       estimator="median", errorbar=None, dodge=0.2, ax=ax)
         ax.set_ylabel("median final validation accuracy")
         ticks, labels = np.asarray(ax.get_xticks()), [t.get_text() for t in ax.get_xticklabels()]
@@ -330,6 +366,10 @@ def interaction(data: StoreData) -> str:
         ax.tick_params(axis="x", rotation=20)
         if ax is not axes[0][0] and ax.get_legend():
             ax.get_legend().remove()
+        elif ax.get_legend():
+            ax.get_legend().set_title(data.arm_word)
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, axes[0][0], data.arm_word)
     return to_svg(fig)
 
 
@@ -342,8 +382,8 @@ def _level(v: object) -> str:
     return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
-    """Paired effect of each placement vs the reference by factor level, with 95% CI bars.
+def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
+    """Paired effect of each arm vs the reference by factor level, with 95% CI bars.
 
     One row of panels per metric, one column per factor (the first ``MAX_FACTORS``).
     """
@@ -352,8 +392,8 @@ def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
         return ""
     factors = list(dict.fromkeys(e["factor"]))[:MAX_FACTORS]
     metrics = [m for m in EFFECT_METRICS if m in set(e["metric"])]
-    others = [p for p in placements if p in set(e["placement"])]
-    colors = palette(placements)
+    others = [p for p in arms if p in set(e["arm"])]
+    colors = palette(arms)
     fig, axes = plt.subplots(len(metrics), len(factors), squeeze=False, sharey="row",
                              figsize=(max(4.8 * len(factors), 6.0), 3.2 * len(metrics)))
     width = 0.3 / max(len(others), 1)
@@ -364,8 +404,8 @@ def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
             sub = e[(e["metric"] == metric) & (e["factor"] == factor)]
             levels = sorted(set(effects.loc[effects["factor"] == factor, "level"]))
             pos = {lv: k for k, lv in enumerate(levels)}
-            for k, placement in enumerate(others):
-                s = sub[sub["placement"] == placement]
+            for k, arm in enumerate(others):
+                s = sub[sub["arm"] == arm]
                 if s.empty:
                     continue
                 x = np.array([pos[lv] for lv in s["level"]], float) + (k - (len(others) - 1) / 2) * width
@@ -373,8 +413,8 @@ def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
                 lo = s["diff_low"].to_numpy(float) * scale
                 hi = s["diff_high"].to_numpy(float) * scale
                 err = np.vstack([np.nan_to_num(d - lo), np.nan_to_num(hi - d)])
-                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[placement], capsize=3, ms=5,
-                            lw=1.2, label=f"{placement} − {s['reference'].iloc[0]}")
+                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[arm], capsize=3, ms=5,
+                            lw=1.2, label=f"{arm} − {s['reference'].iloc[0]}")
             ax.axhline(0, color="black", lw=0.8)
             ax.set_xlim(-0.5, len(levels) - 0.5)
             shown = _thinned(len(levels))
@@ -383,6 +423,10 @@ def effect_by_level(effects: pd.DataFrame, placements: list[str]) -> str:
             if j == 0:
                 ax.set_ylabel(f"{label}\ndifference ({unit})")
     handles, labels = axes[0][0].get_legend_handles_labels()
+    if len(others) > INSIDE_LEGEND:  # one row of labels would be wider than the figure
+        fig.tight_layout()
+        _legend_beside(fig, axes[0][0], "")
+        return to_svg(fig)
     fig.tight_layout(rect=(0, 0, 1, 0.93 if len(metrics) == 1 else 0.96))
     fig.legend(handles, labels, loc="upper center", ncol=max(len(labels), 1), fontsize=9,
                frameon=False)

@@ -1,7 +1,7 @@
 """What ``bnbench history`` records per commit, and the steps it finds over commits.
 
-A gate run's store is summarized per grid, cell and placement: median final validation
-accuracy and median time per epoch (95% bootstrap intervals over runs, as in the report;
+A gate run's store is summarized per grid, cell and arm (the placement, or e.g. "layer
+after"): median final validation accuracy and median time per epoch (95% bootstrap intervals over runs, as in the report;
 seeds trained in one program are one timing, so a single program has no timing interval),
 and the Kaplan-Meier median epochs to target (interval resampling seeds). A
 pytest-benchmark JSON is summarized per benchmark: median seconds per round with its 95%
@@ -44,15 +44,15 @@ def _summary(series: str, metric: str, est: Interval, fingerprint: str, source: 
 
 
 def summarize_store(path: str | Path, grid: str | None = None) -> list[dict[str, Any]]:
-    """Per grid / cell / placement summaries of a results store (one list entry per metric)."""
+    """Per grid / cell / arm summaries of a results store (one list entry per metric)."""
     data = load(path, grid)
     runs = data.runs[data.runs["analysed"]] if len(data.runs) else data.runs
     if not len(runs):
         raise UsageError(f"{path}: no finished runs to summarize")
     out = []
-    keys = ["machine_fingerprint", "grid", "cell", "placement"]
-    for (fp, g, cell, placement), r in runs.groupby(keys, sort=True):
-        series = f"{g} / {cell} / {placement}"
+    keys = ["machine_fingerprint", "grid", "cell", "arm"]
+    for (fp, g, cell, arm), r in runs.groupby(keys, sort=True):
+        series = f"{g} / {cell} / {arm}"
         out.append(_summary(series, "final_val_acc", stats.bootstrap_ci(r["final_val_acc"]), fp, "gate"))
         # Seeds trained in one program share one timing: one value per program, as compare does.
         units = timing_units(r)["epoch_s_median"]

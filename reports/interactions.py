@@ -1,11 +1,14 @@
-"""Interactions: does BN's effect depend on another factor, and which placement wins overall?
+"""Interactions: does an arm's effect depend on another factor, and which arm wins overall?
+
+An *arm* is a combination of the compared factors (``bench.cells.Arms``: by default
+normalizer x placement, e.g. "none", "batch before", "layer after").
 
 The same seed appears in every cell (seed s gives every cell the same data order and initial
-weights), so a seed's BN effect is shared across cells. Every test and interval here treats
+weights), so a seed's effect of an arm is shared across cells. Every test and interval here treats
 the *seed* as the random unit: permutations stay within a seed, intervals resample or vary
 whole seeds. Nothing here turns into a finding without a test whose error rate is controlled.
 
-(a) ``bn_effect_by_level``: for every placement other than the reference and every level of
+(a) ``bn_effect_by_level``: for every arm other than the reference and every level of
 every other varying factor, the seed-paired difference against the reference (median with a
 bootstrap CI that resamples pairs), pooled over the cells at that level; a description, not a
 test. ``interaction_tests`` asks, per factor, whether the effect differs between levels: a
@@ -13,10 +16,10 @@ permutation test that reassigns the factor's level labels only *within* a block 
 one combination of the other factors), so a seed-specific effect shared across cells cannot
 inflate or deflate the null; Holm-corrected across the interaction tests.
 
-(b) ``probability_of_improvement``: P(a seed of placement A beats the same seed of B), pooled
+(b) ``probability_of_improvement``: P(a seed of arm A beats the same seed of B), pooled
 over cells; its interval treats seeds as clusters (``seed_clustered_proportion``).
-``performance_profile``: the fraction of cells where a placement's median is within tau of the
-best placement's.
+``performance_profile``: the fraction of cells where an arm's median is within tau of the
+best arm's.
 
 Inputs are ``reports.load.StoreData``; outputs are tidy DataFrames. TF-free.
 """
@@ -44,8 +47,8 @@ N_PERMUTATIONS = 5000
 class Interactions:
     """Both tables of part (a)."""
 
-    effects: pd.DataFrame  # factor, level, placement, metric, n_pairs, n_dropped, diff, diff_low, diff_high, note
-    tests: pd.DataFrame  # factor, placement, metric, levels, n_blocks, stat, p, p_holm, flagged
+    effects: pd.DataFrame  # factor, level, arm, metric, n_pairs, n_dropped, diff, diff_low, diff_high, note
+    tests: pd.DataFrame  # factor, arm, metric, levels, n_blocks, stat, p, p_holm, flagged
 
 
 def _analysed(data: StoreData, diverged_value: float | None) -> pd.DataFrame:
@@ -62,10 +65,10 @@ def _analysed(data: StoreData, diverged_value: float | None) -> pd.DataFrame:
 
 
 def paired_frame(runs: pd.DataFrame, reference: str, other: str, column: str) -> pd.DataFrame:
-    """One row per (cell, seed) with both placements: the cell's factor levels and ``d = other - ref``."""
-    keep = [c for c in runs.columns if c not in {"placement"}]
-    a = runs.loc[runs["placement"] == reference, ["cell", "seed", column]]
-    b = runs.loc[runs["placement"] == other, keep]
+    """One row per (cell, seed) with both arms: the cell's factor levels and ``d = other - ref``."""
+    keep = [c for c in runs.columns if c != "arm"]
+    a = runs.loc[runs["arm"] == reference, ["cell", "seed", column]]
+    b = runs.loc[runs["arm"] == other, keep]
     pairs = b.merge(a, on=["cell", "seed"], suffixes=("", "_ref"))
     pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
     return pairs
@@ -74,26 +77,26 @@ def paired_frame(runs: pd.DataFrame, reference: str, other: str, column: str) ->
 def _paired_frames(
     data: StoreData, reference: str, metrics: Sequence[str], diverged_value: float | None
 ) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
-    """(placement, metric, column, seed-paired frame vs ``reference``) for every non-reference placement."""
+    """(arm, metric, column, seed-paired frame vs ``reference``) for every non-reference arm."""
     runs = _analysed(data, diverged_value)
-    for placement in [p for p in data.placements if p != reference]:
+    for arm in [p for p in data.arms if p != reference]:
         for metric in metrics:
             column = METRICS[metric]
-            yield placement, metric, column, paired_frame(runs, reference, placement, column)
+            yield arm, metric, column, paired_frame(runs, reference, arm, column)
 
 
 def bn_effect_by_level(
     data: StoreData, *, metrics: Sequence[str] = tuple(METRICS), reference: str | None = None,
     diverged_value: float | None = None, n_resamples: int = stats.N_RESAMPLES, seed: int | None = None,
 ) -> pd.DataFrame:
-    """Paired effect of each placement vs ``reference`` at each level of each other varying factor.
+    """Paired effect of each arm vs ``reference`` at each level of each other varying factor.
 
     Epochs-to-target is reported only where some run at that level reached the target
     (otherwise every difference is budget+1 - budget+1 = 0, which says nothing).
     """
     reference = reference or data.reference
     rows = []
-    for placement, metric, column, pairs in _paired_frames(data, reference, metrics, diverged_value):
+    for arm, metric, column, pairs in _paired_frames(data, reference, metrics, diverged_value):
         for factor in data.cell_factors:
             for level, g in pairs.groupby(factor, sort=True):
                 d = g["d"].to_numpy(float)
@@ -106,11 +109,11 @@ def bn_effect_by_level(
                     est = stats.bootstrap_ci(d[finite], n_resamples=n_resamples, seed=seed)
                     note = est.note
                 rows.append({
-                    "factor": factor, "level": level, "placement": placement, "reference": reference,
+                    "factor": factor, "level": level, "arm": arm, "reference": reference,
                     "metric": metric, "n_pairs": int(finite.sum()), "n_dropped": int((~finite).sum()),
                     "diff": est.point, "diff_low": est.low, "diff_high": est.high, "note": note,
                 })
-    cols = ["factor", "level", "placement", "reference", "metric", "n_pairs", "n_dropped",
+    cols = ["factor", "level", "arm", "reference", "metric", "n_pairs", "n_dropped",
             "diff", "diff_low", "diff_high", "note"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -189,23 +192,23 @@ def interaction_tests(
     reference: str | None = None, diverged_value: float | None = None, alpha: float = 0.05,
     n_permutations: int = N_PERMUTATIONS, seed: int | None = None,
 ) -> pd.DataFrame:
-    """Per (other factor, placement, metric): does BN's paired effect change with the level?
+    """Per (other factor, arm, metric): does the arm's paired effect change with the level?
 
     Permutation within blocks of (seed, levels of the other varying factors); ``flagged``
     exactly when the Holm-corrected p (over all rows of this table) is below ``alpha``.
     """
     reference = reference or data.reference
     rows = []
-    for placement, metric, _, pairs in _paired_frames(data, reference, metrics, diverged_value):
+    for arm, metric, _, pairs in _paired_frames(data, reference, metrics, diverged_value):
         for factor in data.cell_factors:
             others = [f for f in data.cell_factors if f != factor]
             blocks = pairs.groupby(["seed", *others], sort=False, dropna=False).ngroup().to_numpy()
             stat, p = permutation_interaction_p(pairs["d"].to_numpy(float), pairs[factor].to_numpy(),
                                                 blocks, n_permutations=n_permutations, seed=seed)
-            rows.append({"factor": factor, "placement": placement, "reference": reference,
+            rows.append({"factor": factor, "arm": arm, "reference": reference,
                          "metric": metric, "levels": int(pairs[factor].nunique()),
                          "n_blocks": int(np.unique(blocks).size), "stat": stat, "p": p})
-    cols = ["factor", "placement", "reference", "metric", "levels", "n_blocks", "stat", "p"]
+    cols = ["factor", "arm", "reference", "metric", "levels", "n_blocks", "stat", "p"]
     out = pd.DataFrame(rows, columns=cols)
     out["p_holm"] = stats.holm(out["p"].to_numpy(float)) if len(out) else []
     out["flagged"] = out["p_holm"] < alpha
@@ -236,8 +239,8 @@ def probability_of_improvement(
     column, higher = METRICS[metric], metric_table.METRICS[metric].higher_is_better
     runs = _analysed(data, diverged_value)
     rows = []
-    for a in data.placements:
-        for b in data.placements:
+    for a in data.arms:
+        for b in data.arms:
             if a == b:
                 continue
             pairs = paired_frame(runs, b, a, column)  # d = a - b
@@ -246,10 +249,10 @@ def probability_of_improvement(
             d, cells, seeds = d[keep], pairs["cell"].to_numpy()[keep], pairs["seed"].to_numpy()[keep]
             score = 0.5 * (1 + np.sign(d if higher else -d))
             est = seed_clustered_proportion(score, seeds)
-            rows.append({"placement": a, "versus": b, "metric": metric, "n_pairs": int(d.size),
+            rows.append({"arm": a, "versus": b, "metric": metric, "n_pairs": int(d.size),
                          "n_cells": int(np.unique(cells).size), "n_seeds": int(np.unique(seeds).size),
                          "p_improve": est.point, "low": est.low, "high": est.high})
-    return pd.DataFrame(rows, columns=["placement", "versus", "metric", "n_pairs", "n_cells", "n_seeds",
+    return pd.DataFrame(rows, columns=["arm", "versus", "metric", "n_pairs", "n_cells", "n_seeds",
                                        "p_improve", "low", "high"])
 
 
@@ -288,23 +291,23 @@ def performance_profile(
     data: StoreData, *, metric: str = "final_val_acc", taus: Sequence[float] = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02),
     diverged_value: float | None = None,
 ) -> pd.DataFrame:
-    """Fraction of cells where a placement's median over seeds is within ``tau`` of the best.
+    """Fraction of cells where an arm's median over seeds is within ``tau`` of the best.
 
-    For epochs-to-target (lower is better) ``tau`` is in epochs. A placement whose seeds all
+    For epochs-to-target (lower is better) ``tau`` is in epochs. An arm whose seeds all
     lack a value in a cell is never within tau there.
     """
     column, higher = METRICS[metric], metric_table.METRICS[metric].higher_is_better
     runs = _analysed(data, diverged_value)
-    med = runs.groupby(["cell", "placement"])[column].median().unstack("placement")
-    med = med.reindex(columns=[p for p in data.placements if p in med.columns])
+    med = runs.groupby(["cell", "arm"])[column].median().unstack("arm")
+    med = med.reindex(columns=[p for p in data.arms if p in med.columns])
     if not higher:
         med = -med
     gap = med.max(axis=1).to_numpy()[:, None] - med.to_numpy()
     rows = []
-    for j, placement in enumerate(med.columns):
+    for j, arm in enumerate(med.columns):
         for tau in taus:
             g = gap[:, j]
-            rows.append({"placement": placement, "metric": metric, "tau": float(tau),
+            rows.append({"arm": arm, "metric": metric, "tau": float(tau),
                          "fraction": float(np.mean(np.isfinite(g) & (g <= tau + 1e-12))) if g.size else math.nan,
                          "n_cells": int(g.size)})
-    return pd.DataFrame(rows, columns=["placement", "metric", "tau", "fraction", "n_cells"])
+    return pd.DataFrame(rows, columns=["arm", "metric", "tau", "fraction", "n_cells"])

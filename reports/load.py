@@ -1,15 +1,18 @@
 """Read a results store (read-only) into tidy pandas frames with cell labels.
 
 A *cell* (defined once, in :mod:`bench.cells`) is a set of runs equal in every setting
-(factors, engine and its options, budget, target, split sizes, data) except ``placement``
-and the seed: the unit within which placements are compared, seed by seed. Only the
-settings that vary among the loaded runs appear in the cell's label, so a one-factor study
-reads "all runs" rather than a list of defaults.
+(factors, engine and its options, budget, target, split sizes, data) except the arm's
+factors and the seed: the unit within which *arms* (combinations of the compared factors,
+by default normalizer x placement: "none", "batch before", ...) are compared, seed by
+seed. Only the settings that vary among the loaded runs appear in the cell's label, so a
+one-factor study reads "all runs" rather than a list of defaults; likewise an arm's label
+names only the compared factors that vary ("before" when only the placement does).
 """
 
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,16 +21,17 @@ import pandas as pd
 
 from bench import cells as cell_def
 from bench.errors import UsageError
+from bench.factors import SpecError
 from bench.store import FACTOR_COLUMNS, open_readonly, read_epochs, read_grids, read_runs
 
-#: Placements in the order the report lists them; unknown ones sort after these.
-PLACEMENT_ORDER = ["none", "before", "after", "after+input"]
+#: How the report words a placement; ``{norm}`` is the normalizer's name (NORMALIZER_WORDS).
 PLACEMENT_WORDS = {
-    "none": "no BN",
-    "before": "BN before the activation",
-    "after": "BN after the activation",
-    "after+input": "BN after the activation and on the input",
+    "none": "no {norm}",
+    "before": "{norm} before the activation",
+    "after": "{norm} after the activation",
+    "after+input": "{norm} after the activation and on the input",
 }
+NORMALIZER_WORDS = {"batch": "BN", "layer": "layer norm", "group": "group norm", "rms": "RMS norm"}
 #: Held-out test-split columns (NULL/NaN: unknown, for runs stored before schema 2).
 TEST_COLUMNS = ("test_size", "test_loss", "test_acc", "test_loss_at_best", "test_acc_at_best", "best_val_epoch")
 #: Statuses whose outcome is known; ``failed`` runs (an exception) carry no outcome.
@@ -41,27 +45,60 @@ class StoreData:
     path: Path
     grid: str | None
     runs: pd.DataFrame  # one row per run, plus cell, censored, ett_duration, epoch_s_median
-    epochs: pd.DataFrame  # one row per run and epoch, plus cell and placement
+    epochs: pd.DataFrame  # one row per run and epoch, plus cell, arm and placement
     grids: pd.DataFrame
-    cell_factors: list[str] = field(default_factory=list)  # varying factors except placement
-    placements: list[str] = field(default_factory=list)
+    cell_factors: list[str] = field(default_factory=list)  # varying factors outside the arms
+    arms: list[str] = field(default_factory=list)  # arm labels, the reference's first
+    arm_spec: cell_def.Arms = cell_def.DEFAULT_ARMS
+    arm_levels: dict[str, dict[str, str]] = field(default_factory=dict)  # label -> levels that apply
+    has_reference: bool = False  # the declared reference arm is among the runs
 
     @property
     def reference(self) -> str | None:
-        """The placement every other is compared with: ``none`` when present."""
-        if not self.placements:
-            return None
-        return "none" if "none" in self.placements else self.placements[0]
+        """The arm every other is compared with: the declared one (``none`` by default) when
+        present, else the first arm."""
+        return self.arms[0] if self.arms else None
+
+    @property
+    def arm_varying(self) -> list[str]:
+        """The arm factors whose level differs between arms, in the arms' factor order."""
+        levels = list(self.arm_levels.values())
+        return [n for n in self.arm_spec.factors if len({lv[n] for lv in levels if n in lv}) > 1]
+
+    @property
+    def arm_word(self) -> str:
+        """"placement" while the arms differ in placement only (as before arms existed),
+        else "arm"."""
+        return "placement" if set(self.arm_varying) <= {"placement"} else "arm"
+
+    def arm_words(self, arm: str) -> str:
+        """An arm in words: "BN before the activation", "group norm after the activation"."""
+        levels = self.arm_levels.get(arm)
+        if levels is None or "placement" not in levels:
+            return f"arm {arm!r}"
+        norms = {lv.get("normalizer") for lv in self.arm_levels.values()} - {None}
+        if levels["placement"] == "none":
+            norm = NORMALIZER_WORDS["batch"] if norms <= {"batch"} else "normalization"
+        else:
+            norm = NORMALIZER_WORDS.get(levels.get("normalizer", "batch"), levels.get("normalizer", ""))
+        words = PLACEMENT_WORDS.get(levels["placement"], f"{{norm}} at placement {levels['placement']!r}")
+        extra = [f"{n}={v}" for n, v in levels.items()
+                 if n not in ("placement", "normalizer") and n in self.arm_varying]
+        return words.format(norm=norm) + (f" ({', '.join(extra)})" if extra else "")
 
     @property
     def cells(self) -> list[str]:
         return list(dict.fromkeys(self.runs["cell"])) if len(self.runs) else []
 
 
-def load(path: str | Path, grid: str | None = None) -> StoreData:
+def load(path: str | Path, grid: str | None = None, arms: cell_def.Arms | None = None) -> StoreData:
     """Load a store; with ``grid``, only the runs that grid requested.
 
-    Raises StoreError for a missing or foreign file and UsageError for an unknown grid.
+    ``arms``: what to compare; by default the grid's own ``[report]`` table (its spec is
+    stored with it), else normalizer x placement against ``none``; without its reference
+    among the runs (a grid still training) the first arm is the reference. Raises StoreError
+    for a missing or foreign file and UsageError for an unknown grid, or for ``arms`` given
+    here whose reference no run is in (a typo on the command line must not pass silently).
     """
     path = Path(path)
     if path.is_dir():
@@ -76,7 +113,29 @@ def load(path: str | Path, grid: str | None = None) -> StoreData:
         epochs = read_epochs(conn, grid)
     finally:
         conn.close()
-    return prepare(path, grid, runs, epochs, grids)
+    explicit = arms is not None
+    if arms is None and grid is not None:
+        arms = declared_arms(grids, grid)
+    data = prepare(path, grid, runs, epochs, grids, arms)
+    if explicit and data.arms and not data.has_reference:
+        raise UsageError(f"--reference: no run is in arm {data.arm_spec.reference!r} "
+                         f"(arms here: {', '.join(data.arms)})")
+    return data
+
+
+def declared_arms(grids: pd.DataFrame, grid: str) -> cell_def.Arms | None:
+    """The arms a stored grid's spec declares in ``[report]`` (None: nothing declared)."""
+    text = grids.loc[grids["name"] == grid, "spec_toml"] if "spec_toml" in grids else []
+    try:
+        report = tomllib.loads(text.iloc[0]).get("report") if len(text) else None
+    except tomllib.TOMLDecodeError:
+        return None
+    if not isinstance(report, dict):
+        return None
+    try:
+        return cell_def.Arms.parse(report.get("compare"), report.get("reference"))
+    except SpecError as exc:
+        raise UsageError(f"grid {grid!r}: {exc}") from None
 
 
 def varying_factors(runs: pd.DataFrame) -> list[str]:
@@ -85,21 +144,26 @@ def varying_factors(runs: pd.DataFrame) -> list[str]:
 
 
 def prepare(
-    path: Path, grid: str | None, runs: pd.DataFrame, epochs: pd.DataFrame, grids: pd.DataFrame
+    path: Path, grid: str | None, runs: pd.DataFrame, epochs: pd.DataFrame, grids: pd.DataFrame,
+    arms: cell_def.Arms | None = None,
 ) -> StoreData:
-    """Add the derived columns: cell label, censoring, per-run time per epoch."""
+    """Add the derived columns: cell and arm labels, censoring, per-run time per epoch."""
+    arms = arms or cell_def.DEFAULT_ARMS
     runs = runs.copy()
-    cell_factors = [f for f in varying_factors(runs) if f not in cell_def.COMPARED]
+    cell_factors = [f for f in varying_factors(runs) if f not in arms.factors]
+    table = arms.table(runs) if len(runs) else pd.DataFrame(columns=["key", "label", "levels", "reference"])
     if len(runs):
-        runs["cell"] = cell_def.cell_labels(runs)
+        runs["cell"] = cell_def.cell_labels(runs, arms.factors)
+        runs["arm"] = arms.labels(runs, table)
         dup = cell_def.duplicates(runs)
         if len(dup):
             raise UsageError(
-                f"{path}: {len(dup)} runs share a cell, placement and seed with another run "
+                f"{path}: {len(dup)} runs share a cell, arm and seed with another run "
                 f"(e.g. {', '.join(dup['run_id'].astype(str).head(4))}); they cannot be paired"
             )
     else:
         runs["cell"] = pd.Series(dtype=str)
+        runs["arm"] = pd.Series(dtype=str)
     for col in TEST_COLUMNS:  # tables exported before the test split was evaluated
         if col not in runs:
             runs[col] = np.nan
@@ -114,24 +178,22 @@ def prepare(
     epochs = epochs.copy()
     per_run = epochs.groupby("run_id")["epoch_s"].median() if len(epochs) else pd.Series(dtype=float)
     runs["epoch_s_median"] = runs["run_id"].map(per_run).astype(float)
-    keep = ["run_id", "cell", "placement", "seed", "status"]
+    keep = ["run_id", "cell", "arm", "placement", "seed", "status"]
     epochs = epochs.merge(runs[keep], on="run_id", how="inner")
 
-    present = list(dict.fromkeys(runs["placement"])) if len(runs) else []
-    placements = [p for p in PLACEMENT_ORDER if p in present] + sorted(
-        p for p in present if p not in PLACEMENT_ORDER
-    )
+    labels = list(table["label"])
     if len(runs):
-        runs = runs.sort_values(["cell", "placement", "seed"], kind="stable", key=_sort_key(placements))
+        runs = runs.sort_values(["cell", "arm", "seed"], kind="stable", key=_sort_key(labels))
         runs = runs.reset_index(drop=True)
-    return StoreData(path, grid, runs, epochs, grids, cell_factors, placements)
+    return StoreData(path, grid, runs, epochs, grids, cell_factors, labels, arms,
+                     dict(zip(table["label"], table["levels"])), bool(table["reference"].any()))
 
 
-def _sort_key(placements: list[str]):
-    rank = {p: i for i, p in enumerate(placements)}
+def _sort_key(arms: list[str]):
+    rank = {p: i for i, p in enumerate(arms)}
 
     def key(col: pd.Series) -> pd.Series:
-        return col.map(rank) if col.name == "placement" else col
+        return col.map(rank) if col.name == "arm" else col
 
     return key
 
@@ -149,10 +211,6 @@ def json_values(runs: pd.DataFrame, column: str) -> list[dict]:
             value = {"raw": text}
         out.append({"value": value, "runs": int(n)})
     return out
-
-
-def placement_words(placement: str) -> str:
-    return PLACEMENT_WORDS.get(placement, f"placement {placement!r}")
 
 
 def finite(x: pd.Series) -> np.ndarray:

@@ -199,7 +199,7 @@ class PairedSpread:
     sd: float
     df: int  # sum over groups of (pairs - 1)
     n_pairs: int
-    n_groups: int  # (cell, placement) groups that contributed
+    n_groups: int  # (cell, arm) groups that contributed
     #: each group's differences minus the group mean, scaled by sqrt(n / (n - 1)) so that their
     #: spread is the unbiased one: the pilot's distribution of paired differences, centred.
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
@@ -210,22 +210,27 @@ class PairedSpread:
 
 
 def paired_spread(runs: pd.DataFrame, metric: str = "final_val_acc", reference: str = "none",
-                  cell_keys: list[str] | None = None) -> PairedSpread:
-    """Pooled within-cell sd of ``metric(placement) - metric(reference)`` over paired seeds.
+                  cell_keys: list[str] | None = None, arms: cells.Arms | None = None) -> PairedSpread:
+    """Pooled within-cell sd of ``metric(arm) - metric(reference arm)`` over paired seeds.
 
     ``runs`` is the store's runs table (ok runs are used; diverged/failed carry no final
-    accuracy). Cells are the distinct values of ``cell_keys`` (default: ``bench.cells``'
-    cells, every setting but placement and seed); each (cell, placement != reference)
-    with >= 2 pairs contributes its variance with weight ``pairs - 1``.
+    accuracy). ``arms`` (default: the default compared factors with ``reference``) says what
+    an arm is (``bench.cells.Arms``). Cells are the distinct values of ``cell_keys`` (default:
+    ``bench.cells``' cells, every setting but the arm's and the seed); each (cell, arm !=
+    reference) with >= 2 pairs contributes its variance with weight ``pairs - 1``.
     """
+    arms = arms or cells.Arms(reference=reference)
     ok = runs[(runs["status"] == "ok") & np.isfinite(runs[metric].astype(float))]
-    by = cell_keys if cell_keys is not None else cells.cell_keys(ok)
+    by = cell_keys if cell_keys is not None else cells.cell_keys(ok, arms.factors)
+    settings = cells.settings_frame(ok)[list(arms.factors)] if len(ok) else pd.DataFrame()
+    arm_of = pd.Series(["|".join(k) for k in settings.itertuples(index=False)], index=ok.index, dtype=object)
+    ref_key = "|".join(arms.reference_key())
     ss, df, n_pairs, groups, residuals = 0.0, 0, 0, 0, []
-    for _, cell in ok.groupby(by, sort=False, dropna=False):
-        ref = cell[cell["placement"] == reference].drop_duplicates("seed").set_index("seed")[metric]
+    for _, cell in ok.assign(_arm=arm_of).groupby(by, sort=False, dropna=False):
+        ref = cell[cell["_arm"] == ref_key].drop_duplicates("seed").set_index("seed")[metric]
         if ref.empty:
             continue
-        for _, arm in cell[cell["placement"] != reference].groupby("placement"):
+        for _, arm in cell[cell["_arm"] != ref_key].groupby("_arm"):
             b = arm.drop_duplicates("seed").set_index("seed")[metric]
             d = (b - ref).dropna().to_numpy(float)
             if d.size >= 2:

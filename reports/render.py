@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,10 @@ import markupsafe
 import numpy as np
 import pandas as pd
 
-from bench.cells import varying_settings
+from bench.cells import Arms, varying_settings
 from reports import interactions as ix
 from reports import stats
-from reports.load import StoreData, json_values, load, placement_words
+from reports.load import StoreData, json_values, load
 from reports.metrics import METRICS as METRIC_TABLE
 from reports.tables import ACCURACY_METRICS, CHANCE_ACCURACY, Tables, build_tables, failures, raw_runs
 
@@ -81,10 +82,11 @@ def _diff_text(row: pd.Series | dict[str, Any], scale: float, unit: str, digits:
     return f"{row['diff'] * scale:+.{digits}f}{' ' + unit if unit else ''}{inner}"
 
 
-def finding(row: pd.Series, n_cells: int) -> str:
-    """One comparison in plain words, e.g. "BN after the activation raised final ..."."""
-    who = placement_words(row["placement"])
-    ref = placement_words(row["reference"])
+def finding(row: pd.Series, n_cells: int, words: Callable[[str], str]) -> str:
+    """One comparison in plain words, e.g. "BN after the activation raised final ...";
+    ``words`` names an arm (``StoreData.arm_words``)."""
+    who = words(row["arm"])
+    ref = words(row["reference"])
     start = _where(row["cell"], n_cells)
     metric = row["metric"]
     if metric == "final_val_acc_no_diverged":
@@ -157,17 +159,17 @@ def p_words(p: float) -> str:
     return "–" if p is None or not math.isfinite(p) else f"{p:.2g}"
 
 
-def interaction_finding(test: pd.Series, effects: pd.DataFrame) -> str:
+def interaction_finding(test: pd.Series, effects: pd.DataFrame, words: Callable[[str], str]) -> str:
     """One significant interaction (Holm p < alpha) in plain words: the levels with the largest
     and smallest effect, and the test. Nothing else becomes an interaction finding: overlapping
     or disjoint intervals have no controlled error rate (issue 16).
     """
-    e = effects[(effects["factor"] == test["factor"]) & (effects["placement"] == test["placement"])
+    e = effects[(effects["factor"] == test["factor"]) & (effects["arm"] == test["arm"])
                 & (effects["metric"] == test["metric"]) & np.isfinite(effects["diff"].to_numpy(float))]
     label = IX_METRICS[test["metric"]][0]
-    who = placement_words(test["placement"])
+    who = words(test["arm"])
     if test["reference"] != "none":
-        who += f" (vs {placement_words(test['reference'])})"
+        who += f" (vs {words(test['reference'])})"
     start = f"The effect of {who} on {label} depends on {test['factor']}"
     tail = f"permutation test within seeds, Holm p = {p_words(test['p_holm'])}"
     pick = [e["diff"].idxmax(), e["diff"].idxmin()] if len(e) >= 2 else []
@@ -185,25 +187,25 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
         return ["This store has no runs" + (f" in grid {data.grid!r}" if data.grid else "") + "."]
     if inter is not None:
         for _, t in inter.tests[inter.tests["flagged"]].iterrows():
-            out.append(interaction_finding(t, inter.effects))
+            out.append(interaction_finding(t, inter.effects, data.arm_words))
     comps = tables.comparisons
     n_cells = len(data.cells)
     if comps.empty:
-        if len(data.placements) < 2:
-            out.append(f"Only one placement ({', '.join(data.placements)}) is present: nothing to compare.")
+        if len(data.arms) < 2:
+            out.append(f"Only one {data.arm_word} ({', '.join(data.arms)}) is present: nothing to compare.")
         else:
-            out.append("No placement shares seeds with the reference: no paired comparison possible.")
+            out.append(f"No {data.arm_word} shares seeds with the reference: no paired comparison possible.")
     else:
         order = comps.assign(_sig=comps["p_holm"].fillna(1.0) >= 0.05).sort_values("_sig", kind="stable")
         for _, row in order.head(MAX_FINDINGS).iterrows():
-            out.append(finding(row, n_cells))
+            out.append(finding(row, n_cells, data.arm_words))
         if len(comps) > MAX_FINDINGS:
             out.append(f"{len(comps) - MAX_FINDINGS} more comparisons are in the comparison table.")
     for row in tables.summary.to_dict("records"):  # records: iterrows builds a Series per row
         if row["note"]:
-            out.append(f"{row['cell']} · {row['placement']}: {row['note']}.")
+            out.append(f"{row['cell']} · {row['arm']}: {row['note']}.")
         if row["n_reached"] == 0 and "1 seed" not in row["note"] and "no analysable" not in row["note"]:
-            out.append(f"{row['cell']} · {row['placement']}: no seed reached the target within "
+            out.append(f"{row['cell']} · {row['arm']}: no seed reached the target within "
                        f"{row['budget']} epochs (all censored).")
     n_bad = int((data.runs["status"] != "ok").sum())
     if n_bad:
@@ -216,11 +218,12 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
 # ----------------------------------------------------------------------------- tables
 
 
-def summary_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
+def summary_rows(summary: pd.DataFrame, word: str = "placement") -> list[dict[str, str]]:
+    """``word``: the arm column's header (``StoreData.arm_word``)."""
     rows = []
     for r in summary.to_dict("records"):
         rows.append({
-            "cell": r["cell"], "placement": r["placement"], "seeds": str(r["n_seeds"]),
+            "cell": r["cell"], word: r["arm"], "seeds": str(r["n_seeds"]),
             "ok / diverged / failed": f"{r['n_ok']} / {r['n_diverged']} / {r['n_failed']}",
             "reached target": f"{r['n_reached']} ({num(r['success_rate'] * 100, 0)}%)"
             if math.isfinite(r["success_rate"]) else "–",
@@ -246,7 +249,7 @@ def comparison_rows(comps: pd.DataFrame) -> list[dict[str, str]]:
         acc = r["metric"] in ACCURACY_METRICS
         scale, digits = (100.0, 2) if acc else (1.0, 3 if r["metric"] == "epoch_s" else 2)
         rows.append({
-            "cell": r["cell"], "comparison": f"{r['placement']} − {r['reference']}",
+            "cell": r["cell"], "comparison": f"{r['arm']} − {r['reference']}",
             "metric": f"{r['label']} ({r['unit']})", "pairs": str(r["n_pairs"]),
             "paired diff [95% CI]": _diff_text(r, scale, "", digits) if math.isfinite(r["diff"]) else "–",
             "P(seed improves) [95% CI]": ci(r["p_improve"], r["p_improve_low"], r["p_improve_high"], 2),
@@ -257,21 +260,21 @@ def comparison_rows(comps: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
-def _ix_order(frame: pd.DataFrame, placements: list[str]) -> pd.DataFrame:
-    """Metric, factor, then placement in the report's order (levels keep their sorted order)."""
+def _ix_order(frame: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """Metric, factor, then arm in the report's order (levels keep their sorted order)."""
     return frame.assign(
         _m=frame["metric"].map({m: i for i, m in enumerate(IX_METRICS)}),
-        _p=frame["placement"].map({p: i for i, p in enumerate(placements)}),
+        _p=frame["arm"].map({p: i for i, p in enumerate(arms)}),
     ).sort_values(["_m", "factor", "_p"], kind="stable")
 
 
-def effect_rows(effects: pd.DataFrame, placements: list[str]) -> list[dict[str, str]]:
+def effect_rows(effects: pd.DataFrame, arms: list[str]) -> list[dict[str, str]]:
     rows = []
-    for _, r in _ix_order(effects, placements).iterrows():
+    for _, r in _ix_order(effects, arms).iterrows():
         label, unit, scale = IX_METRICS[r["metric"]]
         rows.append({
             "metric": f"{label} ({unit})", "factor": r["factor"], "level": level_str(r["level"]),
-            "comparison": f"{r['placement']} − {r['reference']}",
+            "comparison": f"{r['arm']} − {r['reference']}",
             "pairs": str(r["n_pairs"]) + (f" ({r['n_dropped']} dropped)" if r["n_dropped"] else ""),
             "median paired diff [95% CI]": ci(r["diff"], r["diff_low"], r["diff_high"], 2, scale),
             "note": r["note"] or "",
@@ -279,30 +282,31 @@ def effect_rows(effects: pd.DataFrame, placements: list[str]) -> list[dict[str, 
     return rows
 
 
-def interaction_test_rows(tests: pd.DataFrame, placements: list[str]) -> list[dict[str, str]]:
+def interaction_test_rows(tests: pd.DataFrame, arms: list[str]) -> list[dict[str, str]]:
     return [{
         "metric": IX_METRICS[r["metric"]][0], "factor": r["factor"],
-        "comparison": f"{r['placement']} − {r['reference']}", "levels": str(r["levels"]),
+        "comparison": f"{r['arm']} − {r['reference']}", "levels": str(r["levels"]),
         "permutation p": pval(r["p"]), "Holm p": pval(r["p_holm"]),
         "flagged": "yes" if r["flagged"] else "",
-    } for _, r in _ix_order(tests, placements).iterrows()]
+    } for _, r in _ix_order(tests, arms).iterrows()]
 
 
-def improvement_rows(poi: pd.DataFrame, placements: list[str]) -> list[dict[str, str]]:
-    """Each placement against every one listed before it (the reverse is 1 − P)."""
-    rank = {p: i for i, p in enumerate(placements)}
-    keep = poi[[rank[a] > rank[b] for a, b in zip(poi["placement"], poi["versus"])]]
+def improvement_rows(poi: pd.DataFrame, arms: list[str], word: str = "placement") -> list[dict[str, str]]:
+    """Each arm against every one listed before it (the reverse is 1 − P); ``word`` heads
+    the arm column."""
+    rank = {p: i for i, p in enumerate(arms)}
+    keep = poi[[rank[a] > rank[b] for a, b in zip(poi["arm"], poi["versus"])]]
     return [{
-        "metric": IX_METRICS[r["metric"]][0], "placement": r["placement"], "versus": r["versus"],
+        "metric": IX_METRICS[r["metric"]][0], word: r["arm"], "versus": r["versus"],
         "seed pairs": str(r["n_pairs"]), "cells": str(r["n_cells"]),
         "P(improvement) [95% CI]": ci(r["p_improve"], r["low"], r["high"], 2),
     } for _, r in keep.iterrows()]
 
 
-def profile_rows(profile: pd.DataFrame) -> list[dict[str, str]]:
+def profile_rows(profile: pd.DataFrame, word: str = "placement") -> list[dict[str, str]]:
     rows = []
-    for placement, g in profile.groupby("placement", sort=False):
-        row = {"placement": placement}
+    for arm, g in profile.groupby("arm", sort=False):
+        row = {word: arm}
         for _, r in g.iterrows():
             k = int(round(r["fraction"] * r["n_cells"]))
             row[f"within {r['tau'] * 100:g} pp"] = f"{k}/{r['n_cells']}"
@@ -319,7 +323,7 @@ def frame_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def _seeds_per_cell(data: StoreData) -> str:
-    counts = data.runs.groupby(["cell", "placement"])["seed"].nunique()
+    counts = data.runs.groupby(["cell", "arm"])["seed"].nunique()
     if counts.empty:
         return "no runs"
     lo, hi = int(counts.min()), int(counts.max())
@@ -353,6 +357,24 @@ def parallelism(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _arm_factors(data: StoreData) -> str:
+    """The arm factors that vary, in words ("placement", "normalizer, placement")."""
+    names = data.arm_varying or (["placement"] if "placement" in data.arm_spec.compare
+                                 else [data.arm_spec.compare[0]])
+    return ", ".join(names)
+
+
+def _arm_lines(data: StoreData) -> list[str]:
+    """What the arms are, when they are more than placements (nothing otherwise, as before)."""
+    if data.arm_word == "placement":
+        return []
+    spec = data.arm_spec
+    return [f"Arms: combinations of the compared factors ({', '.join(spec.compare)}; declared "
+            f"reference {spec.reference!r}), each arm also fixing the factors without effect in the "
+            f"reference ({', '.join(spec.factors[len(spec.compare):]) or 'none'}): "
+            + "; ".join(f"{a} = {data.arm_words(a)}" for a in data.arms) + "."]
+
+
 def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = None,
             ranked: bool = False, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
     runs = data.runs
@@ -370,14 +392,16 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
                 for i in json_values(runs, "versions_json")]
     engines = [", ".join(f"{k}={v}" for k, v in sorted(i["value"].items())) + f" — {i['runs']} run(s)"
                for i in json_values(runs, "engine_json")]
-    varying = varying_settings(runs) if len(runs) else []  # settings of 10,000 runs: once
+    varying = varying_settings(runs, data.arm_spec.factors) if len(runs) else []  # 10,000 runs: once
+    word = data.arm_word
     design = [
-        f"{len(runs)} runs in {len(data.cells)} cell(s) × {len(data.placements)} placement(s) "
-        f"({', '.join(data.placements) or 'none'}); seeds per cell and placement: {_seeds_per_cell(data)}.",
+        f"{len(runs)} runs in {len(data.cells)} cell(s) × {len(data.arms)} {word}(s) "
+        f"({', '.join(data.arms) or 'none'}); seeds per cell and {word}: {_seeds_per_cell(data)}.",
         "Cells (bench.cells): runs equal in every setting — factors, engine and its options, epoch "
-        "budget, target, validation size, training limit, data — except placement and seed; only "
-        "runs of one cell are paired. Settings that differ between cells here: "
+        f"budget, target, validation size, training limit, data — except {_arm_factors(data)} and "
+        "seed; only runs of one cell are paired. Settings that differ between cells here: "
         + (", ".join(varying) if varying else "none (one cell)") + ".",
+        *_arm_lines(data),
         "Test split: each run scores the held-out test split (never used for training or any "
         "choice) with its final weights and with the weights of its best-validation epoch. "
         "Validation picks, test reports: the test accuracy at the best-validation epoch is the "
@@ -387,8 +411,8 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         f"epoch budget: {', '.join(map(str, budgets)) or '–'}.",
     ]
     tests = [
-        f"Reference placement: {data.reference or '–'}. Every other placement is compared with it "
-        "within each cell, paired by seed (seed s gives every placement the same data order and "
+        f"Reference {word}: {data.reference or '–'}. Every other {word} is compared with it "
+        f"within each cell, paired by seed (seed s gives every {word} the same data order and "
         "initial weights); runs are joined on seed and pairs with a missing value are dropped.",
         "Intervals: medians get the distribution-free order-statistic interval of the median, "
         "interpolated between neighbouring order statistics (Hettmansperger & Sheather 1986; "
@@ -403,7 +427,7 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         "Accuracy and time per epoch: median of per-seed differences (other − reference) with "
         "its order-statistic interval; two-sided Wilcoxon signed-rank test (exact for small "
         "samples, with ties the exact sign-flip distribution). Effect size: P(seed improves), the "
-        "share of seed pairs in which the other placement is better (ties count one half), with a "
+        f"share of seed pairs in which the other {word} is better (ties count one half), with a "
         "Clopper–Pearson interval; it respects the pairing (Cliff's delta over all cross-seed "
         "pairs would not).",
         "Epochs to target is censored at the budget for runs that never reached it. Kaplan–Meier "
@@ -435,7 +459,7 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
     if inter is not None:
         n_t = int(np.isfinite(inter.tests["p"].to_numpy(float)).sum())
         tests += [
-            "Interactions: for each placement vs the reference and each level of each other "
+            f"Interactions: for each {word} vs the reference and each level of each other "
             "varying factor, the seed-paired differences of every cell at that level are pooled; "
             "median with its 95% order-statistic interval. Epochs to target is shown per level only "
             "where some run at that level reached the target.",
@@ -450,12 +474,12 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
     if ranked:
         tests += [
             "Probability of improvement: the share of seed pairs (same cell, same seed) in which "
-            "one placement beats another, ties counting one half, pooled across cells; 95% "
+            f"one {word} beats another, ties counting one half, pooled across cells; 95% "
             "Wilson interval with seeds as clusters (a seed's effect is shared by its cells): "
             "effective size from the variance of per-seed scores, t quantile on seeds − 1 df. "
             "For epochs to target fewer is better and runs that never reached it count as budget + 1.",
-            "Performance profile: in how many cells a placement's median final validation "
-            "accuracy is within τ (in percentage points) of the best placement's median there.",
+            f"Performance profile: in how many cells a {word}'s median final validation "
+            f"accuracy is within τ (in percentage points) of the best {word}'s median there.",
         ]
     if inter is not None or ranked:
         tests.append(
@@ -472,23 +496,24 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
 
 def build_interactions(data: StoreData, n_resamples: int = stats.N_RESAMPLES,
                        n_permutations: int = N_PERMUTATIONS) -> ix.Interactions | None:
-    """Part (a) of reports.interactions when a factor besides placement varies, else None."""
-    if data.runs.empty or not data.cell_factors or len(data.placements) < 2:
+    """Part (a) of reports.interactions when a factor outside the arms varies, else None."""
+    if data.runs.empty or not data.cell_factors or len(data.arms) < 2:
         return None
     return ix.interactions(data, metrics=tuple(IX_METRICS), diverged_value=DIVERGED_VALUE,
                            n_resamples=n_resamples, n_permutations=n_permutations)
 
 
 def build_ranking(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> dict[str, Any] | None:
-    """Probability of improvement and the performance profile when there are >= 2 placements."""
-    if data.runs.empty or len(data.placements) < 2:
+    """Probability of improvement and the performance profile when there are >= 2 arms."""
+    if data.runs.empty or len(data.arms) < 2:
         return None
     poi = pd.concat([ix.probability_of_improvement(data, metric=m, diverged_value=DIVERGED_VALUE,
                                                    n_resamples=n_resamples) for m in IX_METRICS],
                     ignore_index=True)
     profile = ix.performance_profile(data, metric="final_val_acc", taus=PROFILE_TAUS,
                                      diverged_value=DIVERGED_VALUE)
-    return {"improvement": improvement_rows(poi, data.placements), "profile": profile_rows(profile),
+    return {"improvement": improvement_rows(poi, data.arms, data.arm_word),
+            "profile": profile_rows(profile, data.arm_word),
             "n_cells": len(data.cells), "poi": poi, "profile_frame": profile}
 
 
@@ -505,7 +530,7 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
 
         figs = figures.all_figures(data, tables.comparisons)
         if inter is not None:
-            figs["effect_by_level"] = figures.effect_by_level(inter.effects, data.placements)
+            figs["effect_by_level"] = figures.effect_by_level(inter.effects, data.arms)
         captions, notes = figures.figure_captions(data), figures.figure_notes(data, tables.comparisons)
     status = data.runs["status"].value_counts() if len(data.runs) else pd.Series(dtype=int)
     return {
@@ -516,11 +541,12 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
         "counts": {s: int(status.get(s, 0)) for s in ("ok", "diverged", "failed")},
         "n_runs": len(data.runs),
         "findings": findings(data, tables, inter),
-        "summary": summary_rows(tables.summary),
+        "arm_word": data.arm_word,
+        "summary": summary_rows(tables.summary, data.arm_word),
         "comparisons": comparison_rows(tables.comparisons),
         "interactions": None if inter is None else {
-            "effects": effect_rows(inter.effects, data.placements),
-            "tests": interaction_test_rows(inter.tests, data.placements),
+            "effects": effect_rows(inter.effects, data.arms),
+            "tests": interaction_test_rows(inter.tests, data.arms),
             "n_flagged": int(inter.tests["flagged"].sum()), "factors": data.cell_factors,
             "reference": data.reference, "raw": inter,
         },
@@ -598,11 +624,13 @@ def render_markdown(ctx: dict[str, Any]) -> str:
 
 
 def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "html",
-                  n_resamples: int = stats.N_RESAMPLES, n_permutations: int = N_PERMUTATIONS) -> str:
-    """The report of a store as text (HTML or Markdown)."""
+                  n_resamples: int = stats.N_RESAMPLES, n_permutations: int = N_PERMUTATIONS,
+                  arms: Arms | None = None) -> str:
+    """The report of a store as text (HTML or Markdown); ``arms``: what to compare (default:
+    the grid's ``[report]`` table, else normalizer x placement vs ``none``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (allowed: {', '.join(FORMATS)})")
-    data = load(store, grid)
+    data = load(store, grid, arms)
     ctx = build_context(data, n_resamples=n_resamples, with_figures=(fmt == "html"),
                         n_permutations=n_permutations)
     return render_html(ctx) if fmt == "html" else render_markdown(ctx)

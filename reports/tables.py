@@ -1,4 +1,4 @@
-"""The report's tables: per cell x placement summaries and seed-paired comparisons.
+"""The report's tables: per cell x arm summaries and seed-paired comparisons.
 
 Statistics use the runs whose outcome is known (``ok`` and ``diverged``); ``failed`` runs
 are counted here and listed in full by the report, never silently dropped. A diverged run
@@ -56,10 +56,10 @@ def _ci_cols(prefix: str, est: Interval) -> dict[str, float]:
 def program_key(runs: pd.DataFrame) -> pd.Series:
     """One key per independent timing measurement: seeds trained in one program share one.
 
-    The seeds of one stacked program are one cell and placement started at the same moment.
+    The seeds of one stacked program are one cell and arm started at the same moment.
     """
     shared = runs["seeds_in_program"] > 1
-    program = runs["cell"].astype(str) + "|" + runs["placement"].astype(str) + "|" + runs["started_at"].astype(str)
+    program = runs["cell"].astype(str) + "|" + runs["arm"].astype(str) + "|" + runs["started_at"].astype(str)
     return program.where(shared, runs["run_id"].astype(str))
 
 
@@ -107,7 +107,7 @@ def groups(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, np.ndarray
 
 
 def summarize_group(g: Columns, n_resamples: int, km: Interval | None = None) -> dict[str, object]:
-    """One row of the summary table for the runs of one cell and placement.
+    """One row of the summary table for the runs of one cell and arm.
 
     ``km``: the group's KM median interval when already computed (``summary_table`` batches
     them over all groups); computed here otherwise.
@@ -145,7 +145,7 @@ def summarize_group(g: Columns, n_resamples: int, km: Interval | None = None) ->
     return row
 
 
-SUMMARY_COLUMNS = ["cell", "placement", "status", "seed", "analysed", "reached", "epochs_budget",
+SUMMARY_COLUMNS = ["cell", "arm", "status", "seed", "analysed", "reached", "epochs_budget",
                    "ett_duration", "epochs_to_target", "final_val_acc", "best_val_acc",
                    "test_acc_at_best", "concurrent_workers", "epoch_s_median", "time_to_target_s",
                    "compile_s", "program"]
@@ -155,22 +155,22 @@ def summary_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.D
     runs = data.runs.copy()
     runs["program"] = program_key(runs) if len(runs) else pd.Series(dtype=str)
     cols = Columns.of(runs[SUMMARY_COLUMNS])
-    found = groups(runs, ["cell", "placement"])
+    found = groups(runs, ["cell", "arm"])
     parts = [cols.take(rows) for _, rows in found]
     analysed = [g.take(g["analysed"].astype(bool)) for g in parts]
     kms = stats.km_median_cis([(a["ett_duration"].astype(float), a["reached"].astype(bool)) for a in analysed],
                               n_resamples=n_resamples)
-    rows = [{"cell": key[0], "placement": key[1], **summarize_group(g, n_resamples, km)}
+    rows = [{"cell": key[0], "arm": key[1], **summarize_group(g, n_resamples, km)}
             for (key, _), g, km in zip(found, parts, kms)]
     return pd.DataFrame(rows)
 
 
 def paired_runs(runs: pd.DataFrame, ref: str, other: str) -> pd.DataFrame:
-    """Analysed runs of two placements joined one to one on cell and seed (suffixes _a, _b;
-    ``bench.cells.pair`` refuses a seed that holds two runs of one placement). Pairs keep
+    """Analysed runs of two arms joined one to one on cell and seed (suffixes _a, _b;
+    ``bench.cells.pair`` refuses a seed that holds two runs of one arm). Pairs keep
     the order of the reference's runs, so each cell's pairs are contiguous."""
     cols = [c for c in PAIR_COLUMNS if c in runs]
-    return pair(runs, ref, other, cols, on=("cell", "seed"))
+    return pair(runs, ref, other, cols, factor="arm", on=("cell", "seed"))
 
 
 #: The columns of a run that the comparison rows read (each gets suffixes _a and _b).
@@ -258,7 +258,7 @@ def epochs_row(pairs: Columns, n_resamples: int, diff: Interval | None = None) -
 
 
 def _budget(pairs: Columns) -> int:
-    """The larger epoch budget of a cell's two placements (0 without pairs)."""
+    """The larger epoch budget of a cell's two arms (0 without pairs)."""
     if not len(pairs):
         return 0
     return int(max(np.nanmax(pairs["epochs_budget_a"].astype(float)),
@@ -299,23 +299,23 @@ def divergence_row(pairs: Columns) -> dict[str, object]:
     return _row("diverged", n, share, stats.mcnemar_exact(div_a, div_b), diff_note=note)
 
 
-COLUMNS = ["cell", "placement", "reference", "metric", "label", "unit", "family", "n_pairs",
+COLUMNS = ["cell", "arm", "reference", "metric", "label", "unit", "family", "n_pairs",
            "diff", "diff_low", "diff_high", "diff_note", "p_improve", "p_improve_low", "p_improve_high",
            "p", "test", "p_note"]
 
 
 def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.DataFrame:
-    """Every non-reference placement against the reference, per cell and metric (one table).
+    """Every non-reference arm against the reference, per cell and metric (one table).
 
-    Each placement is paired with the reference in one merge over all cells; the KM median
+    Each arm is paired with the reference in one merge over all cells; the KM median
     bootstraps of all cells run batched (``stats.km_median_differences``).
     """
     ref = data.reference
     runs = data.runs[data.runs["analysed"]].copy()
     runs["program"] = program_key(runs) if len(runs) else pd.Series(dtype=str)
-    present = runs.groupby("cell", sort=False)["placement"].unique() if len(runs) else pd.Series(dtype=object)
+    present = runs.groupby("cell", sort=False)["arm"].unique() if len(runs) else pd.Series(dtype=object)
     pairs_of: dict[str, tuple[Columns, dict[str, np.ndarray]]] = {}
-    for other in data.placements:
+    for other in data.arms:
         if other == ref:
             continue
         frame = paired_runs(runs, ref, other)
@@ -334,7 +334,7 @@ def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> p
                  epochs_row(pairs, n_resamples, diff), timing_row(pairs, n_resamples)]
         if ((pairs["status_a"] == "diverged") | (pairs["status_b"] == "diverged")).any():
             found.append(divergence_row(pairs))
-        rows += [{"cell": cell, "placement": other, "reference": ref, **r} for r in found if r]
+        rows += [{"cell": cell, "arm": other, "reference": ref, **r} for r in found if r]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -355,14 +355,15 @@ def build_tables(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> Table
 
 def failures(data: StoreData) -> pd.DataFrame:
     """Failed and diverged runs with their error text, for the report's own section."""
-    cols = ["run_id", "cell", "placement", "seed", "status", "epochs_run", "attempts", "error"]
+    cols = ["run_id", "cell", "arm", "seed", "status", "epochs_run", "attempts", "error"]
     bad = data.runs[data.runs["status"] != "ok"]
-    return bad[[c for c in cols if c in bad]].reset_index(drop=True)
+    return bad[[c for c in cols if c in bad]].reset_index(drop=True).rename(columns={"arm": data.arm_word})
 
 
 def raw_runs(data: StoreData) -> pd.DataFrame:
     """The per-run table at the end of the report."""
-    cols = ["run_id", "cell", "placement", "seed", "status", "epochs_run", "epochs_to_target",
+    cols = ["run_id", "cell", "arm", "seed", "status", "epochs_run", "epochs_to_target",
             "final_val_acc", "best_val_acc", "best_val_epoch", "test_acc_at_best", "test_acc", "epoch_s_median", "time_to_target_s", "compile_s",
             "total_s", "concurrent_workers", "seeds_in_program", "threads"]
-    return data.runs[[c for c in cols if c in data.runs]].reset_index(drop=True)
+    out = data.runs[[c for c in cols if c in data.runs]].reset_index(drop=True)
+    return out.rename(columns={"arm": data.arm_word})

@@ -5,6 +5,8 @@ Each run's validation accuracy follows ``final - gap * exp(-rate * (epoch - 1))`
 every placement of a seed (as paired initialization does), so paired tests see the effect
 through the seed-to-seed spread. Epoch times are ``3 s * time_factor[placement]`` with 2%
 noise. The true paired median difference of final accuracy is ``effect[b] - effect[a]``.
+An arm's effect may be keyed ``"<normalizer> <placement>"`` ("layer after"); the placement
+alone is the fallback (so ``"none"`` and the placement-only dictionaries work as before).
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ def synth_result(
     """One run's epochs drawn from the planted model; deterministic in (cell, seed)."""
     seed_noise = np.random.default_rng([cfg.seed, 7]).normal(0, seed_sd)
     rng = np.random.default_rng([cfg.seed, int(cfg.run_id[:8], 16)])
-    final = base + effect.get(cfg.placement, 0.0) + seed_noise + rng.normal(0, run_sd)
+    arm = f"{cfg.normalizer} {cfg.placement}"
+    final = base + effect.get(arm, effect.get(cfg.placement, 0.0)) + seed_noise + rng.normal(0, run_sd)
     rate = 0.5  # same shape for every placement: the final-epoch difference is exactly the effect
-    epoch_time = 3.0 * time_factor.get(cfg.placement, 1.0)
+    epoch_time = 3.0 * time_factor.get(arm, time_factor.get(cfg.placement, 1.0))
     epochs = []
     n_epochs = cfg.epochs if status != "diverged" else min(3, cfg.epochs)
     for e in range(1, n_epochs + 1):

@@ -91,11 +91,11 @@ def test_missing_settings_read_unknown_and_stay_apart_from_known():
 def test_pair_joins_one_to_one_and_refuses_duplicates():
     runs = pd.DataFrame({"cell": ["c"] * 4, "placement": ["none", "after"] * 2, "seed": [0, 0, 1, 1],
                          "v": [1.0, 2.0, 3.0, 5.0]})
-    pairs = cells.pair(runs, "none", "after", ["v"])
+    pairs = cells.pair(runs, "none", "after", ["v"], factor="placement")
     assert pairs[["seed", "v_a", "v_b"]].values.tolist() == [[0, 1, 2], [1, 3, 5]]
     twice = pd.concat([runs, runs.iloc[[0]]])
     with pytest.raises(cells.PairingError, match="several runs share one cell and seed"):
-        cells.pair(twice, "none", "after", ["v"])
+        cells.pair(twice, "none", "after", ["v"], factor="placement")
 
 
 def test_report_refuses_runs_that_cannot_pair(tmp_path):
@@ -103,7 +103,7 @@ def test_report_refuses_runs_that_cannot_pair(tmp_path):
 
     data = load(_two_engine_store(tmp_path))
     runs = pd.concat([data.runs, data.runs.iloc[[0]].assign(run_id="dup")])
-    with pytest.raises(UsageError, match="share a cell, placement and seed"):
+    with pytest.raises(UsageError, match="share a cell, arm and seed"):
         prepare(data.path, None, runs.drop(columns=["cell"]), data.epochs, data.grids)
 
 

@@ -294,3 +294,16 @@ def test_stated_power_is_the_simulated_power_of_the_reports_test_and_family(tail
     assert 0.2 < truth < 0.9  # a point where power is informative
     assert stated == pytest.approx(truth, abs=0.05)
     assert abs(power.power_paired_t(n, float(np.std(pilot, ddof=1)), effect, alpha) - truth) > 0.1
+
+
+def test_plan_counts_arms_and_the_family_of_a_normalizer_grid(tmp_path: Path, capsys):
+    """normalizer x placement: "none" is one arm, so 1 + 2 x 2 = 5 arms in each of the 2
+    comparison cells (learning rates), and the accuracy family holds 2 x 4 tests."""
+    p = tmp_path / "arms.toml"
+    p.write_text(SPEC.format(name="arms", seeds=10, engine="stacked").replace(
+        'placement = ["none", "after"]',
+        'placement = ["none", "before", "after"]\nnormalizer = ["batch", "layer"]'))
+    assert main(["plan", str(p), "--store", str(tmp_path / "none.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "100 runs = 10 cells x 10 seeds (2 comparison cells x 5 arms)" in out
+    assert "Holm over the report's 8 p-values" in out

@@ -171,7 +171,7 @@ def show_main(args: argparse.Namespace) -> int:
         conn.close()
     runs = data.runs
     print(f"{path}: {path.stat().st_size / 1024:.0f} KiB, {len(runs)} runs, "
-          f"{runs['cell'].nunique() if len(runs) else 0} cell(s) x {len(data.placements)} placement(s), "
+          f"{runs['cell'].nunique() if len(runs) else 0} cell(s) x {len(data.arms)} {data.arm_word}(s), "
           f"seeds {sorted(set(runs['seed']))}")
     if "baseline_grid" in meta:
         print(f"grid {meta['baseline_grid']!r} copied from {meta.get('baseline_of')} at {meta.get('baseline_written_at')}")
@@ -184,10 +184,10 @@ def show_main(args: argparse.Namespace) -> int:
             libs = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
             print(f"machine {fp}: {host.get('cpu')}, {host.get('cores')} cores; {libs} ({len(group)} runs)")
     rows = []
-    for (cell, placement), g in runs.groupby(["cell", "placement"], sort=False):
+    for (cell, arm), g in runs.groupby(["cell", "arm"], sort=False):
         a = g[g["analysed"]]
         rows.append({
-            "cell": cell, "placement": placement, "runs": len(g),
+            "cell": cell, data.arm_word: arm, "runs": len(g),
             "reached": f"{a['reached'].mean():.0%}" if len(a) else "-",
             "KM median epochs": stats.km_median(a["ett_duration"], a["reached"]) if len(a) else np.nan,
             "final val acc": np.nanmedian(a["final_val_acc"]) if a["final_val_acc"].notna().any() else np.nan,

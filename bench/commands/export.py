@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the store's runs and epochs as CSV or Parquet, or curves for TensorBoard",
         description="Write runs.<ext> (one row per run, every factor a column) and "
         "epochs.<ext> (one row per run and epoch) into a folder. --format tensorboard writes "
-        "one event file per run instead, in DIR/<grid>/<cell>/<placement>/seed_<n>, with the "
+        "one event file per run instead, in DIR/<grid>/<cell>/<arm>/seed_<n>, with the "
         "per-epoch losses, accuracies and epoch times (view: tensorboard --logdir DIR).",
     )
     add_store_option(p)

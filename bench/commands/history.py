@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add = hs.add_parser("add", help="append one commit's summaries to the history",
                         description="Summarize a results store (median final accuracy, median "
-                        "time per epoch, KM median epochs to target, per grid/cell/placement, with "
+                        "time per epoch, KM median epochs to target, per grid/cell/arm, with "
                         "95% intervals) and/or a pytest-benchmark JSON, and append them for one "
                         "commit. Adding the same commit again replaces its summaries.")
     add.add_argument("--history", default=DEFAULT_HISTORY, metavar="PATH",

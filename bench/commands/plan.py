@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.commands.common import add_store_option
-from bench.cells import config_cell_key as cell_config_key
+from bench.cells import DEFAULT_ARMS, config_settings
 from bench.errors import UsageError
 from bench.thresholds import parse_amount
 from bench.factors import DATASETS, FACTORS
@@ -137,8 +137,17 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
         spec = spec.with_engine(name=args.engine)
     runs = spec.expand()
     cells = {r.program_key for r in runs}
-    comparison_cells = {cell_config_key(r) for r in runs}
-    placements = spec.factors["placement"]
+    arms = spec.arms or DEFAULT_ARMS
+    comparison_cells: dict[tuple[str, ...], set[tuple[str, ...]]] = {}  # cell -> its arms
+    for r in runs:
+        s = config_settings(r)
+        cell = tuple(v for k, v in s.items() if k not in arms.factors)
+        comparison_cells.setdefault(cell, set()).add(tuple(s[n] for n in arms.factors))
+    n_arms = len(set().union(*comparison_cells.values()))
+    ref = arms.reference_key()
+    # the report's accuracy family: one test per cell and non-reference arm beside the reference
+    family = sum(len(a) - 1 for a in comparison_cells.values() if ref in a)
+    word = "placements" if set(arms.factors) - {"placement"} <= _constant(spec) else "arms"
 
     if Path(args.store).exists():
         conn = open_readonly(args.store)
@@ -154,13 +163,18 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
 
     out = [
         f"{spec.name}: {len(runs)} runs = {len(cells)} cells x {len(spec.seeds)} seeds "
-        f"({len(comparison_cells)} comparison cells x {len(placements)} placements); "
+        f"({len(comparison_cells)} comparison cells x {n_arms} {word}); "
         f"{len(runs) - len(todo)} already in {args.store}, {len(todo)} to train",
         f"engine {spec.engine.name}, {spec.epochs} epochs per run, --jobs {args.jobs}",
     ]
     out += _time_lines(spec, runs_df, epochs_df, todo, args.jobs)
-    out += _seed_lines(spec, runs_df, effect, sd_override, args, placements, len(comparison_cells))
+    out += _seed_lines(spec, runs_df, effect, sd_override, args, n_arms, family, arms)
     return out
+
+
+def _constant(spec) -> set[str]:
+    """Factors with one level in the spec."""
+    return {k for k, levels in spec.factors.items() if len(levels) == 1}
 
 
 def _time_lines(spec, runs_df, epochs_df, todo, jobs: int) -> list[str]:
@@ -185,13 +199,13 @@ def _time_lines(spec, runs_df, epochs_df, todo, jobs: int) -> list[str]:
 
 
 def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
-                placements, n_comparison_cells: int) -> list[str]:
+                n_arms: int, family: int, arms) -> list[str]:
     from reports import power
 
-    if len(placements) < 2:
-        return ["seeds: one placement only; no paired comparison to power"]
-    reference = "none" if "none" in placements else placements[0]
-    family = power.report_family_size(n_comparison_cells, len(placements))
+    if n_arms < 2:
+        return ["seeds: one arm only; no paired comparison to power"]
+    if family == 0:
+        return [f"seeds: no cell holds the reference arm {arms.reference!r}; no paired comparison to power"]
     have = len(spec.seeds)
     need_min = power.min_seeds(args.alpha, family)
     lines = [f"seeds per cell to detect {_pp(effect)} in final val accuracy with the report's test "
@@ -204,10 +218,10 @@ def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
     if sd_override is not None:
         residuals, sd, source = None, sd_override, f"normal paired differences, sd {_pp(sd_override)} from --sd"
     else:
-        spread = _store_spread(spec, runs_df, reference)
+        spread = _store_spread(spec, runs_df, arms)
         if spread is None:
             return lines + [f"  no paired measurements to estimate the spread: run a pilot "
-                            f"(>= 3 seeds of '{reference}' and another placement) or pass --sd"]
+                            f"(>= 3 seeds of '{arms.reference}' and another arm) or pass --sd"]
         residuals, sd = spread[0].residuals, spread[0].sd
         source = f"the pilot's paired differences resampled, sd {_pp(sd)} {spread[1]}"
     if sd == 0:
@@ -224,7 +238,7 @@ def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
     return lines
 
 
-def _store_spread(spec, runs_df, reference: str):
+def _store_spread(spec, runs_df, arms):
     """(PairedSpread, where it came from): exact cells first, then same dataset/hidden/batch/engine."""
     import numpy as np
 
@@ -233,7 +247,7 @@ def _store_spread(spec, runs_df, reference: str):
     if runs_df.empty or "final_val_acc" not in runs_df:
         return None
     ds = runs_df[runs_df["dataset"].isin(spec.factors["dataset"]) & (runs_df["engine"] == spec.engine.name)]
-    keys = [k for k in spec.factors if k != "placement"]
+    keys = [k for k in spec.factors if k not in arms.factors]
     wanted = {(*(r.factor_values()[k] for k in keys), r.epochs) for r in spec.expand()}
     row_keys = zip(*(ds[k] for k in keys), ds["epochs_budget"])
     exact = ds[np.array([tuple(_norm(v) for v in t) in wanted for t in row_keys], dtype=bool)]
@@ -241,9 +255,9 @@ def _store_spread(spec, runs_df, reference: str):
               & ds["batch_size"].isin(spec.factors["batch_size"])]
     for frame, words in ((exact, "same cells and epochs"),
                          (near, "cells with the same dataset, hidden and batch size")):
-        s = power.paired_spread(frame, reference=reference)
+        s = power.paired_spread(frame, arms=arms)
         if s.usable:
-            return s, f"(pooled over {s.n_pairs} pairs in {s.n_groups} placement comparisons, {words})"
+            return s, f"(pooled over {s.n_pairs} pairs in {s.n_groups} arm comparisons, {words})"
     return None
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 from bench.errors import UsageError
 
 DESCRIPTION = """\
-Render the report of a results store: findings in plain words, per cell x placement
-summaries with 95% intervals of the median, seed-paired comparisons against placement
-'none' (accuracy as counts with diverged runs at chance plus a sensitivity row; median
+Render the report of a results store: findings in plain words, per cell x arm
+summaries with 95% intervals of the median, seed-paired comparisons against the reference
+arm, by default 'none' (an arm is a combination of the compared factors, by default
+normalizer x placement: 'none', 'batch before', 'layer after'; a grid's [report] table may
+declare others) (accuracy as counts with diverged runs at chance plus a sensitivity row; median
 paired difference, P(seed improves), Wilcoxon p; divergence by exact McNemar; epochs to
 target as a difference of Kaplan-Meier medians ("at least N" where censoring only bounds
 it) with a seed-paired permutation log-rank test; time per epoch per program, contended
@@ -30,6 +32,7 @@ examples:
   bnbench report results.db                      # writes report.html
   bnbench report results.db --grid placement -o placement.html
   bnbench report results.db --format markdown -o -   # to stdout
+  bnbench report results.db --compare placement --reference after   # other arms
 """
 
 
@@ -47,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only the runs this grid requested (default: every run in the store)")
     p.add_argument("--format", choices=("html", "markdown"), default="html",
                    help="html (default) or markdown")
+    p.add_argument("--compare", metavar="F1,F2", default=None,
+                   help="the compared factors whose combinations are the arms (default: the "
+                   "grid's [report] compare, else normalizer,placement)")
+    p.add_argument("--reference", metavar="ARM", default=None,
+                   help="the arm every other is compared with, e.g. 'none' or 'batch before' "
+                   "(default: the grid's [report] reference, else none)")
     p.set_defaults(func=run)
 
 
@@ -61,14 +70,29 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{target}: is a folder; give a file name for the report")
         if not target.parent.exists():
             raise UsageError(f"{target}: folder {target.parent} does not exist")
+    arms = _arms(args)
     _refuse_empty(args.store, args.grid)
-    text = render_report(args.store, grid=args.grid, fmt=args.format)
+    text = render_report(args.store, grid=args.grid, fmt=args.format, arms=arms)
     if out == "-":
         print(text)
     else:
         Path(out).write_text(text, encoding="utf-8")
         print(f"wrote {out}")
     return 0
+
+
+def _arms(args: argparse.Namespace):
+    """``--compare``/``--reference`` as ``bench.cells.Arms`` (None: what the grid declares)."""
+    if args.compare is None and args.reference is None:
+        return None
+    from bench.cells import Arms
+    from bench.factors import SpecError
+
+    compare = None if args.compare is None else [c.strip() for c in args.compare.split(",")]
+    try:
+        return Arms.parse(compare, args.reference, key="--report")
+    except SpecError as exc:
+        raise UsageError(str(exc).replace("--report.", "--", 1)) from None
 
 
 def _refuse_empty(store: str, grid: str | None) -> None:

@@ -42,8 +42,8 @@ def test_summary_curve_is_median_over_cells_of_cell_medians(big, monkeypatch):
     monkeypatch.setattr(figures.plt.Axes, "plot", spy)
     figures.learning_curves(big)
     ep = big.epochs[big.epochs["status"].isin(("ok", "diverged"))]
-    for placement in big.placements:
-        sub = ep[ep["placement"] == placement]
+    for placement in big.arms:
+        sub = ep[ep["arm"] == placement]
         x, y = drawn[placement]
         for epoch, got in zip(x, y):
             cells = sub[sub["epoch"] == epoch].groupby("cell")["val_acc"].median()
@@ -61,8 +61,8 @@ def test_pooled_km_is_the_km_of_all_runs(big, monkeypatch):
     monkeypatch.setattr(figures.plt.Axes, "step", spy)
     figures.km_curves(big)
     runs = big.runs[big.runs["analysed"]]
-    for placement in big.placements:
-        sub = runs[runs["placement"] == placement]
+    for placement in big.arms:
+        sub = runs[runs["arm"] == placement]
         km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
         np.testing.assert_array_equal(drawn[placement][:-1], km["fraction"].to_numpy())
 

@@ -33,7 +33,7 @@ def flat(tmp_path_factory):
 
 
 def _effect(effects, placement, level, metric="final_val_acc", factor="learning_rate"):
-    row = effects[(effects["placement"] == placement) & (effects["level"] == level)
+    row = effects[(effects["arm"] == placement) & (effects["level"] == level)
                   & (effects["metric"] == metric) & (effects["factor"] == factor)]
     assert len(row) == 1
     return row.iloc[0]
@@ -53,7 +53,7 @@ def test_effect_per_level_recovers_the_planted_effects(planted):
 
 def test_planted_interaction_is_flagged_and_absent_one_is_not(planted):
     tests = ix.interaction_tests(planted, n_permutations=2000)
-    acc = tests[tests["metric"] == "final_val_acc"].set_index("placement")
+    acc = tests[tests["metric"] == "final_val_acc"].set_index("arm")
     assert acc.loc["after", "flagged"] and acc.loc["after", "p_holm"] < 0.01
     assert (tests["flagged"] == (tests["p_holm"] < 0.05)).all()  # the only rule that flags
     assert (tests["n_blocks"] == 12).all()  # one block per seed
@@ -145,14 +145,14 @@ def test_permutation_needs_two_levels():
 
 
 def test_probability_of_improvement(planted, flat):
-    poi = ix.probability_of_improvement(flat, n_resamples=500).set_index(["placement", "versus"])
+    poi = ix.probability_of_improvement(flat, n_resamples=500).set_index(["arm", "versus"])
     row = poi.loc[("after", "none")]
     assert row["p_improve"] > 0.95 and row["n_pairs"] == 24 and row["n_cells"] == 2
     assert row["low"] <= row["p_improve"] <= row["high"]
     for (a, b), r in poi.iterrows():  # ties count 1/2, so the two directions sum to 1
         assert r["p_improve"] + poi.loc[(b, a), "p_improve"] == pytest.approx(1.0)
     # Planted: after beats none at lr 0.01 (+2pp) and loses at lr 0.1 (-1pp): about 1/2 pooled.
-    mixed = ix.probability_of_improvement(planted, n_resamples=500).set_index(["placement", "versus"])
+    mixed = ix.probability_of_improvement(planted, n_resamples=500).set_index(["arm", "versus"])
     r = mixed.loc[("after", "none")]
     # Every seed wins at lr 0.01 and loses at 0.1: the seeds do not vary, each counts as one trial.
     assert r["p_improve"] == pytest.approx(0.5) and r["n_seeds"] == 12
@@ -162,12 +162,12 @@ def test_probability_of_improvement(planted, flat):
 def test_probability_of_improvement_of_equal_placements_is_a_half(tmp_path):
     same = {0.01: {"none": 0.0, "after": 0.0}, 0.1: {"none": 0.0, "after": 0.0}}
     data = build_interaction_store(tmp_path / "eq.sqlite", effects=same, placements=("none", "after"), seeds=20)
-    r = ix.probability_of_improvement(data, n_resamples=500).set_index(["placement", "versus"]).loc[("after", "none")]
+    r = ix.probability_of_improvement(data, n_resamples=500).set_index(["arm", "versus"]).loc[("after", "none")]
     assert r["low"] < 0.5 < r["high"]
 
 
 def test_performance_profile(planted):
-    prof = ix.performance_profile(planted, taus=(0.0, 0.015, 0.05)).set_index(["placement", "tau"])["fraction"]
+    prof = ix.performance_profile(planted, taus=(0.0, 0.015, 0.05)).set_index(["arm", "tau"])["fraction"]
     # lr 0.01: after best (before -1pp, none -2pp); lr 0.1: before best (none -1pp, after -2pp).
     assert prof[("after", 0.0)] == 0.5 and prof[("before", 0.0)] == 0.5 and prof[("none", 0.0)] == 0.0
     assert prof[("before", 0.015)] == 1.0 and prof[("after", 0.015)] == 0.5 and prof[("none", 0.015)] == 0.5
@@ -220,7 +220,7 @@ def _sim_data(rng, *, seeds: int, factors: dict, effect, placements=("none", "af
         for p in placements:
             eff = 0.0 if p == placements[0] else effect(p, dict(zip(names, levels)))
             acc = 0.9 + base + eff + u[p] + rng.normal(0, NOISE_SD, seeds)
-            rows += [{"cell": cell, "placement": p, "seed": s, "status": "ok", "analysed": True,
+            rows += [{"cell": cell, "placement": p, "arm": p, "seed": s, "status": "ok", "analysed": True,
                       "epochs_to_target": 3.0, "epochs_budget": 10, "final_val_acc": acc[s],
                       **dict(zip(names, levels))} for s in range(seeds)]
     runs = pd.DataFrame(rows)
@@ -306,10 +306,10 @@ def test_no_finding_from_overlap_without_a_significant_test():
     data = _sim_data(np.random.default_rng(3), seeds=4, factors={"learning_rate": [0.01, 0.1]},
                      effect=lambda p, lv: 0.0)
     effects = pd.DataFrame([
-        {"factor": "learning_rate", "level": lv, "placement": "after", "reference": "none",
+        {"factor": "learning_rate", "level": lv, "arm": "after", "reference": "none",
          "metric": "final_val_acc", "n_pairs": 4, "n_dropped": 0, "diff": d, "diff_low": d - 0.001,
          "diff_high": d + 0.001, "note": ""} for lv, d in ((0.01, 0.02), (0.1, -0.01))])
-    tests = pd.DataFrame([{"factor": "learning_rate", "placement": "after", "reference": "none",
+    tests = pd.DataFrame([{"factor": "learning_rate", "arm": "after", "reference": "none",
                            "metric": "final_val_acc", "levels": 2, "n_blocks": 4, "stat": 1.0,
                            "p": 0.0625, "p_holm": 0.0625, "flagged": False}])
     empty = Tables(pd.DataFrame(columns=["note"]), pd.DataFrame(), 10)

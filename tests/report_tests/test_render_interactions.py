@@ -121,25 +121,35 @@ def test_one_placement_has_neither_section(make_store):
 
 
 def _frames(effects_rows, p_holm, reference="none"):
-    effects = pd.DataFrame([{"factor": "learning_rate", "placement": "before", "reference": reference,
+    effects = pd.DataFrame([{"factor": "learning_rate", "arm": "before", "reference": reference,
                              "metric": m, "level": lv, "diff": d, "diff_low": lo, "diff_high": hi}
                             for m, lv, d, lo, hi in effects_rows])
-    test = pd.Series({"factor": "learning_rate", "placement": "before", "reference": reference,
+    test = pd.Series({"factor": "learning_rate", "arm": "before", "reference": reference,
                       "metric": effects_rows[0][0], "p_holm": p_holm})
     return test, effects
+
+
+def _words(arm: str) -> str:
+    """The report's words for placement-only arms (BN everywhere)."""
+    from reports.load import StoreData
+
+    levels = {"none": {"placement": "none"}, "before": {"normalizer": "batch", "placement": "before"},
+              "after": {"normalizer": "batch", "placement": "after"}}
+    empty = pd.DataFrame()
+    return StoreData(Path("x"), None, empty, empty, empty, [], list(levels), arm_levels=levels).arm_words(arm)
 
 
 def test_finding_wording():
     test, effects = _frames([("final_val_acc", 0.001, 0.109, 0.086, 0.112),
                              ("final_val_acc", 0.01, 0.05, 0.04, 0.06),
                              ("final_val_acc", 0.1, 0.001, -0.005, 0.010)], 0.0008)
-    assert interaction_finding(test, effects) == (
+    assert interaction_finding(test, effects, _words) == (
         "The effect of BN before the activation on final validation accuracy depends on "
         "learning_rate: +10.9 pp [8.6, 11.2] at 0.001 vs +0.1 pp [−0.5, 1.0] at 0.1 "
         "(permutation test within seeds, Holm p = 0.0008).")
     test, effects = _frames([("epochs_to_target", 0.001, -1.0, -2.0, -1.0),
                              ("epochs_to_target", 0.1, -0.0001, 0.0, 0.0)], 0.004, reference="after")
-    assert interaction_finding(test, effects) == (
+    assert interaction_finding(test, effects, _words) == (
         "The effect of BN before the activation (vs BN after the activation) on epochs to target "
         "depends on learning_rate: −1.0 epochs [−2.0, −1.0] at 0.001 vs +0.0 epochs [0.0, 0.0] at 0.1 "
         "(permutation test within seeds, Holm p = 0.004).")

@@ -28,7 +28,7 @@ def planted(planted_store):
 def test_load_labels_cells_by_varying_factors(planted):
     data, _ = planted
     assert data.cells == ["activation=relu", "activation=tanh"]
-    assert data.placements == ["none", "before", "after"]
+    assert data.arms == ["none", "before", "after"]
     assert data.reference == "none"
     assert data.cell_factors == ["activation"]
     assert len(data.runs) == 60
@@ -36,7 +36,7 @@ def test_load_labels_cells_by_varying_factors(planted):
 
 def test_summary_counts_every_status(planted):
     _, t = planted
-    s = t.summary.set_index(["cell", "placement"])
+    s = t.summary.set_index(["cell", "arm"])
     row = s.loc[("activation=relu", "before")]
     assert (row["n_seeds"], row["n_ok"], row["n_failed"]) == (10, 9, 1)
     row = s.loc[("activation=relu", "after")]
@@ -49,20 +49,20 @@ def test_comparisons_paired_by_seed_cover_planted_effects(planted):
     c = t.comparisons
     acc = c[c["metric"] == "final_val_acc"]
     for _, r in acc.iterrows():
-        true = EFFECT[r["placement"]] - EFFECT["none"]
+        true = EFFECT[r["arm"]] - EFFECT["none"]
         assert r["diff_low"] <= true <= r["diff_high"], r.to_dict()
     # the failed seed has no pair (9); the diverged run is scored at chance and kept (10)
-    assert dict(zip(acc["placement"], acc["n_pairs"])) == {"before": 9, "after": 10}
-    assert (acc.loc[acc["placement"] == "before", "p_holm"] < 0.05).all()
-    assert acc.loc[acc["placement"] == "after", "diff_note"].str.contains("chance").all()
+    assert dict(zip(acc["arm"], acc["n_pairs"])) == {"before": 9, "after": 10}
+    assert (acc.loc[acc["arm"] == "before", "p_holm"] < 0.05).all()
+    assert acc.loc[acc["arm"] == "after", "diff_note"].str.contains("chance").all()
     # sensitivity row: the diverged pair dropped, not tested, covers the effect
     sens = c[c["metric"] == "final_val_acc_no_diverged"]
-    assert set(sens["placement"]) == {"after"} and set(sens["n_pairs"]) == {9}
+    assert set(sens["arm"]) == {"after"} and set(sens["n_pairs"]) == {9}
     assert sens["p"].isna().all() and sens["p_holm"].isna().all()
     assert ((sens["diff_low"] <= 0.013) & (0.013 <= sens["diff_high"])).all()
     ett = c[c["metric"] == "epochs_to_target"]
     assert (ett["test"] == "paired log-rank (permutation)").all()
-    assert set(ett.loc[ett["placement"] == "after", "n_pairs"]) == {10}
+    assert set(ett.loc[ett["arm"] == "after", "n_pairs"]) == {10}
     time = c[c["metric"] == "epoch_s"]
     assert (time["diff"] > 0.5).all() and (time["p_improve"] == 0).all()  # every seed slower
 
@@ -90,7 +90,7 @@ def test_test_accuracy_comparison_pairs_test_scores_at_the_best_epoch(planted):
     for _, r in c.iterrows():
         cell = runs[runs["cell"] == r["cell"]].set_index(["placement", "seed"])
         acc = pd.Series(as_counts(cell["test_acc_at_best"], cell["test_size"]) / cell["test_size"], index=cell.index)
-        d = (acc.loc[r["placement"]] - acc.loc["none"]).dropna()
+        d = (acc.loc[r["arm"]] - acc.loc["none"]).dropna()
         assert r["n_pairs"] == len(d) and r["diff"] == pytest.approx(np.median(d), abs=1e-12)
 
 

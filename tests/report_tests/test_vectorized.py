@@ -155,7 +155,7 @@ def test_all_cells_pairing_equals_pairing_cell_by_cell(shared_store):
     runs = shared_store.runs[shared_store.runs["analysed"]].copy()
     runs["program"] = tables.program_key(runs)
     ref = shared_store.reference
-    for other in shared_store.placements[1:]:
+    for other in shared_store.arms[1:]:
         together = tables.paired_runs(runs, ref, other)
         for cell, cr in runs.groupby("cell", sort=False):
             one = pair(cr, ref, other, tables.PAIR_COLUMNS, on=("seed",))
@@ -171,7 +171,7 @@ def test_comparison_rows_equal_the_one_cell_definitions(shared_store):
     ref = shared_store.reference
     expected = []
     for cell, cr in runs.groupby("cell", sort=False):
-        for other in shared_store.placements[1:]:
+        for other in shared_store.arms[1:]:
             frame = pair(cr, ref, other, tables.PAIR_COLUMNS, on=("seed",))
             frame["unit"] = frame["program_a"] + "||" + frame["program_b"]
             p = tables.Columns.of(frame)
@@ -192,7 +192,7 @@ def test_comparison_rows_equal_the_one_cell_definitions(shared_store):
                      tables.epochs_row(p, 300, diff), tables.timing_row(p, 300)]
             if ((p["status_a"] == "diverged") | (p["status_b"] == "diverged")).any():
                 found.append(tables.divergence_row(p))
-            expected += [{"cell": cell, "placement": other, "reference": ref, **r} for r in found if r]
+            expected += [{"cell": cell, "arm": other, "reference": ref, **r} for r in found if r]
     pd.testing.assert_frame_equal(table, pd.DataFrame(expected, columns=tables.COLUMNS))
     assert (table["metric"] == "epoch_s").any() and table["p_note"].str.contains("program").any()
     assert (table.loc[table["metric"] == "epochs_to_target", "n_pairs"] < stats.MIN_MEDIAN_N).any()
