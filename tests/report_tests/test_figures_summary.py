@@ -95,3 +95,18 @@ def test_markdown_report_does_not_import_matplotlib(make_store):
 def test_factor_axes_label_at_most_max_tick_labels(n, want):
     shown = figures._thinned(n)
     assert shown == want and len(shown) <= figures.MAX_TICK_LABELS
+
+
+def test_many_arms_summary_puts_one_legend_beside(tmp_path):
+    """Above 4 arms (normalizer x placement) the summary panels' legend leaves the panel."""
+    from bench.spec import parse_spec
+    from synthetic_store import build_store
+
+    spec = parse_spec({"grid": {"name": "arms", "seeds": 3, "epochs": 4, "target_accuracy": 0.9},
+                       "factors": {"placement": ["none", "before", "after"], "normalizer": ["batch", "layer"],
+                                   "learning_rate": [0.001 * (i + 1) for i in range(13)]}})
+    data = load(build_store(tmp_path / "arms.sqlite", spec, through_store=False))
+    assert len(data.arms) > figures.INSIDE_LEGEND and figures.summarized(data)
+    for svg in (figures.learning_curves(data), figures.km_curves(data)):
+        assert svg.count('id="axes_') == 1 and svg.count('id="legend_') == 1
+        assert all(arm in svg for arm in data.arms)
