@@ -1,7 +1,10 @@
 """The report's figures as inline SVG strings (matplotlib's Agg backend, seaborn styling).
 
-Large grids are capped at ``MAX_CELLS`` facets so a report of thousands of runs stays
-readable and renders in seconds; each figure says how many cells it shows.
+A grid of more than ``MAX_CELLS`` cells gets its learning curves and Kaplan–Meier curves as
+one panel summarizing every cell (``figure_captions``) instead of a panel per cell: 300
+panels could not be read, and the first 12 of them were an arbitrary sample that cost seconds
+of matplotlib layout. The time-per-epoch strip plot shows the first ``MAX_CELLS`` cells and
+says so (``figure_notes``).
 """
 
 from __future__ import annotations
@@ -117,11 +120,18 @@ def median_band(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
     return med, low, high
 
 
+def summarized(data: StoreData) -> bool:
+    """Whether the per-cell figures summarize all cells in one panel (more than ``MAX_CELLS``)."""
+    return len(data.cells) > MAX_CELLS
+
+
 def learning_curves(data: StoreData) -> str:
     """Validation accuracy by epoch: median and its 95% order-statistic band per arm, per cell."""
     ep = data.epochs[data.epochs["status"].isin(("ok", "diverged"))]
     if ep.empty:
         return ""
+    if summarized(data):
+        return learning_curves_summary(data, ep)
     cells = data.cells[:MAX_CELLS]
     colors = palette(data.arms)
     target = float(data.runs["target_accuracy"].median())
@@ -148,11 +158,39 @@ def learning_curves(data: StoreData) -> str:
     return to_svg(fig, crop=False)
 
 
+def learning_curves_summary(data: StoreData, ep: pd.DataFrame) -> str:
+    """One panel for all cells: per arm and epoch, the median over cells of each cell's
+    median over seeds, with the 10–90% range over cells (a spread, not a confidence interval)."""
+    colors = palette(data.arms)
+    per_cell = ep.groupby(["arm", "epoch", "cell"], sort=True)["val_acc"].median()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for arm in data.arms:
+        if arm not in per_cell.index.get_level_values(0):
+            continue
+        by_epoch = per_cell.loc[arm].groupby(level="epoch")
+        q = by_epoch.quantile([0.1, 0.5, 0.9]).unstack()
+        x = q.index.to_numpy(float)
+        n = int(by_epoch.size().max())
+        ax.plot(x, q[0.5], color=colors[arm], marker="o", ms=3, label=f"{arm} ({n} cells)")
+        ax.fill_between(x, q[0.1], q[0.9], color=colors[arm], alpha=0.2, lw=0)
+    ax.axhline(float(data.runs["target_accuracy"].median()), color="grey", ls="--", lw=1)
+    ax.set_title(f"all {len(data.cells)} cells", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, ax, data.arm_word)
+    else:
+        ax.legend(title=data.arm_word, fontsize=8, loc="lower right")
+    return to_svg(fig)
+
+
 def km_curves(data: StoreData) -> str:
     """Kaplan–Meier step curves: fraction of seeds at target by epoch (censoring-aware)."""
     runs = data.runs[data.runs["analysed"]]
     if runs.empty:
         return ""
+    if summarized(data):
+        return km_curves_summary(data, runs)
     cells = data.cells[:MAX_CELLS]
     colors = palette(data.arms)
     many = len(data.arms) > INSIDE_LEGEND
@@ -181,6 +219,58 @@ def km_curves(data: StoreData) -> str:
     return to_svg(fig, crop=False)
 
 
+def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
+    """One panel for all cells: the Kaplan–Meier curve of each arm's runs of every cell
+    pooled (fraction of all its runs at the target by epoch; cells weigh by their runs)."""
+    colors = palette(data.arms)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for arm in data.arms:
+        sub = runs[runs["arm"] == arm]
+        if sub.empty:
+            continue
+        km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
+        x = np.append(km["epoch"].to_numpy(), float(sub["epochs_budget"].max()))
+        y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
+        ax.step(x, y, where="post", color=colors[arm], label=f"{arm} (n={len(sub)})")
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"all {len(data.cells)} cells, runs pooled", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("fraction of runs at target")
+    if len(data.arms) > INSIDE_LEGEND:
+        _legend_beside(fig, ax, data.arm_word)
+    else:
+        ax.legend(fontsize=7, loc="lower right")
+    return to_svg(fig)
+
+
+def figure_captions(data: StoreData) -> dict[str, str]:
+    """Captions replacing the template's for the figures drawn as one summary panel."""
+    if not summarized(data):
+        return {}
+    n = len(data.cells)
+    return {
+        "learning_curves": f"Validation accuracy by epoch, all {n} cells in one panel: the median over "
+                           "cells of each cell's median over seeds; band: 10–90% of cells (the spread "
+                           "between cells, not a confidence interval); dashed line: target.",
+        "km": f"Kaplan–Meier over the runs of all {n} cells pooled: fraction of runs at the target by "
+              "epoch; runs that never reached it are censored at the budget. Dotted line: the median.",
+    }
+
+
+def figure_notes(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:
+    """What each capped figure leaves out, appended to its caption."""
+    n = len(data.cells)
+    notes = {}
+    if n > MAX_CELLS:
+        notes["time_per_epoch"] = f" Showing the first {MAX_CELLS} of {n} cells."
+    comps = _forest_rows(comparisons)
+    rows = int(comps.groupby("metric").size().max()) if len(comps) else 0
+    if rows > MAX_FOREST_ROWS:
+        notes["forest"] = f" Showing the first {MAX_FOREST_ROWS} of {rows} comparisons per metric."
+    return notes
+
+
 def time_per_epoch(data: StoreData) -> str:
     """Per-run median epoch time: box plus every run as a point."""
     runs = data.runs[data.runs["analysed"] & data.runs["epoch_s_median"].notna()]
@@ -207,10 +297,15 @@ def time_per_epoch(data: StoreData) -> str:
     return to_svg(fig)
 
 
+def _forest_rows(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons the forest plot can draw: its metrics, a finite difference."""
+    keep = comparisons["metric"].isin(["final_val_acc", "epochs_to_target", "epoch_s"])
+    return comparisons[keep & np.isfinite(comparisons["diff"].to_numpy(float))]
+
+
 def forest(comparisons: pd.DataFrame) -> str:
     """Median paired differences with 95% CIs, one panel per metric."""
-    keep = comparisons["metric"].isin(["final_val_acc", "epochs_to_target", "epoch_s"])
-    comps = comparisons[keep & np.isfinite(comparisons["diff"].to_numpy(float))]
+    comps = _forest_rows(comparisons)
     if comps.empty:
         return ""
     metrics = list(dict.fromkeys(comps["metric"]))
@@ -240,6 +335,18 @@ def forest(comparisons: pd.DataFrame) -> str:
     return to_svg(fig)  # cropped: tight_layout leaves the last panel's x label at the edge
 
 
+#: At most this many level labels on a factor axis; beyond, every k-th level is labelled. A
+#: factor of 167 learning rates had 167 labels no one could read, and measuring them for
+#: the layout took most of the figures' time in a 10,000-run report.
+MAX_TICK_LABELS = 24
+
+
+def _thinned(n: int) -> list[int]:
+    """Positions of the levels to label among ``n``: all up to ``MAX_TICK_LABELS``, else
+    every k-th from the first (the points of every level are still drawn)."""
+    return list(range(0, n, math.ceil(n / MAX_TICK_LABELS) if n > MAX_TICK_LABELS else 1))
+
+
 def interaction(data: StoreData) -> str:
     """Median final accuracy by each cell factor's level, one line per arm."""
     factors = data.cell_factors[:3]
@@ -253,6 +360,9 @@ def interaction(data: StoreData) -> str:
                       hue_order=data.arms, palette=palette(data.arms),
                       estimator="median", errorbar=None, dodge=0.2, ax=ax)
         ax.set_ylabel("median final validation accuracy")
+        ticks, labels = np.asarray(ax.get_xticks()), [t.get_text() for t in ax.get_xticklabels()]
+        shown = _thinned(len(ticks))
+        ax.set_xticks(ticks[shown], [labels[k] for k in shown])
         ax.tick_params(axis="x", rotation=20)
         if ax is not axes[0][0] and ax.get_legend():
             ax.get_legend().remove()
@@ -307,8 +417,8 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
                             lw=1.2, label=f"{arm} − {s['reference'].iloc[0]}")
             ax.axhline(0, color="black", lw=0.8)
             ax.set_xlim(-0.5, len(levels) - 0.5)
-            ax.set_xticks(range(len(levels)))
-            ax.set_xticklabels([_level(lv) for lv in levels], rotation=20 if len(levels) > 4 else 0)
+            shown = _thinned(len(levels))
+            ax.set_xticks(shown, [_level(levels[k]) for k in shown], rotation=20 if len(levels) > 4 else 0)
             ax.set_xlabel(factor)
             if j == 0:
                 ax.set_ylabel(f"{label}\ndifference ({unit})")

@@ -102,24 +102,30 @@ def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int,
     lambda interpolates towards the next order statistic (Hettmansperger & Sheather 1986).
     k = 0 means even [min, max] covers less than ``confidence``.
     """
+    # cover(k) = P(k <= B <= n-k) for k = 0..n//2 + 1 (0 once 2k > n), in one vectorized call:
+    # a pooled median of thousands of values would take ~n/2 scalar cdf calls (seconds)
+    ks = np.arange(n // 2 + 2)
     binom = scipy.stats.binom(n, 0.5)
-
-    def cover(k: int) -> float:
-        return float(binom.cdf(n - k) - binom.cdf(k - 1)) if 2 * k <= n else 0.0
-
-    k = 0
-    while cover(k + 1) >= confidence:
-        k += 1
+    covers = np.where(2 * ks <= n, binom.cdf(n - ks) - binom.cdf(ks - 1), 0.0)
+    k = int(np.argmin(covers[1:] >= confidence))  # decreasing: the last k whose cover(k) qualifies
     if k == 0:
-        return 0, 0.0, cover(1)
-    g_k, g_next = cover(k), cover(k + 1)
+        return 0, 0.0, float(covers[1])
+    g_k, g_next = float(covers[k]), float(covers[k + 1])
     share = (g_k - confidence) / (g_k - g_next)
     lam = (n - k) * share / (k + (n - 2 * k) * share)
     return k, float(lam), g_k
 
 
-def _order_interval(x: np.ndarray, confidence: float) -> tuple[float, float, str]:
-    s = np.sort(x)
+def sorted_median(s: np.ndarray) -> float:
+    """``np.median`` of an already sorted 1-D array, the same arithmetic (the middle value, or
+    the mean of the middle two as ``np.mean`` takes it: their sum over 2) without its
+    partition and dispatch, ~0.1 ms a call over thousands of report cells."""
+    h = s.size // 2
+    return float(s[h]) if s.size % 2 else float((s[h - 1] + s[h]) / 2.0)
+
+
+def _order_interval(s: np.ndarray, confidence: float) -> tuple[float, float, str]:
+    """The interpolated order-statistic interval of the median of the sorted values ``s``."""
     n = s.size
     k, lam, cover = order_statistic_bounds(n, confidence)
     if k == 0:
@@ -207,7 +213,11 @@ def interval(
     n = int(x.size)
     if n == 0:
         return Interval(math.nan, n=0, method=method, note="no values")
-    point = float(fn(x, axis=-1))
+    if method == "order":  # the median's point and interval from one sort
+        x = np.sort(x)
+        point = sorted_median(x)
+    else:
+        point = float(fn(x, axis=-1))
     if n == 1:
         what = "one measurement" if unit is not None else "one value"
         return Interval(point, n=1, method=method, note=f"{what}: no interval")

@@ -519,14 +519,19 @@ def build_ranking(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> dict
 
 def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
                   with_figures: bool = True, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
-    from reports import figures  # matplotlib only when drawing
-
     tables = build_tables(data, n_resamples)
     inter = build_interactions(data, n_resamples, n_permutations)
     ranking = build_ranking(data, n_resamples)
-    figs = figures.all_figures(data, tables.comparisons) if with_figures and len(data.runs) else {}
-    if figs and inter is not None:
-        figs["effect_by_level"] = figures.effect_by_level(inter.effects, data.arms)
+    figs: dict[str, str] = {}
+    captions: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    if with_figures and len(data.runs):
+        from reports import figures  # matplotlib only when drawing (~1.5 s to import)
+
+        figs = figures.all_figures(data, tables.comparisons)
+        if inter is not None:
+            figs["effect_by_level"] = figures.effect_by_level(inter.effects, data.arms)
+        captions, notes = figures.figure_captions(data), figures.figure_notes(data, tables.comparisons)
     status = data.runs["status"].value_counts() if len(data.runs) else pd.Series(dtype=int)
     return {
         "title": f"bnbench report — {data.grid or data.path.name}",
@@ -547,7 +552,8 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
         },
         "ranking": ranking,
         "figures": figs,
-        "figure_cells": min(len(data.cells), figures.MAX_CELLS),
+        "figure_captions": captions,
+        "figure_notes": notes,
         "n_cells": len(data.cells),
         "methods": methods(data, tables, inter, ranking is not None, n_permutations),
         "failures": frame_rows(failures(data)),

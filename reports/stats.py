@@ -255,6 +255,21 @@ def _block(n: int, n_resamples: int) -> int:
     return max(1, 600_000 // max(1, n * n_resamples))
 
 
+def _distinct(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each sample row, first row of each code): equal rows of (durations, events)
+    have equal bootstrap medians under one draw, so each distinct sample is resampled once
+    (cells of a grid often share their epochs to target)."""
+    _, first, code = np.unique(np.column_stack([t, e]), axis=0, return_index=True, return_inverse=True)
+    return code.ravel(), first
+
+
+def _km_medians_of(t: np.ndarray, e: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``km_medians_resampled`` of samples (C, n) in blocks of ``_block`` samples: (C, R)."""
+    step = _block(t.shape[1], idx.shape[0])
+    return np.concatenate([km_medians_resampled(t[c:c + step], e[c:c + step], idx)
+                           for c in range(0, len(t), step)])
+
+
 def km_median_cis(
     samples: list[tuple[np.ndarray, np.ndarray]], *, n_resamples: int = N_RESAMPLES,
     seed: int | None = None,
@@ -277,10 +292,9 @@ def km_median_cis(
         high = np.full(len(where), math.nan)
         if n >= MIN_MEDIAN_N:
             idx = intervals.resample_indices(n, n_resamples, seed)
-            step = _block(n, n_resamples)
-            for c in range(0, len(where), step):
-                sl = slice(c, c + step)
-                low[sl], high[sl] = intervals.percentile_bounds(km_medians_resampled(t[sl], e[sl], idx))
+            code, first = _distinct(t, e)
+            low_u, high_u = intervals.percentile_bounds(_km_medians_of(t[first], e[first], idx))
+            low, high = low_u[code], high_u[code]
         for j, i in enumerate(where):
             out[i] = (Interval(float(point[j]), float(low[j]), float(high[j]), n=n, method="percentile")
                       if n >= MIN_MEDIAN_N else Interval(float(point[j]), n=n, note=_few(n)))
@@ -351,14 +365,17 @@ def km_median_differences(
         high = np.full(len(where), math.nan)
         if n >= MIN_MEDIAN_N:
             idx = intervals.resample_indices(n, n_resamples, seed)
-            step = _block(n, n_resamples)
-            for c in range(0, len(where), step):
-                sl = slice(c, c + step)
-                mr = km_medians_resampled(t_ref[sl], e_ref[sl], idx)
-                mb = km_medians_resampled(t_b[sl], e_b[sl], idx)
-                b = budget[sl, None]
-                low[sl] = intervals.percentile_bounds(_km_bound_values(mr, mb, b, upper=False))[0]
-                high[sl] = intervals.percentile_bounds(_km_bound_values(mr, mb, b, upper=True))[1]
+            code_ref, first_ref = _distinct(t_ref, e_ref)
+            code_b, first_b = _distinct(t_b, e_b)
+            mr = _km_medians_of(t_ref[first_ref], e_ref[first_ref], idx)
+            mb = _km_medians_of(t_b[first_b], e_b[first_b], idx)
+            # each distinct (reference sample, sample, budget) once
+            pairs, first, code = np.unique(np.column_stack([code_ref, code_b, budget]), axis=0,
+                                           return_index=True, return_inverse=True)
+            pr, pb = pairs[:, 0].astype(int), pairs[:, 1].astype(int)
+            b = pairs[:, 2:3]
+            low = intervals.percentile_bounds(_km_bound_values(mr[pr], mb[pb], b, upper=False))[0][code.ravel()]
+            high = intervals.percentile_bounds(_km_bound_values(mr[pr], mb[pb], b, upper=True))[1][code.ravel()]
         for j, i in enumerate(where):
             out[i] = (Interval(float(point[j]), float(low[j]), float(high[j]), n=n, method="percentile")
                       if n >= MIN_MEDIAN_N else Interval(float(point[j]), n=n, note=_few(n)))

@@ -61,6 +61,7 @@ def test_km_median_cis_equal_one_interval_per_sample(method_n):
     t, e = _samples(rng, 5, method_n)
     t[0], e[0] = 10.0, False  # all censored: "not reached" bounds
     sizes = [(t[i], e[i]) for i in range(5)] + [(t[0][:3], e[0][:3]), (np.zeros(0), np.zeros(0, bool))]
+    sizes.append((t[1].copy(), e[1].copy()))  # a repeated sample: resampled once (stats._distinct)
     batched = stats.km_median_cis(sizes, n_resamples=400)
     for (ti, ei), got in zip(sizes, batched):
         if ti.size == 0:
@@ -84,6 +85,10 @@ def test_km_median_differences_equal_one_interval_per_sample():
         samples.append((ta[0], ea[0], tb[0], eb[0]))
         budgets.append(10)
     samples[1] = (np.full(11, 10.0), np.zeros(11, bool), samples[1][2], samples[1][3])  # ref never
+    # repeats (each distinct sample and pair is resampled once, stats._distinct): the same pair,
+    # a reference shared with another sample, and a pair again under another budget
+    samples += [samples[0], (*samples[0][:2], *samples[4][2:]), samples[4]]
+    budgets += [10, 10, 12]
     batched = stats.km_median_differences(samples, budgets, n_resamples=400)
     for (ta, ea, tb, eb), budget, got in zip(samples, budgets, batched):
         m_ref, m_b = stats.km_median(ta, ea), stats.km_median(tb, eb)
@@ -238,10 +243,13 @@ def test_signed_rank_p_one_row_at_a_time_equals_the_batch():
     rng = np.random.default_rng(11)
     tied = rng.integers(-3, 4, size=(60, 9)).astype(float)  # ties and zeros
     plain = rng.normal(0.3, 1.0, size=(30, 9))
-    for d in (tied, plain):
+    tied_normal = rng.integers(-6, 7, size=(30, 20)).astype(float)  # > 16 nonzero: normal approximation
+    plain_normal = rng.normal(0.3, 1.0, size=(20, 55))  # > 50 untied: normal approximation
+    edge = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [2.0, -2.0, 0.0]])
+    for d in (tied, plain, tied_normal, plain_normal, edge):
         batch = signed_rank_p(d)
         one = np.array([signed_rank_p(row)[0] for row in d])
-        assert np.isfinite(batch).sum() > len(d) // 2
+        assert np.isfinite(batch).sum() >= len(d) // 2
         np.testing.assert_array_equal(one, batch)
 
 
@@ -278,3 +286,37 @@ def test_html_table_equals_the_template_loop(planted_store):
         want = old.render(rows=rows, id=id)
         assert "<td>" in want
         assert new.render(rows=rows, id=id) == want
+
+
+def _order_bounds_loop(n: int, confidence: float = 0.95) -> tuple[int, float, float]:
+    """``intervals.order_statistic_bounds`` as it was written before: one scalar cdf per k."""
+    binom = scipy.stats.binom(n, 0.5)
+
+    def cover(k: int) -> float:
+        return float(binom.cdf(n - k) - binom.cdf(k - 1)) if 2 * k <= n else 0.0
+
+    k = 0
+    while cover(k + 1) >= confidence:
+        k += 1
+    if k == 0:
+        return 0, 0.0, cover(1)
+    g_k, g_next = cover(k), cover(k + 1)
+    share = (g_k - confidence) / (g_k - g_next)
+    return k, float((n - k) * share / (k + (n - 2 * k) * share)), g_k
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.9])
+def test_order_statistic_bounds_vectorized_equals_the_loop(confidence):
+    from reports.intervals import order_statistic_bounds
+
+    for n in [*range(1, 80), 101, 500, 1001, 3300]:
+        assert order_statistic_bounds(n, confidence) == _order_bounds_loop(n, confidence), n
+
+
+def test_sorted_median_is_numpys_median():
+    """``intervals.interval`` takes the median's point from its one sort (``sorted_median``)."""
+    rng = np.random.default_rng(3)
+    for n in range(1, 40):
+        for x in (rng.normal(size=n) * 10.0 ** rng.integers(-8, 9), rng.integers(-3, 4, n).astype(float),
+                  rng.random(n) + 1e15):
+            assert intervals.sorted_median(np.sort(x)) == float(np.median(x)), (n, x)
