@@ -17,6 +17,7 @@ and ``bench.factors``, which is pure; ``bench.spec`` imports it lazily for ``[re
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,9 +164,27 @@ class Arms:
     @property
     def factors(self) -> tuple[str, ...]:
         """The compared factors, then the attached ones (see the class): what an arm fixes."""
-        attached = tuple(n for n, f in FACTORS.items() if n not in self.compare
-                         and f.applies is not None and not f.applies(self.reference_levels))
+        fixed = list(self.compare)
+        grew = True
+        while grew:  # attached factors can switch others on (normalizer -> norm_groups)
+            grew = False
+            for n, f in FACTORS.items():
+                if (n not in fixed and f.applies is not None and not f.applies(self.reference_levels)
+                        and self._switched_on_by(fixed, f.applies)):
+                    fixed.append(n)
+                    grew = True
+        attached = [n for n in FACTORS if n in fixed and n not in self.compare]
         return (*self.compare, *attached)
+
+    def _switched_on_by(self, arm_factors: Sequence[str], applies) -> bool:
+        """Whether other levels of ``arm_factors`` alone make a factor apply.
+
+        A factor whose relevance hangs on a cell factor instead (``widths`` on
+        ``architecture``) is not attached: it is equal within a cell, whatever the arm.
+        """
+        options = [FACTORS[n].choices or (self.reference_levels[n],) for n in arm_factors]
+        return any(applies({**self.reference_levels, **dict(zip(arm_factors, combo))})
+                   for combo in itertools.product(*options))
 
     def reference_key(self) -> tuple[str, ...]:
         """The reference arm's stored levels as :func:`settings_frame` text."""

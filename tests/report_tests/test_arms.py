@@ -189,3 +189,20 @@ def test_varying_groups_make_arms_not_cells():
         "group before norm_groups=4", "group after norm_groups=2", "group after norm_groups=4"]
     assert (labels.value_counts() == SEEDS).all()
     assert cell_keys(runs, arms.factors).nunique() == 1
+
+
+def test_cnn_widths_stay_cell_factors(tmp_path):
+    """A factor whose relevance hangs on a cell factor (``widths`` on ``architecture``), not on
+    the arm, is not part of the arm: CNN runs at non-default widths still pair with their
+    reference (before, the reference was looked up at the MLP's default widths)."""
+    assert "widths" not in Arms().factors and "hidden" not in Arms().factors
+    spec = parse_spec({"grid": {"name": "cnn", "seeds": 4, "epochs": 3, "target_accuracy": 0.9},
+                       "factors": {"dataset": "fashion_mnist", "architecture": "cnn",
+                                   "widths": [[16, 32], [8]], "placement": ["none", "before"],
+                                   "normalizer": ["batch", "group"]}})
+    data = load(build_store(tmp_path / "cnn.sqlite", spec, effect={}, time_factor={}))
+    assert data.reference == "none" and data.arms == ["none", "batch before", "group before"]
+    assert data.cells == ["widths=16-32", "widths=8"]
+    t = build_tables(data, n_resamples=200)
+    acc = t.comparisons[t.comparisons["metric"] == "final_val_acc"]
+    assert len(acc) == 2 * 2 and set(acc["n_pairs"]) == {4}
