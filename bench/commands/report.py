@@ -48,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "report.md next to the current folder)")
     p.add_argument("--grid", metavar="NAME", default=None,
                    help="only the runs this grid requested (default: every run in the store)")
-    p.add_argument("--format", choices=("html", "markdown"), default="html",
-                   help="html (default) or markdown")
+    p.add_argument("--format", choices=("html", "markdown"), default=None,
+                   help="html or markdown (default: markdown for an output ending in .md, "
+                   "else html)")
     p.add_argument("--compare", metavar="F1,F2", default=None,
                    help="the compared factors whose combinations are the arms (default: the "
                    "grid's [report] compare, else normalizer,placement)")
@@ -62,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from reports.render import render_report  # pandas/matplotlib only when reporting
 
+    if args.format is None:  # -o report.md means Markdown
+        args.format = "markdown" if (args.output or "").lower().endswith(".md") else "html"
     default = "report.html" if args.format == "html" else "report.md"
     out = args.output or default
     if out != "-":

@@ -123,6 +123,15 @@ def test_cli_writes_html_and_markdown(planted_store, tmp_path, capsys):
     assert "## Findings" in capsys.readouterr().out
 
 
+def test_cli_output_suffix_md_means_markdown(planted_store, tmp_path):
+    """``-o r.md`` without --format writes Markdown; an explicit --format wins."""
+    md, forced = tmp_path / "r.md", tmp_path / "forced.md"
+    assert bench.cli.main(["report", str(planted_store), "-o", str(md)]) == 0
+    assert md.read_text().startswith("# bnbench report")
+    assert bench.cli.main(["report", str(planted_store), "--format", "html", "-o", str(forced)]) == 0
+    assert forced.read_text().startswith("<!DOCTYPE html>")
+
+
 @pytest.mark.parametrize("args", [
     ["{missing}"],
     ["{store}", "--grid", "nope"],
