@@ -193,9 +193,27 @@ def _sort_key(arms: list[str]):
     rank = {p: i for i, p in enumerate(arms)}
 
     def key(col: pd.Series) -> pd.Series:
-        return col.map(rank) if col.name == "arm" else col
+        if col.name == "arm":
+            return col.map(rank)
+        if col.name == "cell":  # batch_size=2 before batch_size=16
+            order = {c: i for i, c in enumerate(sorted(col.unique(), key=cell_order))}
+            return col.map(order)
+        return col
 
     return key
+
+
+def cell_order(label: str) -> tuple:
+    """Sort key of a cell label (``"batch_size=16, lr=0.1"``): setting by setting, numeric
+    levels by value and before text, so cells read 2, 4, ..., 64 rather than 16, 2, 32."""
+    out = []
+    for part in str(label).split(", "):
+        name, _, value = part.partition("=")
+        try:
+            out.append((name, 0, float(value), ""))
+        except ValueError:
+            out.append((name, 1, 0.0, value))
+    return tuple(out)
 
 
 def json_values(runs: pd.DataFrame, column: str) -> list[dict]:

@@ -202,7 +202,7 @@ def test_cnn_widths_stay_cell_factors(tmp_path):
                                    "normalizer": ["batch", "group"]}})
     data = load(build_store(tmp_path / "cnn.sqlite", spec, effect={}, time_factor={}))
     assert data.reference == "none" and data.arms == ["none", "batch before", "group before"]
-    assert data.cells == ["widths=16-32", "widths=8"]
+    assert data.cells == ["widths=8", "widths=16-32"]  # numeric levels first (reports.load.cell_order)
     t = build_tables(data, n_resamples=200)
     acc = t.comparisons[t.comparisons["metric"] == "final_val_acc"]
     assert len(acc) == 2 * 2 and set(acc["n_pairs"]) == {4}

@@ -190,3 +190,14 @@ def test_censoring_aware_epochs_to_target_says_at_least(make_store):
     ett = build_tables(data, n_resamples=500).comparisons.set_index("metric").loc["epochs_to_target"]
     assert ett["diff_low"] == -math.inf  # not a tight interval such as [-7.5, -7.0]
     assert "at least" in ett["diff_note"] and ett["diff"] < 0
+
+
+def test_cells_sort_numeric_levels_by_value():
+    """Cells read batch 2, 4, ..., 64 (not 16, 2, 32); text levels after numbers, by name."""
+    from reports.load import cell_order
+
+    labels = ["batch_size=16", "batch_size=2", "batch_size=64", "batch_size=4"]
+    assert sorted(labels, key=cell_order) == ["batch_size=2", "batch_size=4", "batch_size=16", "batch_size=64"]
+    two = ["lr=0.1, hidden=300-100", "lr=0.01, hidden=64", "lr=0.01, hidden=300-100", "all runs"]
+    assert sorted(two, key=cell_order) == ["all runs", "lr=0.01, hidden=64", "lr=0.01, hidden=300-100",
+                                           "lr=0.1, hidden=300-100"]
