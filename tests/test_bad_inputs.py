@@ -367,7 +367,11 @@ def test_lost_scheduler_is_one_line(tmp_path, store):
     _, err = driver.communicate(timeout=120)
     lines = err.strip().splitlines()
     assert driver.returncode == 2 and len(lines) == 1, lines
-    assert lines[0].startswith("bnbench run: error: scheduler tcp://") and "connection lost" in lines[0]
+    # "Receive client connection" can be logged before the client's handshake completes: a
+    # scheduler killed in that window gives "cannot connect" instead of "connection lost".
+    # Either way it must be bnbench's one line, not distributed's ERROR lines.
+    assert lines[0].startswith("bnbench run: error: scheduler tcp://")
+    assert "connection lost" in lines[0] or "cannot connect" in lines[0], lines[0]
 
 
 @pytest.mark.slow
