@@ -60,7 +60,9 @@ def synth_result(
     """One run's epochs drawn from the planted model; deterministic in (cell, seed)."""
     seed_noise = np.random.default_rng([cfg.seed, 7]).normal(0, seed_sd)
     rng = np.random.default_rng([cfg.seed, int(cfg.run_id[:8], 16)])
-    arm = f"{cfg.normalizer} {cfg.placement}"
+    # getattr: the perf gate builds this store with the reference commit's bench, whose
+    # RunConfig may predate the normalizer factor (all batch normalization then).
+    arm = f"{getattr(cfg, 'normalizer', 'batch')} {cfg.placement}"
     final = base + effect.get(arm, effect.get(cfg.placement, 0.0)) + seed_noise + rng.normal(0, run_sd)
     rate = 0.5  # same shape for every placement: the final-epoch difference is exactly the effect
     epoch_time = 3.0 * time_factor.get(arm, time_factor.get(cfg.placement, 1.0))
