@@ -200,11 +200,7 @@ def km_curves(data: StoreData) -> str:
             sub = runs[(runs["cell"] == cell) & (runs["arm"] == arm)]
             if sub.empty:
                 continue
-            km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
-            budget = float(sub["epochs_budget"].max())
-            x = np.append(km["epoch"].to_numpy(), budget)
-            y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
-            ax.step(x, y, where="post", color=colors[arm], label=f"{arm} (n={len(sub)})")
+            _km_step(ax, sub, colors[arm], arm)
         ax.axhline(0.5, color="grey", ls=":", lw=1)
         ax.set_ylim(-0.02, 1.02)
         _title(ax, cell)
@@ -219,6 +215,14 @@ def km_curves(data: StoreData) -> str:
     return to_svg(fig, crop=False)
 
 
+def _km_step(ax, runs: pd.DataFrame, color, arm: str) -> None:
+    """One arm's Kaplan–Meier step curve of ``runs``, held flat to the epoch budget."""
+    km = stats.kaplan_meier(runs["ett_duration"], runs["reached"])
+    x = np.append(km["epoch"].to_numpy(), float(runs["epochs_budget"].max()))
+    y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
+    ax.step(x, y, where="post", color=color, label=f"{arm} (n={len(runs)})")
+
+
 def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
     """One panel for all cells: the Kaplan–Meier curve of each arm's runs of every cell
     pooled (fraction of all its runs at the target by epoch; cells weigh by their runs)."""
@@ -228,10 +232,7 @@ def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
         sub = runs[runs["arm"] == arm]
         if sub.empty:
             continue
-        km = stats.kaplan_meier(sub["ett_duration"], sub["reached"])
-        x = np.append(km["epoch"].to_numpy(), float(sub["epochs_budget"].max()))
-        y = np.append(km["fraction"].to_numpy(), km["fraction"].iloc[-1])
-        ax.step(x, y, where="post", color=colors[arm], label=f"{arm} (n={len(sub)})")
+        _km_step(ax, sub, colors[arm], arm)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"all {len(data.cells)} cells, runs pooled", fontsize=10)
