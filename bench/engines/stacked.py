@@ -81,6 +81,24 @@ def _resident(array: np.ndarray):
     return tf.identity(tensor) if tf.config.list_logical_devices("GPU") else tensor
 
 
+def eval_slices(x_eval: np.ndarray, y_eval: np.ndarray, n_seeds: int,
+                width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An evaluation split as [nb, VB, F] padded slices, [nb, VB] labels and a 0/1 weight mask.
+
+    VB is as large as ``_EVAL_FLOATS`` allows for ``n_seeds`` seeds' activations of ``width``.
+    TensorFlow-free, so that tests/perf/xla_replay.py slices a split exactly as the engine does.
+    """
+    n, n_features = len(x_eval), x_eval.shape[1]
+    vb = max(1, min(n, _EVAL_FLOATS // max(1, n_seeds * max(width, n_features))))
+    nb = -(-n // vb)
+    x = np.zeros((nb * vb, n_features), np.float32)
+    y = np.zeros(nb * vb, np.int32)
+    w = np.zeros(nb * vb, np.float32)
+    x[:n], y[:n], w[:n] = x_eval, y_eval, 1.0
+    shape = (nb, vb)
+    return x.reshape(*shape, -1), y.reshape(shape), w.reshape(shape)
+
+
 class _Program:
     """The compiled training and evaluation functions for one group of seeds."""
 
@@ -109,16 +127,8 @@ class _Program:
         self.test = self._eval_batches(data.x_test, data.y_test, len(cfgs), width)
 
     def _eval_batches(self, x_eval: np.ndarray, y_eval: np.ndarray, n_seeds: int, width: int):
-        """An evaluation split as [nb, VB, F] padded slices with a 0/1 weight mask."""
-        n, n_features = len(x_eval), x_eval.shape[1]
-        vb = max(1, min(n, _EVAL_FLOATS // max(1, n_seeds * max(width, n_features))))
-        nb = -(-n // vb)
-        x = np.zeros((nb * vb, n_features), np.float32)
-        y = np.zeros(nb * vb, np.int32)
-        w = np.zeros(nb * vb, np.float32)
-        x[:n], y[:n], w[:n] = x_eval, y_eval, 1.0
-        shape = (nb, vb)
-        return _resident(x.reshape(*shape, -1)), _resident(y.reshape(shape)), w.reshape(shape)
+        x, y, w = eval_slices(x_eval, y_eval, n_seeds, width)
+        return _resident(x), _resident(y), w
 
     def _train_steps(self, x_all, y_all, idx, n_steps):
         """Run ``n_steps`` (<= idx.shape[0]) steps; step i trains on rows idx[i] ([S, B])."""

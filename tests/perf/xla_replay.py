@@ -1,0 +1,233 @@
+"""Replay the stacked engine's exported XLA programs with JAX's XLA runtime, on any device.
+
+Reads a folder written by ``tests/perf/xla_export.py`` (HLO + manifest), compiles the programs
+for JAX's default device (a GPU when there is one) and trains the cell's seeds exactly as
+``bench.engines.stacked._train_group`` drives its programs: the same data, initial weights
+(``bench.pairing.initial_weights``), per-epoch orders (``epoch_order``), step chunks
+(``stacked._batches``), metric resets and validation slices (``stacked.eval_slices``). No
+TensorFlow is imported, so this runs where only JAX is installed.
+
+What it does not do: early-stopping bookkeeping and the test split (the check compares
+training curves and final validation accuracy), divergence handling (the notebook cell does
+not diverge; a non-finite loss is reported, not stopped on).
+
+    python tests/perf/xla_replay.py FOLDER [FOLDER ...] [--json FILE] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.datasets import load_dataset  # noqa: E402
+from bench.engines.stacked import _batches, eval_slices  # noqa: E402
+from bench.pairing import epoch_order, initial_weights  # noqa: E402
+
+
+@dataclass
+class Replay:
+    """One exported cell trained on one device: timings and per-seed curves."""
+
+    placement: str
+    device: str
+    seeds: int
+    epochs: int
+    compile_s: float  # HLO -> executables, all programs of the cell
+    train_s: float  # sum of epoch wall times (training chunks + validation), compilation excluded
+    wall_s: float  # compile + data transfer + training
+    gflop: float  # all seeds, all epochs (tests/perf/throughput.run_flops)
+    n_train: int
+    n_val: int
+    history: list[list[tuple[float, float, float, float]]]  # [seed][epoch] train/val loss/acc
+
+    @property
+    def final_acc(self) -> list[float]:
+        return [h[-1][3] for h in self.history]
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("history")
+        acc = self.final_acc
+        d.update(runs_per_hour=3600 * self.seeds / self.wall_s, gflops=self.gflop / self.train_s,
+                 mean_final_acc=float(np.mean(acc)), min_final_acc=min(acc), max_final_acc=max(acc))
+        return d
+
+
+_DTYPES = {"f32": np.float32, "s32": np.int32, "s64": np.int64, "pred": np.bool_}
+
+
+def _jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the step counter is int64
+    return jax
+
+
+def compile_hlo(path: Path, device):
+    """An executable for ``device`` from a serialized HloModuleProto."""
+    from jax._src.lib import _jax, xla_client
+
+    module = _jax.mlir.hlo_to_stablehlo(path.read_bytes())
+    return device.client.compile_and_load(module, xla_client.DeviceList((device,)),
+                                          xla_client.CompileOptions())
+
+
+def initial_state(manifest: dict) -> list[np.ndarray]:
+    """The state ``StackedMLP.reset`` gives these seeds, in the manifest's order."""
+    seeds = manifest["seeds"]
+    weights = [initial_weights(s, manifest["sizes"], manifest["initializer"]) for s in seeds]
+    state = []
+    for entry in manifest["state"]:
+        shape, dtype, rule = tuple(entry["shape"]), entry["dtype"], entry["init"]
+        if rule in ("kernel", "bias"):
+            layer = int(entry["name"][len(rule):])
+            value = np.stack([w[layer][0 if rule == "kernel" else 1] for w in weights])
+        else:
+            value = np.full(shape, 1 if rule == "ones" else 0)
+        state.append(np.asarray(value, dtype=dtype).reshape(shape))
+    return state
+
+
+def replay_cell(folder: Path, epochs: int | None = None, data_path: str = "") -> Replay:
+    jax = _jax()
+    import jax.numpy as jnp
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    device = jax.devices()[0]
+    t_start = time.perf_counter()
+    programs = {(p["rows"], p["batch"], p["steps"]): p for p in manifest["train_programs"]}
+    executables = {key: compile_hlo(folder / p["file"], device) for key, p in programs.items()}
+    evaluate = compile_hlo(folder / manifest["eval_program"]["file"], device)
+    compile_s = time.perf_counter() - t_start
+
+    data = load_dataset(manifest["dataset"], manifest["validation_size"], manifest["train_limit"], data_path)
+    if data.fingerprint != manifest["data_fingerprint"]:
+        raise RuntimeError(f"{folder}: the data differ from the exported run's ({data.fingerprint})")
+    seeds, batch, k = manifest["seeds"], manifest["batch"], manifest["steps_per_execution"]
+    n_seeds, n_state, n = len(seeds), len(manifest["state"]), len(data.x_train)
+    put = lambda a: jax.device_put(a, device)  # noqa: E731
+    x_train, y_train = put(data.x_train), put(data.y_train.astype(np.int32))
+    x_val, y_val, w_val = eval_slices(data.x_val, data.y_val, n_seeds, manifest["eval_width"])
+    x_val, y_val = put(x_val), put(y_val)
+    w_val = w_val[:, None, :].astype(np.float64)
+    state = [put(a) for a in initial_state(manifest)]
+    metric_index = [i for i, e in enumerate(manifest["state"])
+                    if e["name"] in ("loss_total", "correct_total", "count")]
+
+    def run(exe, key, explicit: list) -> list:
+        """Execute with the explicit arguments, then TensorFlow's resource inputs: the programs
+        overwrite them before reading and donate them to their outputs, so each call passes the
+        buffers the previous call of that program returned (zeros of the right shape at first)."""
+        if key not in spare:
+            params = exe_params[key][len(explicit):]
+            spare[key] = [jnp.zeros(shape, _DTYPES[dtype], device=device) for dtype, shape in params]
+        outs = exe.execute([*explicit, *spare[key]])
+        spare[key] = list(outs[len(outs) - len(spare[key]):])
+        return outs
+
+    spare: dict = {}
+    exe_params = {key: p["params"] for key, p in programs.items()}
+    exe_params["eval"] = manifest["eval_program"]["params"]
+
+    def train(key, idx: np.ndarray) -> None:
+        nonlocal state
+        state = list(run(executables[key], key, [x_train, y_train, put(idx), *state])[:n_state])
+
+    full, rem = divmod(n, batch)
+    history: list[list[tuple[float, float, float, float]]] = [[] for _ in seeds]
+    train_s = 0.0
+    for epoch in range(1, (epochs or manifest["epochs"]) + 1):
+        t_epoch = time.perf_counter()
+        orders = np.stack([epoch_order(s, epoch, n) for s in seeds]).astype(np.int32)
+        for i in metric_index:
+            state[i] = put(np.zeros(manifest["state"][i]["shape"], np.float32))
+        for start in range(0, full, k):
+            steps = min(k, full - start)
+            train((k, batch, steps), _batches(orders, start, steps, batch, k))
+        if rem:
+            train((1, rem, 1), orders[:, full * batch:][None])
+        loss_total, correct_total, count = (np.asarray(state[i]) for i in metric_index)
+        losses, hits = run(evaluate, "eval", [x_val, y_val, *state])[:2]
+        total = w_val.sum()
+        val_loss = (np.asarray(losses).astype(np.float64) * w_val).sum(axis=(0, 2)) / total
+        val_acc = (np.asarray(hits).astype(np.float64) * w_val).sum(axis=(0, 2)) / total
+        train_s += time.perf_counter() - t_epoch
+        for s in range(n_seeds):
+            history[s].append((float(loss_total[s] / count), float(correct_total[s] / count),
+                               float(val_loss[s]), float(val_acc[s])))
+    wall_s = time.perf_counter() - t_start
+    n_epochs = len(history[0])
+    gflop = manifest["flops_per_run"] * n_seeds / 1e9 * n_epochs / manifest["epochs"]
+    name = f"{device.platform}: {getattr(device, 'device_kind', device)}"
+    return Replay(manifest["placement"], name, n_seeds, n_epochs, compile_s, train_s, wall_s, gflop,
+                  n, len(data.x_val), history)
+
+
+def check_against_cpu(replay: dict, reference: list[dict], reference_epochs: int) -> list[str]:
+    """The device check's tests (tests/perf/device_check.py) for one replayed cell against the
+    engine's CPU reference rows (``device_check.py --json``). Same seeds, first epoch: losses
+    within ``FIRST_EPOCH_TOLERANCE`` (relative), accuracies within one example (a count over
+    the split: a logit pair within float noise of a tie may flip); and the mean final accuracy
+    within the CPU seeds' range widened by ``MARGIN`` (when both trained ``reference_epochs``).
+    Returns the problems; prints the measured differences either way."""
+    from device_check import FIRST_EPOCH_TOLERANCE, MARGIN
+
+    ref = next(r for r in reference if r["label"] == "CPU reference" and r["placement"] == replay["placement"])
+    pairs = list(zip((h[0] for h in replay["history"]), ref["first_epoch"]))  # seeds of both
+    loss = max(abs(a[i] - b[i]) / abs(b[i]) for a, b in pairs for i in (0, 2))
+    acc = [max(abs(a[i] - b[i]) for a, b in pairs) * n for i, n in ((1, replay["n_train"]), (3, replay["n_val"]))]
+    low, high = min(ref["final_acc"]) - MARGIN, max(ref["final_acc"]) + MARGIN
+    print(f"# {replay['placement']}: first epoch, {replay['device']} vs the engine on the CPU, seeds "
+          f"0..{len(pairs) - 1}: losses differ by {loss:.1e} relative (tolerance {FIRST_EPOCH_TOLERANCE:g}), "
+          f"accuracies by {acc[0]:.0f} training and {acc[1]:.0f} validation examples (tolerance 1); "
+          f"mean final val acc {replay['mean_final_acc']:.4f}, CPU range widened [{low:.4f}, {high:.4f}]",
+          flush=True)
+    problems = []
+    if loss > FIRST_EPOCH_TOLERANCE:
+        problems.append(f"{replay['placement']}: first-epoch losses differ by {loss:.1e} > {FIRST_EPOCH_TOLERANCE:g}")
+    if max(acc) > 1 + 1e-6:
+        problems.append(f"{replay['placement']}: first-epoch accuracies differ by {max(acc):.0f} examples")
+    if replay["epochs"] == reference_epochs and not low <= replay["mean_final_acc"] <= high:
+        problems.append(f"{replay['placement']}: mean final accuracy {replay['mean_final_acc']:.4f} "
+                        f"outside [{low:.4f}, {high:.4f}]")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--epochs", type=int, default=None, help="fewer epochs than exported")
+    parser.add_argument("--data-path", default="", help="where mnist.npz is (bench.datasets' search otherwise)")
+    parser.add_argument("--json", type=Path, help="write summaries and per-seed curves here")
+    parser.add_argument("--cpu-reference", type=Path,
+                        help="device_check.py --json output of the engine on a CPU: check against it")
+    parser.add_argument("--reference-epochs", type=int, default=10,
+                        help="epochs of the CPU reference (accuracies are compared only at equal epochs)")
+    args = parser.parse_args(argv)
+    results, problems = [], []
+    for folder in args.folders:
+        replay = replay_cell(folder, args.epochs, args.data_path)
+        print(json.dumps(replay.summary()), flush=True)
+        results.append({**replay.summary(), "history": replay.history})
+        if args.json:
+            args.json.write_text(json.dumps(results))
+        if args.cpu_reference:
+            reference = json.loads(args.cpu_reference.read_text())
+            problems += check_against_cpu(results[-1], reference, args.reference_epochs)
+    for p in problems:
+        print(f"replay check: FAIL: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
