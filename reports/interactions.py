@@ -118,25 +118,46 @@ def bn_effect_by_level(
     return pd.DataFrame(rows, columns=cols)
 
 
+#: Generator.random draws multiples of 2**-53 (53 random bits), exactly integers once scaled
+_KEY_BITS = 53
+
+
 def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Row indices that sort each block (adjacent rows of equal ``block_codes``) by ``keys``.
 
-    ``keys``: (P, n) uniform draws in [0, 1). Equals ``np.argsort(block_codes + keys, axis=1)``
-    (barring float ties, which a 53-bit uniform makes negligible) but sorts P x blocks short
-    rows, padded with +inf to the largest block, instead of P rows of length n: several
-    times faster for thousands of pairs (tests/report_tests/test_vectorized.py).
+    ``keys``: (P, n) draws of ``numpy.random.Generator.random`` (multiples of 2**-53 in [0, 1)).
+    Equals ``np.argsort(block_codes + keys, axis=1)`` (barring float ties, which a 53-bit
+    uniform makes negligible) but sorts P x blocks short rows, padded to the largest block,
+    instead of P rows of length n (tests/report_tests/test_vectorized.py). Why not
+    ``argsort``: each key scaled to its 53-bit integer with the row's position in its block
+    in the low bits is one int64 whose plain ``np.sort`` (several times faster than
+    ``argsort``) gives the order, ties broken by position as a stable sort would; blocks of
+    two rows are ordered by one comparison.
     """
     n = block_codes.size
     starts = np.flatnonzero(np.r_[True, block_codes[1:] != block_codes[:-1]])
     sizes = np.diff(np.r_[starts, n])
     block = np.repeat(np.arange(starts.size), sizes)
-    if (sizes == sizes[0]).all():  # a full factorial: every block as long, no padding needed
-        local = np.argsort(keys.reshape(keys.shape[0], starts.size, sizes[0]), axis=2)
+    pos = np.arange(n) - starts[block]  # each row's position in its block
+    width = int(sizes.max())
+    pos_bits = (width - 1).bit_length()
+    if _KEY_BITS + pos_bits > 63:  # blocks over 1,024 rows: positions do not fit beside the key
+        padded = np.full((keys.shape[0], starts.size, width), np.inf)
+        padded[:, block, pos] = keys
+        return starts[block] + np.argsort(padded, axis=2, kind="stable")[:, block, pos]
+    if (sizes == width).all() and width == 2:  # pairs: the second first exactly when its key is smaller
+        pair = keys.reshape(keys.shape[0], starts.size, 2)
+        second_first = pair[..., 1] < pair[..., 0]
+        local = np.stack([second_first, ~second_first], axis=2).astype(np.intp)
         return starts[block] + local.reshape(keys.shape)
-    pos = np.arange(n) - starts[block]
-    padded = np.full((keys.shape[0], starts.size, int(sizes.max())), np.inf)
-    padded[:, block, pos] = keys
-    local = np.argsort(padded, axis=2)[:, block, pos]
+    encoded = (keys * 2.0**_KEY_BITS).astype(np.int64) << pos_bits
+    if (sizes == width).all():  # a full factorial: every block as long, no padding needed
+        encoded = encoded.reshape(keys.shape[0], starts.size, width) | np.arange(width)
+        local = np.sort(encoded, axis=2) & ((1 << pos_bits) - 1)
+        return starts[block] + local.reshape(keys.shape)
+    padded = np.full((keys.shape[0], starts.size, width), np.iinfo(np.int64).max)
+    padded[:, block, pos] = encoded | pos
+    local = (np.sort(padded, axis=2) & ((1 << pos_bits) - 1))[:, block, pos]
     return starts[block] + local
 
 

@@ -205,9 +205,17 @@ def test_within_block_order_equals_the_argsort_of_block_plus_key():
     codes = np.sort(rng.integers(0, 40, size=300))  # uneven blocks, some of one row
     keys = rng.random((50, codes.size))
     np.testing.assert_array_equal(within_block_order(codes, keys), np.argsort(codes + keys, axis=1))
-    even = np.repeat(np.arange(30), 7)  # blocks of one size take the unpadded path
-    keys = rng.random((50, even.size))
-    np.testing.assert_array_equal(within_block_order(even, keys), np.argsort(even + keys, axis=1))
+    for blocks, size in [(30, 7), (200, 2), (2, 1100)]:  # unpadded path, pairs, argsort fallback
+        even = np.repeat(np.arange(blocks), size)
+        keys = rng.random((20, even.size))
+        np.testing.assert_array_equal(within_block_order(even, keys),
+                                      np.argsort(even + keys, axis=1, kind="stable"))
+    keys[:, 1::2] = keys[:, ::2]  # tied keys: the earlier row first, as a stable sort orders them
+    np.testing.assert_array_equal(within_block_order(even, keys),
+                                  np.argsort(even + keys, axis=1, kind="stable"))
+    pairs = np.repeat(np.arange(4), 2)
+    tied = np.repeat(rng.random((3, 4)), 2, axis=1)
+    np.testing.assert_array_equal(within_block_order(pairs, tied), np.tile(np.arange(8), (3, 1)))
 
 
 def test_interaction_p_values_equal_the_full_sort_definition(make_store):
