@@ -55,9 +55,12 @@ def _analysed(data: StoreData, diverged_value: float | None) -> pd.DataFrame:
     """Analysed runs with ``ett_rank`` (censored = budget + 1, as reports.tables ranks them).
 
     ``diverged_value``: when given, a diverged run's final accuracy is taken to be this
-    (e.g. 0.1, chance on 10 classes) instead of being dropped with its pair.
+    (e.g. 0.1, chance on 10 classes) instead of being dropped with its pair. Columns: cell,
+    arm, seed, status, the metrics' and the cell factors'.
     """
-    runs = data.runs[data.runs["analysed"]].copy()
+    # only what the analyses read: the pairing merges copy every column they are given
+    keep = ["cell", "arm", "seed", "status", "epochs_budget", *METRICS, *data.cell_factors]
+    runs = data.runs.loc[data.runs["analysed"], list(dict.fromkeys(keep))].copy()
     runs["ett_rank"] = runs["epochs_to_target"].astype(float).fillna(runs["epochs_budget"] + 1.0)
     if diverged_value is not None:
         runs.loc[runs["status"] == "diverged", "final_val_acc"] = diverged_value
