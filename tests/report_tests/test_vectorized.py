@@ -328,3 +328,22 @@ def test_sorted_median_is_numpys_median():
         for x in (rng.normal(size=n) * 10.0 ** rng.integers(-8, 9), rng.integers(-3, 4, n).astype(float),
                   rng.random(n) + 1e15):
             assert intervals.sorted_median(np.sort(x)) == float(np.median(x)), (n, x)
+
+
+def test_frame_rows_equal_the_record_by_record_definition():
+    """``render.frame_rows`` formats column by column; the text equals formatting each
+    record of ``to_dict("records")`` (NaN, infinities, None, numpy scalars in an object
+    column, an extension dtype's NA)."""
+    from reports import render
+
+    frame = pd.DataFrame({
+        "float": [1.5, np.nan, np.inf, -np.inf, 0.123456], "int": [1, 2, 3, 4, 5],
+        "object": ["x|y", None, np.float64(2.5), np.int64(3), np.nan],
+        "bool": [True, False, True, True, False], "Int64": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+        "float32": np.float32([1, 2, 3, 4, np.nan]),
+    })
+    def record(v):
+        return render.num(v, 4) if isinstance(v, float) else ("" if v is None else str(v))
+    for f in (frame, frame.iloc[:0]):
+        expected = [{c: record(v) for c, v in row.items()} for row in f.to_dict("records")]
+        assert render.frame_rows(f) == expected
