@@ -135,7 +135,8 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     ``argsort``: each key scaled to its 53-bit integer with the row's position in its block
     in the low bits is one int64 whose plain ``np.sort`` (several times faster than
     ``argsort``) gives the order, ties broken by position as a stable sort would; blocks of
-    two rows are ordered by one comparison.
+    two rows are ordered by one comparison. The full-factorial paths work in place on one
+    (P, n) array: at thousands of pairs each fresh array of that size costs as much as a pass.
     """
     n = block_codes.size
     starts = np.flatnonzero(np.r_[True, block_codes[1:] != block_codes[:-1]])
@@ -150,14 +151,21 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return starts[block] + np.argsort(padded, axis=2, kind="stable")[:, block, pos]
     if (sizes == width).all() and width == 2:  # pairs: the second first exactly when its key is smaller
         pair = keys.reshape(keys.shape[0], starts.size, 2)
-        second_first = pair[..., 1] < pair[..., 0]
-        local = np.stack([second_first, ~second_first], axis=2).astype(np.intp)
-        return starts[block] + local.reshape(keys.shape)
-    encoded = (keys * 2.0**_KEY_BITS).astype(np.int64) << pos_bits
+        out = np.empty(pair.shape, np.intp)
+        np.less(pair[..., 1], pair[..., 0], out=out[..., 0])  # 1: the second row goes first
+        np.subtract(1, out[..., 0], out=out[..., 1])
+        out += starts[:, None]
+        return out.reshape(keys.shape)
     if (sizes == width).all():  # a full factorial: every block as long, no padding needed
-        encoded = encoded.reshape(keys.shape[0], starts.size, width) | np.arange(width)
-        local = np.sort(encoded, axis=2) & ((1 << pos_bits) - 1)
-        return starts[block] + local.reshape(keys.shape)
+        out = np.empty((keys.shape[0], starts.size, width), np.int64)
+        np.multiply(keys.reshape(out.shape), 2.0**_KEY_BITS, out=out, casting="unsafe")  # exact
+        out <<= pos_bits
+        out |= np.arange(width)
+        out.sort(axis=2)
+        out &= (1 << pos_bits) - 1
+        out += starts[:, None]
+        return out.reshape(keys.shape)
+    encoded = (keys * 2.0**_KEY_BITS).astype(np.int64) << pos_bits
     padded = np.full((keys.shape[0], starts.size, width), np.iinfo(np.int64).max)
     padded[:, block, pos] = encoded | pos
     local = (np.sort(padded, axis=2) & ((1 << pos_bits) - 1))[:, block, pos]
@@ -203,10 +211,14 @@ def permutation_interaction_p(
     observed = float(ss(d[None, :])[0])
     rng = stats._rng(seed)
     exceed = 0
+    keys = np.empty((min(1000, n_permutations), d.size))  # reused: same draws as fresh arrays
+    values = np.empty(keys.shape)
     for start in range(0, n_permutations, 1000):
         size = min(1000, n_permutations - start)
-        perms = within_block_order(block_codes, rng.random((size, d.size)))
-        exceed += int((ss(d[perms]) >= observed * (1 - 1e-9)).sum())  # ties despite rounding
+        rng.random(out=keys[:size])
+        perms = within_block_order(block_codes, keys[:size])
+        np.take(d, perms, out=values[:size])
+        exceed += int((ss(values[:size]) >= observed * (1 - 1e-9)).sum())  # ties despite rounding
     p = (1.0 + exceed) / (1.0 + n_permutations)
     return observed, p
 
