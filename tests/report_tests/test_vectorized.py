@@ -347,3 +347,36 @@ def test_frame_rows_equal_the_record_by_record_definition():
     for f in (frame, frame.iloc[:0]):
         expected = [{c: record(v) for c, v in row.items()} for row in f.to_dict("records")]
         assert render.frame_rows(f) == expected
+
+
+#: The Markdown table macro as the templates had it (a loop per cell), the definition
+#: ``render.md_table`` must reproduce.
+_MD_TABLE_LOOP = """{%- macro table(rows, strong=()) -%}
+{%- if not rows -%}
+_none_
+{% else -%}
+| {{ rows[0].keys() | join(" | ") }} |
+|{% for _ in rows[0] %}---|{% endfor %}
+
+{% for r in rows -%}
+| {% for v in r.values() %}{% if v in strong %}**{{ v | md_cell }}**{% else %}{{ v | md_cell }}{% endif %}{{ " | " if not loop.last }}{% endfor %} |
+{% endfor -%}
+{%- endif -%}
+{%- endmacro -%}
+{{ table(rows, strong) }}"""
+
+
+@pytest.mark.parametrize("rows, strong", [
+    ([], ()), ([{}], ()), ([{"a": "x|y", "b": 1.5}], ()),
+    ([{"a": "REGRESSION", "b": "two\nlines"}, {"a": "", "b": None}], ("REGRESSION",)),
+])
+def test_md_table_equals_the_template_loop(rows, strong):
+    import jinja2
+
+    from reports import render
+
+    loop = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    loop.filters["md_cell"] = render._md_cell
+    expected = loop.from_string(_MD_TABLE_LOOP).render(rows=rows, strong=strong)
+    macro = render._env().from_string('{%- from "table.md.j2" import table -%}\n{{ table(rows, strong) }}')
+    assert macro.render(rows=rows, strong=strong) == expected
