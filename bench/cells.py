@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from bench.factors import FACTORS, SpecError, canonical, fail
@@ -58,7 +59,17 @@ def _norm(value: Any) -> str:
 
 
 def _norm_all(values: pd.Series) -> list[str]:
-    """``_norm`` of each value, computed once per distinct value (keyed by type: True != 1)."""
+    """``_norm`` of each value, computed once per distinct value (keyed by type: True != 1).
+
+    A column of one numpy dtype (numbers, booleans) is factorized first: its values share a
+    type, so equal values are equal keys, and 10,000 runs hold a few hundred distinct levels.
+    """
+    if values.dtype != object:
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+        texts = np.array([_norm(v) for v in distinct.tolist()], dtype=object)  # Python scalars
+        return texts[codes].tolist()
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # all text: _norm keeps it
+        return values.tolist()
     seen: dict[tuple[type, Any], str] = {}
     out = []
     for v in values:
@@ -190,11 +201,12 @@ class Arms:
         """The reference arm's stored levels as :func:`settings_frame` text."""
         return tuple(_norm(FACTORS[n].to_store(self.reference_levels[n])) for n in self.factors)
 
-    def table(self, runs: pd.DataFrame) -> pd.DataFrame:
+    def table(self, runs: pd.DataFrame, settings: pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per distinct arm among ``runs``: ``key`` (stored levels), ``label``,
         ``levels`` (dict of the levels that apply), ``reference`` (bool); reference first, the
-        others in the order of each compared factor's choices."""
-        s = settings_frame(runs)
+        others in the order of each compared factor's choices. ``settings``: see
+        :func:`_settings` (likewise below)."""
+        s = _settings(runs, settings)
         names = list(self.factors)
         keys = list(dict.fromkeys(map(tuple, s[names].itertuples(index=False))))
         applied: list[dict[str, str]] = []
@@ -213,11 +225,12 @@ class Arms:
                         for r, k in zip(out["reference"], keys)]
         return out.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
 
-    def labels(self, runs: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.Series:
+    def labels(self, runs: pd.DataFrame, table: pd.DataFrame | None = None,
+               settings: pd.DataFrame | None = None) -> pd.Series:
         """Each run's arm label (see :meth:`table`)."""
-        table = self.table(runs) if table is None else table
+        table = self.table(runs, settings) if table is None else table
         by_key = dict(zip(table["key"], table["label"]))
-        s = settings_frame(runs)[list(self.factors)]
+        s = _settings(runs, settings)[list(self.factors)]
         return pd.Series([by_key[tuple(k)] for k in s.itertuples(index=False)], index=runs.index, dtype=object)
 
 
@@ -254,6 +267,12 @@ DEFAULT_ARMS = Arms()
 COMPARED: tuple[str, ...] = DEFAULT_ARMS.factors
 
 
+def _settings(runs: pd.DataFrame, settings: pd.DataFrame | None) -> pd.DataFrame:
+    """``settings`` when a caller computed it (once per load: it is most of loading a large
+    store), else :func:`settings_frame` of ``runs``."""
+    return settings_frame(runs) if settings is None else settings
+
+
 def settings_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Every setting of each run as text, one column per setting (index kept).
 
@@ -271,9 +290,8 @@ def settings_frame(runs: pd.DataFrame) -> pd.DataFrame:
         if col in runs:  # a store repeats a few engine objects over thousands of runs
             codes, texts = pd.factorize(runs[col])
             distinct = pd.DataFrame([*map(_json_object, texts), {}])
-            decoded = distinct.iloc[codes].set_axis(runs.index)  # code -1 (missing): the {} row
-            for key in sorted(decoded.columns):
-                out[f"{prefix}.{key}"] = _norm_all(decoded[key])
+            for key in sorted(distinct.columns):  # code -1 (missing): the {} row
+                out[f"{prefix}.{key}"] = np.array(_norm_all(distinct[key]), dtype=object)[codes]
     if "engine.name" not in out:
         out["engine.name"] = runs["engine"].map(_norm) if "engine" in runs else UNKNOWN
     out["harness_version"] = (
@@ -292,13 +310,14 @@ def cell_keys(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> pd.Seri
     )
 
 
-def cell_labels(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> pd.Series:
+def cell_labels(runs: pd.DataFrame, compared: Sequence[str] = COMPARED,
+                settings: pd.DataFrame | None = None) -> pd.Series:
     """A readable label per run naming only the settings that vary among these runs.
 
     Distinct cells always get distinct labels (a label lists every setting on which any two
     cells differ); a single cell reads "all runs".
     """
-    s = settings_frame(runs).drop(columns=list(compared))
+    s = _settings(runs, settings).drop(columns=list(compared))
     varying = [c for c in s.columns if s[c].nunique() > 1]
     if not varying:
         return pd.Series("all runs", index=runs.index, dtype=object)
@@ -308,16 +327,17 @@ def cell_labels(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> pd.Se
     )
 
 
-def varying_settings(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> list[str]:
+def varying_settings(runs: pd.DataFrame, compared: Sequence[str] = COMPARED,
+                     settings: pd.DataFrame | None = None) -> list[str]:
     """The settings (other than ``compared``) that take more than one value among ``runs``."""
-    s = settings_frame(runs).drop(columns=list(compared))
+    s = _settings(runs, settings).drop(columns=list(compared))
     return [c for c in s.columns if s[c].nunique() > 1]
 
 
-def duplicates(runs: pd.DataFrame) -> pd.DataFrame:
+def duplicates(runs: pd.DataFrame, settings: pd.DataFrame | None = None) -> pd.DataFrame:
     """Runs that share every setting and the seed with another run, i.e. cell, arm and seed
     whatever the arm's factors (should be none)."""
-    return runs[settings_frame(runs).assign(_seed=runs["seed"].to_numpy()).duplicated(keep=False)]
+    return runs[_settings(runs, settings).assign(_seed=runs["seed"].to_numpy()).duplicated(keep=False)]
 
 
 def pair(runs: pd.DataFrame, reference: str, other: str, columns: Sequence[str],

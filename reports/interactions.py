@@ -55,9 +55,12 @@ def _analysed(data: StoreData, diverged_value: float | None) -> pd.DataFrame:
     """Analysed runs with ``ett_rank`` (censored = budget + 1, as reports.tables ranks them).
 
     ``diverged_value``: when given, a diverged run's final accuracy is taken to be this
-    (e.g. 0.1, chance on 10 classes) instead of being dropped with its pair.
+    (e.g. 0.1, chance on 10 classes) instead of being dropped with its pair. Columns: cell,
+    arm, seed, status, the metrics' and the cell factors'.
     """
-    runs = data.runs[data.runs["analysed"]].copy()
+    # only what the analyses read: the pairing merges copy every column they are given
+    keep = ["cell", "arm", "seed", "status", "epochs_budget", *METRICS, *data.cell_factors]
+    runs = data.runs.loc[data.runs["analysed"], list(dict.fromkeys(keep))].copy()
     runs["ett_rank"] = runs["epochs_to_target"].astype(float).fillna(runs["epochs_budget"] + 1.0)
     if diverged_value is not None:
         runs.loc[runs["status"] == "diverged", "final_val_acc"] = diverged_value
@@ -118,25 +121,54 @@ def bn_effect_by_level(
     return pd.DataFrame(rows, columns=cols)
 
 
+#: Generator.random draws multiples of 2**-53 (53 random bits), exactly integers once scaled
+_KEY_BITS = 53
+
+
 def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Row indices that sort each block (adjacent rows of equal ``block_codes``) by ``keys``.
 
-    ``keys``: (P, n) uniform draws in [0, 1). Equals ``np.argsort(block_codes + keys, axis=1)``
-    (barring float ties, which a 53-bit uniform makes negligible) but sorts P x blocks short
-    rows, padded with +inf to the largest block, instead of P rows of length n: several
-    times faster for thousands of pairs (tests/report_tests/test_vectorized.py).
+    ``keys``: (P, n) draws of ``numpy.random.Generator.random`` (multiples of 2**-53 in [0, 1)).
+    Equals ``np.argsort(block_codes + keys, axis=1)`` (barring float ties, which a 53-bit
+    uniform makes negligible) but sorts P x blocks short rows, padded to the largest block,
+    instead of P rows of length n (tests/report_tests/test_vectorized.py). Why not
+    ``argsort``: each key scaled to its 53-bit integer with the row's position in its block
+    in the low bits is one int64 whose plain ``np.sort`` (several times faster than
+    ``argsort``) gives the order, ties broken by position as a stable sort would; blocks of
+    two rows are ordered by one comparison. The full-factorial paths work in place on one
+    (P, n) array: at thousands of pairs each fresh array of that size costs as much as a pass.
     """
     n = block_codes.size
     starts = np.flatnonzero(np.r_[True, block_codes[1:] != block_codes[:-1]])
     sizes = np.diff(np.r_[starts, n])
     block = np.repeat(np.arange(starts.size), sizes)
-    if (sizes == sizes[0]).all():  # a full factorial: every block as long, no padding needed
-        local = np.argsort(keys.reshape(keys.shape[0], starts.size, sizes[0]), axis=2)
-        return starts[block] + local.reshape(keys.shape)
-    pos = np.arange(n) - starts[block]
-    padded = np.full((keys.shape[0], starts.size, int(sizes.max())), np.inf)
-    padded[:, block, pos] = keys
-    local = np.argsort(padded, axis=2)[:, block, pos]
+    pos = np.arange(n) - starts[block]  # each row's position in its block
+    width = int(sizes.max())
+    pos_bits = (width - 1).bit_length()
+    if _KEY_BITS + pos_bits > 63:  # blocks over 1,024 rows: positions do not fit beside the key
+        padded = np.full((keys.shape[0], starts.size, width), np.inf)
+        padded[:, block, pos] = keys
+        return starts[block] + np.argsort(padded, axis=2, kind="stable")[:, block, pos]
+    if (sizes == width).all() and width == 2:  # pairs: the second first exactly when its key is smaller
+        pair = keys.reshape(keys.shape[0], starts.size, 2)
+        out = np.empty(pair.shape, np.intp)
+        np.less(pair[..., 1], pair[..., 0], out=out[..., 0])  # 1: the second row goes first
+        np.subtract(1, out[..., 0], out=out[..., 1])
+        out += starts[:, None]
+        return out.reshape(keys.shape)
+    if (sizes == width).all():  # a full factorial: every block as long, no padding needed
+        out = np.empty((keys.shape[0], starts.size, width), np.int64)
+        np.multiply(keys.reshape(out.shape), 2.0**_KEY_BITS, out=out, casting="unsafe")  # exact
+        out <<= pos_bits
+        out |= np.arange(width)
+        out.sort(axis=2)
+        out &= (1 << pos_bits) - 1
+        out += starts[:, None]
+        return out.reshape(keys.shape)
+    encoded = (keys * 2.0**_KEY_BITS).astype(np.int64) << pos_bits
+    padded = np.full((keys.shape[0], starts.size, width), np.iinfo(np.int64).max)
+    padded[:, block, pos] = encoded | pos
+    local = (np.sort(padded, axis=2) & ((1 << pos_bits) - 1))[:, block, pos]
     return starts[block] + local
 
 
@@ -179,10 +211,14 @@ def permutation_interaction_p(
     observed = float(ss(d[None, :])[0])
     rng = stats._rng(seed)
     exceed = 0
+    keys = np.empty((min(1000, n_permutations), d.size))  # reused: same draws as fresh arrays
+    values = np.empty(keys.shape)
     for start in range(0, n_permutations, 1000):
         size = min(1000, n_permutations - start)
-        perms = within_block_order(block_codes, rng.random((size, d.size)))
-        exceed += int((ss(d[perms]) >= observed * (1 - 1e-9)).sum())  # ties despite rounding
+        rng.random(out=keys[:size])
+        perms = within_block_order(block_codes, keys[:size])
+        np.take(d, perms, out=values[:size])
+        exceed += int((ss(values[:size]) >= observed * (1 - 1e-9)).sum())  # ties despite rounding
     p = (1.0 + exceed) / (1.0 + n_permutations)
     return observed, p
 

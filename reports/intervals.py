@@ -221,7 +221,7 @@ def interval(
     if n == 1:
         what = "one measurement" if unit is not None else "one value"
         return Interval(point, n=1, method=method, note=f"{what}: no interval")
-    if np.all(x == x[0]):
+    if (x[0] == x[-1]) if method == "order" else np.all(x == x[0]):  # sorted: ends equal = all
         return Interval(point, point, point, n=n, method=method, note=f"all {n} values are equal")
     if method == "order":
         low, high, note = _order_interval(x, confidence)

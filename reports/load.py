@@ -151,11 +151,14 @@ def prepare(
     arms = arms or cell_def.DEFAULT_ARMS
     runs = runs.copy()
     cell_factors = [f for f in varying_factors(runs) if f not in arms.factors]
-    table = arms.table(runs) if len(runs) else pd.DataFrame(columns=["key", "label", "levels", "reference"])
+    # Every settings-based step reads one settings frame: normalizing 10,000 runs' settings
+    # is most of loading a large store.
+    settings = cell_def.settings_frame(runs) if len(runs) else None
+    table = arms.table(runs, settings) if len(runs) else pd.DataFrame(columns=["key", "label", "levels", "reference"])
     if len(runs):
-        runs["cell"] = cell_def.cell_labels(runs, arms.factors)
-        runs["arm"] = arms.labels(runs, table)
-        dup = cell_def.duplicates(runs)
+        runs["cell"] = cell_def.cell_labels(runs, arms.factors, settings)
+        runs["arm"] = arms.labels(runs, table, settings)
+        dup = cell_def.duplicates(runs, settings)
         if len(dup):
             raise UsageError(
                 f"{path}: {len(dup)} runs share a cell, arm and seed with another run "

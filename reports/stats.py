@@ -451,7 +451,14 @@ def mcnemar_exact(div_ref: np.ndarray, div_b: np.ndarray) -> TestResult:
     r, b = int(np.sum(div_ref & ~div_b)), int(np.sum(~div_ref & div_b))
     if r + b == 0:
         return TestResult(math.nan, name, "no seed pair differs in divergence")
-    return TestResult(float(scipy.stats.binomtest(r, r + b, 0.5).pvalue), name)
+    return TestResult(_binomial_p(r, r + b), name)
+
+
+@lru_cache(maxsize=4096)
+def _binomial_p(k: int, n: int) -> float:
+    """Two-sided exact binomial p of k in n at 1/2 (cached: a grid's cells repeat a few
+    (k, n), and each scipy call costs milliseconds)."""
+    return float(scipy.stats.binomtest(k, n, 0.5).pvalue)
 
 
 def logrank(

@@ -117,7 +117,7 @@ def summarize_group(g: Columns, n_resamples: int, km: Interval | None = None) ->
     n = len(a)
     reached = a["reached"].astype(bool)
     row: dict[str, object] = {
-        "n_seeds": int(pd.unique(g["seed"][pd.notna(g["seed"])]).size),
+        "n_seeds": len(set(g["seed"][pd.notna(g["seed"])].tolist())),
         "n_ok": int(np.sum(status == "ok")),
         "n_diverged": int(np.sum(status == "diverged")),
         "n_failed": int(np.sum(status == "failed")),
@@ -137,7 +137,8 @@ def summarize_group(g: Columns, n_resamples: int, km: Interval | None = None) ->
         est = stats.bootstrap_ci(t[col].astype(float), unit=t["program"], n_resamples=n_resamples)
         row.update(_ci_cols(key, est))
     compile_s = a["compile_s"].astype(float)
-    row["compile_s"] = float(np.nanmedian(compile_s)) if n and (~np.isnan(compile_s)).any() else math.nan
+    timed = np.sort(compile_s[~np.isnan(compile_s)])
+    row["compile_s"] = intervals.sorted_median(timed) if timed.size else math.nan  # = np.nanmedian
     notes = ["no statistics possible with 1 seed" if n == 1 else ("no analysable runs" if n == 0 else "")]
     if len(t) < n:
         notes.append(f"timings of {n - len(t)} run(s) trained beside other workers excluded")
@@ -232,11 +233,12 @@ def test_accuracy_row(pairs: Columns, n_resamples: int) -> dict[str, object] | N
     return _row("test_acc", int(k.sum()), diff, stats.wilcoxon_p(ca[k], cb[k]), stats.p_improve(ca[k], cb[k]))
 
 
-def epochs_row(pairs: Columns, n_resamples: int, diff: Interval | None = None) -> dict[str, object]:
+def epochs_row(pairs: Columns, n_resamples: int, diff: Interval | None = None,
+               medians: tuple[float, float] | None = None) -> dict[str, object]:
     """KM median epochs to target, seed-paired and censoring-aware; paired log-rank test.
 
-    ``diff``: the KM median difference when already computed (``comparison_table`` batches
-    them over all cells); computed here otherwise.
+    ``diff`` and ``medians`` (the two arms' KM medians): when already computed
+    (``comparison_table`` batches them over all cells); computed here otherwise.
     """
     ta, ea = pairs["ett_duration_a"].astype(float), pairs["reached_a"].astype(bool)
     tb, eb = pairs["ett_duration_b"].astype(float), pairs["reached_b"].astype(bool)
@@ -245,7 +247,7 @@ def epochs_row(pairs: Columns, n_resamples: int, diff: Interval | None = None) -
         diff = stats.km_median_difference(ta, ea, tb, eb, budget=budget, n_resamples=n_resamples)
     note = ""
     if len(pairs):
-        ma, mb = stats.km_medians(ta, ea), stats.km_medians(tb, eb)
+        ma, mb = medians or (stats.km_medians(ta, ea), stats.km_medians(tb, eb))
         if math.isinf(ma) and math.isinf(mb):
             note = f"neither KM median reached within {budget} epochs"
         elif math.isinf(ma):
@@ -304,6 +306,19 @@ COLUMNS = ["cell", "arm", "reference", "metric", "label", "unit", "family", "n_p
            "p", "test", "p_note"]
 
 
+def _km_medians(samples: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """``stats.km_medians`` of each (durations, events) sample, one call per sample size (each
+    row's arithmetic is that of the sample alone)."""
+    out = [math.nan] * len(samples)
+    for n, where in stats._by_size([len(t) for t, _ in samples]).items():
+        if n:
+            t = np.array([samples[i][0] for i in where], dtype=float).reshape(len(where), n)
+            e = np.array([samples[i][1] for i in where], dtype=bool).reshape(len(where), n)
+            for i, m in zip(where, stats.km_medians(t, e).tolist()):
+                out[i] = m
+    return out
+
+
 def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.DataFrame:
     """Every non-reference arm against the reference, per cell and metric (one table).
 
@@ -328,10 +343,12 @@ def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> p
         [(p["ett_duration_a"].astype(float), p["reached_a"].astype(bool),
           p["ett_duration_b"].astype(float), p["reached_b"].astype(bool)) for _, _, p in todo],
         [_budget(p) for _, _, p in todo], n_resamples=n_resamples)
+    medians = zip(_km_medians([(p["ett_duration_a"], p["reached_a"]) for _, _, p in todo]),
+                  _km_medians([(p["ett_duration_b"], p["reached_b"]) for _, _, p in todo]))
     rows = []
-    for (cell, other, pairs), diff in zip(todo, diffs):
+    for (cell, other, pairs), diff, m in zip(todo, diffs, medians):
         found = [*accuracy_rows(pairs, n_resamples), test_accuracy_row(pairs, n_resamples),
-                 epochs_row(pairs, n_resamples, diff), timing_row(pairs, n_resamples)]
+                 epochs_row(pairs, n_resamples, diff, m), timing_row(pairs, n_resamples)]
         if ((pairs["status_a"] == "diverged") | (pairs["status_b"] == "diverged")).any():
             found.append(divergence_row(pairs))
         rows += [{"cell": cell, "arm": other, "reference": ref, **r} for r in found if r]

@@ -144,3 +144,22 @@ def test_text_settings_stay_text_through_a_csv_round_trip(tmp_path):
     runs.to_csv(tmp_path / "runs.csv", index=False)
     back = compare._read_csv(tmp_path / "runs.csv")
     assert cells.cell_keys(back, compared=()).tolist() == cells.cell_keys(runs, compared=()).tolist()
+
+
+def test_norm_all_equals_norm_of_each_value_whatever_the_dtype():
+    """The batched normalization (factorized numeric columns, all-text columns kept) gives
+    what ``_norm`` gives value by value; True and 1 stay apart in a mixed column."""
+    import numpy as np
+
+    from bench.cells import _norm, _norm_all
+
+    columns = [
+        pd.Series([0.1, np.nan, 0.1, 3.0, 1e-12]),
+        pd.Series([32, 64, 32], dtype="int64"),
+        pd.Series([True, False, True]),
+        pd.Series(["64-32", "12e4", "64-32"]),
+        pd.Series([True, 1, 1.0, "1", None, np.nan, "x"], dtype=object),
+        pd.Series([1, 2, None], dtype="Int64"),
+    ]
+    for values in columns:
+        assert _norm_all(values) == [_norm(v) for v in values], values.tolist()

@@ -205,9 +205,17 @@ def test_within_block_order_equals_the_argsort_of_block_plus_key():
     codes = np.sort(rng.integers(0, 40, size=300))  # uneven blocks, some of one row
     keys = rng.random((50, codes.size))
     np.testing.assert_array_equal(within_block_order(codes, keys), np.argsort(codes + keys, axis=1))
-    even = np.repeat(np.arange(30), 7)  # blocks of one size take the unpadded path
-    keys = rng.random((50, even.size))
-    np.testing.assert_array_equal(within_block_order(even, keys), np.argsort(even + keys, axis=1))
+    for blocks, size in [(30, 7), (200, 2), (2, 1100)]:  # unpadded path, pairs, argsort fallback
+        even = np.repeat(np.arange(blocks), size)
+        keys = rng.random((20, even.size))
+        np.testing.assert_array_equal(within_block_order(even, keys),
+                                      np.argsort(even + keys, axis=1, kind="stable"))
+    keys[:, 1::2] = keys[:, ::2]  # tied keys: the earlier row first, as a stable sort orders them
+    np.testing.assert_array_equal(within_block_order(even, keys),
+                                  np.argsort(even + keys, axis=1, kind="stable"))
+    pairs = np.repeat(np.arange(4), 2)
+    tied = np.repeat(rng.random((3, 4)), 2, axis=1)
+    np.testing.assert_array_equal(within_block_order(pairs, tied), np.tile(np.arange(8), (3, 1)))
 
 
 def test_interaction_p_values_equal_the_full_sort_definition(make_store):
@@ -320,3 +328,55 @@ def test_sorted_median_is_numpys_median():
         for x in (rng.normal(size=n) * 10.0 ** rng.integers(-8, 9), rng.integers(-3, 4, n).astype(float),
                   rng.random(n) + 1e15):
             assert intervals.sorted_median(np.sort(x)) == float(np.median(x)), (n, x)
+
+
+def test_frame_rows_equal_the_record_by_record_definition():
+    """``render.frame_rows`` formats column by column; the text equals formatting each
+    record of ``to_dict("records")`` (NaN, infinities, None, numpy scalars in an object
+    column, an extension dtype's NA)."""
+    from reports import render
+
+    frame = pd.DataFrame({
+        "float": [1.5, np.nan, np.inf, -np.inf, 0.123456], "int": [1, 2, 3, 4, 5],
+        "object": ["x|y", None, np.float64(2.5), np.int64(3), np.nan],
+        "bool": [True, False, True, True, False], "Int64": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+        "float32": np.float32([1, 2, 3, 4, np.nan]),
+    })
+    def record(v):
+        return render.num(v, 4) if isinstance(v, float) else ("" if v is None else str(v))
+    for f in (frame, frame.iloc[:0]):
+        expected = [{c: record(v) for c, v in row.items()} for row in f.to_dict("records")]
+        assert render.frame_rows(f) == expected
+
+
+#: The Markdown table macro as the templates had it (a loop per cell), the definition
+#: ``render.md_table`` must reproduce.
+_MD_TABLE_LOOP = """{%- macro table(rows, strong=()) -%}
+{%- if not rows -%}
+_none_
+{% else -%}
+| {{ rows[0].keys() | join(" | ") }} |
+|{% for _ in rows[0] %}---|{% endfor %}
+
+{% for r in rows -%}
+| {% for v in r.values() %}{% if v in strong %}**{{ v | md_cell }}**{% else %}{{ v | md_cell }}{% endif %}{{ " | " if not loop.last }}{% endfor %} |
+{% endfor -%}
+{%- endif -%}
+{%- endmacro -%}
+{{ table(rows, strong) }}"""
+
+
+@pytest.mark.parametrize("rows, strong", [
+    ([], ()), ([{}], ()), ([{"a": "x|y", "b": 1.5}], ()),
+    ([{"a": "REGRESSION", "b": "two\nlines"}, {"a": "", "b": None}], ("REGRESSION",)),
+])
+def test_md_table_equals_the_template_loop(rows, strong):
+    import jinja2
+
+    from reports import render
+
+    loop = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    loop.filters["md_cell"] = render._md_cell
+    expected = loop.from_string(_MD_TABLE_LOOP).render(rows=rows, strong=strong)
+    macro = render._env().from_string('{%- from "table.md.j2" import table -%}\n{{ table(rows, strong) }}')
+    assert macro.render(rows=rows, strong=strong) == expected
