@@ -40,6 +40,8 @@ def to_svg(fig: plt.Figure, *, crop: bool = True) -> str:
     figures laid out already (``tight_layout``, ``_grid``'s fixed margins) skip it.
     """
     buf = io.StringIO()
+    if not crop:  # ``tight_layout`` leaves a placeholder engine, for which savefig lays out twice
+        fig.set_layout_engine(None)
     fig.savefig(buf, format="svg", bbox_inches="tight" if crop else None)
     plt.close(fig)
     text = buf.getvalue()
