@@ -27,8 +27,9 @@ MEMORY_FRACTION = 0.5
 #: extrapolation (one GEMM per seed keeps each core busy at about this many seeds).
 CPU_SEEDS_PER_CORE = 4
 
-#: GPU: most seeds in one program when memory allows more. Not tuned on a GPU yet (no GPU
-#: session has measured it): tests/perf/device_check.sh prints runs/hour at S=auto to tune it.
+#: GPU: most seeds in one program when memory allows more. Measured on an H200 (notebook cell,
+#: docs/performance.md "GPU numbers"): 2.7 TFLOP/s at S=8, 10.8 at 256, 11.9 at 1,024: past a
+#: few hundred seeds a program gains little and holds more memory.
 GPU_MAX_SEEDS = 512
 
 #: Activation-sized tensors alive per layer in one training step (pre-activation, the BN

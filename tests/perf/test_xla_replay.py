@@ -3,8 +3,9 @@
 The replay is how the stacked engine was timed on a GPU machine without TensorFlow
 (docs/performance.md, "GPU and other devices"); its numbers mean something only if it runs the
 engine's computation. Here, on the CPU, the same seeds are trained by the engine (TensorFlow's
-XLA) and by the replay (JAX's XLA compiling the exported HLO, in a process without
-TensorFlow), and the first epoch's metrics are compared.
+XLA; device_check.py's CPU reference) and by the replay (JAX's XLA compiling the exported HLO,
+through tests/perf/xla_device_check.sh, in processes that do not import TensorFlow), and the
+first epoch's metrics are compared.
 
 Tolerance: both compile the same HLO for the same CPU, but two XLA versions may fuse and
 vectorize differently, so sums are reordered: float32 noise (~1e-7 relative per operation) that
@@ -64,6 +65,13 @@ def test_device_script_runs_on_the_cpu(tmp_path, require):
     folder = tmp_path / "xla"
     export([str(folder / "s4"), "--seeds", "4", "--epochs", "1", "--dataset", "digits",
             "--validation-size", "300"])
+    # Pure StableHLO (what a GPU compile requires; the CPU compiler accepts more): the same
+    # legalization as serializing a portable artifact, which refused the raw conversion.
+    from jax._src.lib import _jax
+    from xla_replay import stablehlo_text
+
+    for program in sorted((folder / "s4").glob("*/*.pb")):
+        assert _jax.mlir.serialize_portable_artifact(stablehlo_text(program), "1.0.0")
     repo = HERE.parents[1]
     subprocess.run([sys.executable, str(HERE / "device_check.py"), "--cpu", "--json",
                     str(folder / "cpu_reference.json")], check=True, cwd=repo, capture_output=True)

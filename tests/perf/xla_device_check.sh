@@ -20,9 +20,10 @@ py=${PYTHON:-python3}
 # XLA's deterministic GPU kernels: what TensorFlow's op determinism (engine.deterministic, on by
 # default) asks of XLA programs.
 deterministic=--xla_gpu_exclude_nondeterministic_ops=true
+check=()  # without cpu_reference.json, check later: xla_replay.py --check RESULT.json --cpu-reference ...
+[ -f "$dir/cpu_reference.json" ] && check=(--cpu-reference "$dir/cpu_reference.json" --reference-epochs "${REFERENCE_EPOCHS:-10}")
 replay() {
-  "$py" tests/perf/xla_replay.py --data-path "$dir/mnist.npz" --cpu-reference "$dir/cpu_reference.json" \
-    --reference-epochs "${REFERENCE_EPOCHS:-10}" "$@" || echo "# replay exited $?"
+  "$py" tests/perf/xla_replay.py --data-path "$dir/mnist.npz" "${check[@]}" "$@" || echo "# replay exited $?"
 }
 
 "$py" -c "import jax, numpy; print('# jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"

@@ -11,14 +11,17 @@ What it does not do: early-stopping bookkeeping and the test split (the check co
 training curves and final validation accuracy), divergence handling (the notebook cell does
 not diverge; a non-finite loss is reported, not stopped on).
 
-    python tests/perf/xla_replay.py FOLDER [FOLDER ...] [--json FILE] [--epochs N]
+    python tests/perf/xla_replay.py FOLDER [FOLDER ...] [--json FILE] [--epochs N] [--cpu-reference REF]
+    python tests/perf/xla_replay.py --check FILE --cpu-reference REF    # a result checked later
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -73,12 +76,28 @@ def _jax():
     return jax
 
 
+def stablehlo_text(path: Path) -> str:
+    """A serialized HloModuleProto as StableHLO text that any XLA backend compiles.
+
+    The converter keeps HLO's ``copy`` (TensorFlow adds one per returned value) as
+    ``mhlo.copy``, which the GPU compiler refuses ("failed to legalize operation 'mhlo.copy'",
+    seen on an H200; the CPU compiler accepts it). Before layout assignment a copy is the
+    identity, so it is rewritten as a reshape to the same shape.
+    """
+    from jax._src.interpreters import mlir
+    from jax._src.lib import _jax
+    from jax._src.lib.mlir import ir
+
+    with mlir.make_ir_context():
+        text = str(ir.Module.parse(_jax.mlir.hlo_to_stablehlo(path.read_bytes())))
+    return re.sub(r"(%\S+) = mhlo\.copy (%\S+) : (tensor<[^>]*>)", r"\1 = stablehlo.reshape \2 : (\3) -> \3", text)
+
+
 def compile_hlo(path: Path, device):
     """An executable for ``device`` from a serialized HloModuleProto."""
-    from jax._src.lib import _jax, xla_client
+    from jax._src.lib import xla_client
 
-    module = _jax.mlir.hlo_to_stablehlo(path.read_bytes())
-    return device.client.compile_and_load(module, xla_client.DeviceList((device,)),
+    return device.client.compile_and_load(stablehlo_text(path), xla_client.DeviceList((device,)),
                                           xla_client.CompileOptions())
 
 
@@ -205,7 +224,8 @@ def check_against_cpu(replay: dict, reference: list[dict], reference_epochs: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("folders", nargs="*", type=Path, help="xla_export.py folders (one per placement)")
+    parser.add_argument("--check", type=Path, help="check this earlier --json result instead of training")
     parser.add_argument("--epochs", type=int, default=None, help="fewer epochs than exported")
     parser.add_argument("--data-path", default="", help="where mnist.npz is (bench.datasets' search otherwise)")
     parser.add_argument("--json", type=Path, help="write summaries and per-seed curves here")
@@ -214,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-epochs", type=int, default=10,
                         help="epochs of the CPU reference (accuracies are compared only at equal epochs)")
     args = parser.parse_args(argv)
+    if not args.folders and not args.check:
+        parser.error("give export folders to train, or --check RESULT.json")
+    if args.check and not args.cpu_reference:
+        parser.error("--check needs --cpu-reference")
     results, problems = [], []
     for folder in args.folders:
         replay = replay_cell(folder, args.epochs, args.data_path)
@@ -221,9 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append({**replay.summary(), "history": replay.history})
         if args.json:
             args.json.write_text(json.dumps(results))
-        if args.cpu_reference:
-            reference = json.loads(args.cpu_reference.read_text())
-            problems += check_against_cpu(results[-1], reference, args.reference_epochs)
+    if args.check:
+        opener = gzip.open if args.check.suffix == ".gz" else open
+        with opener(args.check, "rt", encoding="utf-8") as f:
+            results = json.load(f)
+    for result in results if args.cpu_reference else []:
+        reference = json.loads(args.cpu_reference.read_text())
+        problems += check_against_cpu(result, reference, args.reference_epochs)
     for p in problems:
         print(f"replay check: FAIL: {p}", file=sys.stderr)
     return 1 if problems else 0
