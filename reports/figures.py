@@ -9,6 +9,8 @@ says so (``figure_notes``).
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import math
 import warnings
@@ -42,7 +44,9 @@ def to_svg(fig: plt.Figure, *, crop: bool = True) -> str:
     buf = io.StringIO()
     if not crop:  # ``tight_layout`` leaves a placeholder engine, for which savefig lays out twice
         fig.set_layout_engine(None)
-    fig.savefig(buf, format="svg", bbox_inches="tight" if crop else None)
+    # No date and fixed element ids: the same store gives the same SVG in every render.
+    with plt.rc_context({"svg.hashsalt": "bnbench"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight" if crop else None, metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
@@ -274,6 +278,21 @@ def figure_notes(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:
     return notes
 
 
+@contextlib.contextmanager
+def _seeded_global_rng(seed: int = 0):
+    """numpy's global generator seeded for the block, its state restored after.
+
+    seaborn's strip-plot jitter draws from ``np.random`` (no generator argument), so the same
+    store gave a different SVG each render; the caller's random state is left as it was.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def time_per_epoch(data: StoreData) -> str:
     """Per-run median epoch time: box plus every run as a point."""
     runs = data.runs[data.runs["analysed"] & data.runs["epoch_s_median"].notna()]
@@ -288,7 +307,8 @@ def time_per_epoch(data: StoreData) -> str:
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated ``vert``
         warnings.simplefilter("ignore", DeprecationWarning)
         sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.5}, legend=False)
-    sns.stripplot(**kw, dodge=many, size=3, jitter=0.2, legend=many)
+    with _seeded_global_rng():
+        sns.stripplot(**kw, dodge=many, size=3, jitter=0.2, legend=many)
     if many:  # beside the panel: "best" would test every point against the legend box
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=data.arm_word)
     ax.set_ylabel("time per epoch (s)")
