@@ -542,7 +542,10 @@ def build_ranking(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> dict
 
 
 def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
-                  with_figures: bool = True, n_permutations: int = N_PERMUTATIONS) -> dict[str, Any]:
+                  with_figures: bool = True, n_permutations: int = N_PERMUTATIONS,
+                  with_run_list: bool = True) -> dict[str, Any]:
+    """Everything the templates show; ``with_figures`` / ``with_run_list``: the SVG figures and
+    the every-run table, which only the HTML report has (a 10,000-run store's list is ~1 s)."""
     tables = build_tables(data, n_resamples)
     inter = build_interactions(data, n_resamples, n_permutations)
     ranking = build_ranking(data, n_resamples)
@@ -581,7 +584,7 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
         "n_cells": len(data.cells),
         "methods": methods(data, tables, inter, ranking is not None, n_permutations),
         "failures": frame_rows(failures(data)),
-        "runs": frame_rows(raw_runs(data)),
+        "runs": frame_rows(raw_runs(data)) if with_run_list else [],
         "tables": tables,
     }
 
@@ -669,6 +672,7 @@ def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "htm
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (allowed: {', '.join(FORMATS)})")
     data = load(store, grid, arms)
-    ctx = build_context(data, n_resamples=n_resamples, with_figures=(fmt == "html"),
-                        n_permutations=n_permutations)
+    html = fmt == "html"
+    ctx = build_context(data, n_resamples=n_resamples, with_figures=html, n_permutations=n_permutations,
+                        with_run_list=html)
     return render_html(ctx) if fmt == "html" else render_markdown(ctx)
