@@ -12,8 +12,8 @@ vectorize differently, so sums are reordered: float32 noise (~1e-7 relative per 
 SGD carries through the epoch's 46 steps. ``FIRST_EPOCH_TOLERANCE`` (1e-4 relative, the
 device check's bound for the same seed on two devices) leaves that noise three orders of
 magnitude, while another seed's first epoch (what a wrong state order, initial weight or batch
-order amounts to) is caught: the test plants that. Accuracies are counts over 300
-validation images: they may differ by one image where a logit pair is within float noise.
+order amounts to) is caught: the test plants that. Accuracies are counts: they may differ
+by one example (1e-4 of the split, at least one) where a logit pair is within float noise.
 """
 
 from __future__ import annotations

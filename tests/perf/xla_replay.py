@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import re
 import sys
@@ -195,27 +196,32 @@ def replay_cell(folder: Path, epochs: int | None = None, data_path: str = "") ->
 def check_against_cpu(replay: dict, reference: list[dict], reference_epochs: int) -> list[str]:
     """The device check's tests (tests/perf/device_check.py) for one replayed cell against the
     engine's CPU reference rows (``device_check.py --json``). Same seeds, first epoch: losses
-    within ``FIRST_EPOCH_TOLERANCE`` (relative), accuracies within one example (a count over
-    the split: a logit pair within float noise of a tie may flip); and the mean final accuracy
-    within the CPU seeds' range widened by ``MARGIN`` (when both trained ``reference_epochs``).
-    Returns the problems; prints the measured differences either way."""
+    within ``FIRST_EPOCH_TOLERANCE`` (relative); accuracies, counts over a split, within the
+    same relative scale in examples, at least one (a prediction flips only where two logits are
+    within the weights' float drift of a tie: 55,000 training predictions made while the
+    weights drift allow ~5, 5,000 validation ones 1); and the mean final accuracy within the
+    CPU seeds' range widened by ``MARGIN`` (when both trained ``reference_epochs``). Returns
+    the problems; prints the measured differences either way."""
     from device_check import FIRST_EPOCH_TOLERANCE, MARGIN
 
     ref = next(r for r in reference if r["label"] == "CPU reference" and r["placement"] == replay["placement"])
     pairs = list(zip((h[0] for h in replay["history"]), ref["first_epoch"]))  # seeds of both
     loss = max(abs(a[i] - b[i]) / abs(b[i]) for a, b in pairs for i in (0, 2))
-    acc = [max(abs(a[i] - b[i]) for a, b in pairs) * n for i, n in ((1, replay["n_train"]), (3, replay["n_val"]))]
+    splits = ((1, replay["n_train"]), (3, replay["n_val"]))
+    acc = [round(max(abs(a[i] - b[i]) for a, b in pairs) * n) for i, n in splits]
+    allowed = [max(1, math.ceil(FIRST_EPOCH_TOLERANCE * n)) for _, n in splits]
     low, high = min(ref["final_acc"]) - MARGIN, max(ref["final_acc"]) + MARGIN
     print(f"# {replay['placement']}: first epoch, {replay['device']} vs the engine on the CPU, seeds "
           f"0..{len(pairs) - 1}: losses differ by {loss:.1e} relative (tolerance {FIRST_EPOCH_TOLERANCE:g}), "
-          f"accuracies by {acc[0]:.0f} training and {acc[1]:.0f} validation examples (tolerance 1); "
+          f"accuracies by {acc[0]} training and {acc[1]} validation examples (tolerance {allowed[0]}, {allowed[1]}); "
           f"mean final val acc {replay['mean_final_acc']:.4f}, CPU range widened [{low:.4f}, {high:.4f}]",
           flush=True)
     problems = []
     if loss > FIRST_EPOCH_TOLERANCE:
         problems.append(f"{replay['placement']}: first-epoch losses differ by {loss:.1e} > {FIRST_EPOCH_TOLERANCE:g}")
-    if max(acc) > 1 + 1e-6:
-        problems.append(f"{replay['placement']}: first-epoch accuracies differ by {max(acc):.0f} examples")
+    for name, diff, limit in zip(("training", "validation"), acc, allowed):
+        if diff > limit:
+            problems.append(f"{replay['placement']}: first-epoch {name} accuracy differs by {diff} examples > {limit}")
     if replay["epochs"] == reference_epochs and not low <= replay["mean_final_acc"] <= high:
         problems.append(f"{replay['placement']}: mean final accuracy {replay['mean_final_acc']:.4f} "
                         f"outside [{low:.4f}, {high:.4f}]")
