@@ -22,6 +22,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,11 +64,19 @@ def entry_params(hlo_text: str) -> list[tuple[str, list[int]]]:
     return [(dtype, [int(d) for d in dims.split(",") if d]) for dtype, dims in params]
 
 
+#: Where the programs are traced (the HLO exported is the pre-optimization, device-neutral one).
+_CPU = "/job:localhost/replica:0/task:0/device:CPU:0"
+
+
 def _export(fn, args, path: Path) -> dict:
     """Write ``fn``'s HLO for ``args``; return its file name and parameter list."""
     ir = fn.experimental_get_compiler_ir(*args)
-    path.write_bytes(ir(stage="hlo_serialized"))
-    text = ir(stage="hlo")
+    with warnings.catch_warnings():
+        # The device is named: without it TensorFlow finds one by running a random op, which
+        # raises once op determinism is on (a TensorFlow-wide setting) and no seed was set.
+        warnings.filterwarnings("ignore", "device_name is being deprecated")
+        path.write_bytes(ir(stage="hlo_serialized", device_name=_CPU))
+        text = ir(stage="hlo", device_name=_CPU)
     if " dot(" in text and "operand_precision={highest,highest}" not in text:
         raise RuntimeError(f"{path.name}: matmuls without precision=HIGHEST (TF32 would change the numbers)")
     return {"file": path.name, "params": entry_params(text)}
