@@ -10,7 +10,6 @@ says so (``figure_notes``).
 from __future__ import annotations
 
 import contextlib
-
 import io
 import math
 import warnings

@@ -675,4 +675,4 @@ def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "htm
     html = fmt == "html"
     ctx = build_context(data, n_resamples=n_resamples, with_figures=html, n_permutations=n_permutations,
                         with_run_list=html)
-    return render_html(ctx) if fmt == "html" else render_markdown(ctx)
+    return render_html(ctx) if html else render_markdown(ctx)

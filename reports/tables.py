@@ -306,19 +306,6 @@ COLUMNS = ["cell", "arm", "reference", "metric", "label", "unit", "family", "n_p
            "p", "test", "p_note"]
 
 
-def _km_medians(samples: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
-    """``stats.km_medians`` of each (durations, events) sample, one call per sample size (each
-    row's arithmetic is that of the sample alone)."""
-    out = [math.nan] * len(samples)
-    for n, where in stats._by_size([len(t) for t, _ in samples]).items():
-        if n:
-            t = np.array([samples[i][0] for i in where], dtype=float).reshape(len(where), n)
-            e = np.array([samples[i][1] for i in where], dtype=bool).reshape(len(where), n)
-            for i, m in zip(where, stats.km_medians(t, e).tolist()):
-                out[i] = m
-    return out
-
-
 def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> pd.DataFrame:
     """Every non-reference arm against the reference, per cell and metric (one table).
 
@@ -343,8 +330,8 @@ def comparison_table(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> p
         [(p["ett_duration_a"].astype(float), p["reached_a"].astype(bool),
           p["ett_duration_b"].astype(float), p["reached_b"].astype(bool)) for _, _, p in todo],
         [_budget(p) for _, _, p in todo], n_resamples=n_resamples)
-    medians = zip(_km_medians([(p["ett_duration_a"], p["reached_a"]) for _, _, p in todo]),
-                  _km_medians([(p["ett_duration_b"], p["reached_b"]) for _, _, p in todo]))
+    medians = zip(stats.km_medians_many([(p["ett_duration_a"], p["reached_a"]) for _, _, p in todo]),
+                  stats.km_medians_many([(p["ett_duration_b"], p["reached_b"]) for _, _, p in todo]))
     rows = []
     for (cell, other, pairs), diff, m in zip(todo, diffs, medians):
         found = [*accuracy_rows(pairs, n_resamples), test_accuracy_row(pairs, n_resamples),

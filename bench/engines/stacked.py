@@ -99,6 +99,14 @@ def eval_slices(x_eval: np.ndarray, y_eval: np.ndarray, n_seeds: int,
     return x.reshape(*shape, -1), y.reshape(shape), w.reshape(shape)
 
 
+def eval_means(losses: np.ndarray, hits: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed (mean loss, accuracy) from an evaluation program's [nb, S, VB] per-sample
+    losses and hits and ``eval_slices``' [nb, VB] mask, summed in float64 over real samples."""
+    w = w[:, None, :].astype(np.float64)  # [nb, 1, VB]
+    n = w.sum()
+    return (losses.astype(np.float64) * w).sum(axis=(0, 2)) / n, (hits.astype(np.float64) * w).sum(axis=(0, 2)) / n
+
+
 class _Program:
     """The compiled training and evaluation functions for one group of seeds."""
 
@@ -156,10 +164,7 @@ class _Program:
         """Per-seed (mean loss, accuracy) on ``val`` or ``test``, summed in float64 over real samples."""
         x, y, w = self.val if split == "val" else self.test
         losses, hits = self.eval_fn(x, y)
-        w = w[:, None, :].astype(np.float64)  # [nb, 1, VB]
-        n = w.sum()
-        loss = (losses.numpy().astype(np.float64) * w).sum(axis=(0, 2)) / n
-        return loss, (hits.numpy().astype(np.float64) * w).sum(axis=(0, 2)) / n
+        return eval_means(losses.numpy(), hits.numpy(), w)
 
 
 #: Compiled programs kept for reuse within this process (a worker trains many groups of the

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.datasets import load_dataset  # noqa: E402
-from bench.engines.stacked import _batches, eval_slices  # noqa: E402
+from bench.engines.stacked import _batches, eval_means, eval_slices  # noqa: E402
 from bench.pairing import epoch_order, initial_weights  # noqa: E402
 
 
@@ -139,10 +139,13 @@ def replay_cell(folder: Path, epochs: int | None = None, data_path: str = "") ->
     x_train, y_train = put(data.x_train), put(data.y_train.astype(np.int32))
     x_val, y_val, w_val = eval_slices(data.x_val, data.y_val, n_seeds, manifest["eval_width"])
     x_val, y_val = put(x_val), put(y_val)
-    w_val = w_val[:, None, :].astype(np.float64)
     state = [put(a) for a in initial_state(manifest)]
     metric_index = [i for i, e in enumerate(manifest["state"])
                     if e["name"] in ("loss_total", "correct_total", "count")]
+
+    spare: dict = {}
+    exe_params = {key: p["params"] for key, p in programs.items()}
+    exe_params["eval"] = manifest["eval_program"]["params"]
 
     def run(exe, key, explicit: list) -> list:
         """Execute with the explicit arguments, then TensorFlow's resource inputs: the programs
@@ -154,10 +157,6 @@ def replay_cell(folder: Path, epochs: int | None = None, data_path: str = "") ->
         outs = exe.execute([*explicit, *spare[key]])
         spare[key] = list(outs[len(outs) - len(spare[key]):])
         return outs
-
-    spare: dict = {}
-    exe_params = {key: p["params"] for key, p in programs.items()}
-    exe_params["eval"] = manifest["eval_program"]["params"]
 
     def train(key, idx: np.ndarray) -> None:
         nonlocal state
@@ -178,9 +177,7 @@ def replay_cell(folder: Path, epochs: int | None = None, data_path: str = "") ->
             train((1, rem, 1), orders[:, full * batch:][None])
         loss_total, correct_total, count = (np.asarray(state[i]) for i in metric_index)
         losses, hits = run(evaluate, "eval", [x_val, y_val, *state])[:2]
-        total = w_val.sum()
-        val_loss = (np.asarray(losses).astype(np.float64) * w_val).sum(axis=(0, 2)) / total
-        val_acc = (np.asarray(hits).astype(np.float64) * w_val).sum(axis=(0, 2)) / total
+        val_loss, val_acc = eval_means(np.asarray(losses), np.asarray(hits), w_val)
         train_s += time.perf_counter() - t_epoch
         for s in range(n_seeds):
             history[s].append((float(loss_total[s] / count), float(correct_total[s] / count),
@@ -255,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         opener = gzip.open if args.check.suffix == ".gz" else open
         with opener(args.check, "rt", encoding="utf-8") as f:
             results = json.load(f)
-    for result in results if args.cpu_reference else []:
-        reference = json.loads(args.cpu_reference.read_text())
+    reference = json.loads(args.cpu_reference.read_text()) if args.cpu_reference else None
+    for result in results if reference else []:
         problems += check_against_cpu(result, reference, args.reference_epochs)
     for p in problems:
         print(f"replay check: FAIL: {p}", file=sys.stderr)
