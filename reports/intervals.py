@@ -88,10 +88,21 @@ def per_unit(x: np.ndarray, unit: np.ndarray | list | None) -> np.ndarray:
     unit = np.asarray(unit)
     if unit.shape != x.shape:
         raise ValueError(f"unit has shape {unit.shape}, data has shape {x.shape}")
-    _, first, inverse = np.unique(unit, return_index=True, return_inverse=True)
-    sums = np.bincount(inverse, weights=x)
-    sizes = np.bincount(inverse)
-    return (sums / sizes)[np.argsort(first)]
+    return per_unit_groups(x, np.zeros(x.shape, np.intp), unit)[0]
+
+
+def per_unit_groups(x: np.ndarray, group: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``per_unit`` within each group at once: (one mean per (group, unit), its group), in
+    first-seen order. Each mean sums its members in their order (``np.bincount``), as alone."""
+    if not x.size:
+        return x, group
+    _, u = np.unique(unit, return_inverse=True)
+    key = np.asarray(group, np.int64) * (int(u.max()) + 1) + u.ravel()
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(first)
+    means = np.bincount(inverse, weights=x) / np.bincount(inverse)
+    return means[order], np.asarray(group)[first][order]
 
 
 @lru_cache(maxsize=256)
@@ -117,22 +128,93 @@ def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int,
 
 
 def sorted_median(s: np.ndarray) -> float:
-    """``np.median`` of an already sorted 1-D array, the same arithmetic (the middle value, or
-    the mean of the middle two as ``np.mean`` takes it: their sum over 2) without its
-    partition and dispatch, ~0.1 ms a call over thousands of report cells."""
-    h = s.size // 2
-    return float(s[h]) if s.size % 2 else float((s[h - 1] + s[h]) / 2.0)
+    """``np.median`` of an already sorted 1-D array (``sorted_medians`` of one row)."""
+    return float(sorted_medians(s[None, :])[0])
 
 
-def _order_interval(s: np.ndarray, confidence: float) -> tuple[float, float, str]:
-    """The interpolated order-statistic interval of the median of the sorted values ``s``."""
-    n = s.size
-    k, lam, cover = order_statistic_bounds(n, confidence)
-    if k == 0:
-        return float(s[0]), float(s[-1]), f"[min, max] of {n} values covers only {cover:.1%}"
-    low = lam * s[k] + (1 - lam) * s[k - 1]
-    high = lam * s[n - k - 1] + (1 - lam) * s[n - k]
-    return float(low), float(high), ""
+@dataclass(frozen=True)
+class Intervals:
+    """The intervals of many groups as columns (``median_intervals``, ``stats.p_improves``):
+    a report of thousands of cells builds its table column-wise, not one Interval at a time."""
+
+    point: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n: np.ndarray
+    note: list[str]
+    method: str = ""
+
+    def at(self, i: int) -> Interval:
+        """Group ``i`` as one Interval."""
+        return Interval(float(self.point[i]), float(self.low[i]), float(self.high[i]), n=int(self.n[i]),
+                        method=self.method, note=self.note[i])
+
+    def pick(self, mask: np.ndarray, other: Intervals) -> Intervals:
+        """These intervals where ``mask`` holds, ``other``'s elsewhere (same groups)."""
+        return Intervals(*(np.where(mask, x, y) for x, y in ((self.point, other.point), (self.low, other.low),
+                                                               (self.high, other.high), (self.n, other.n))),
+                         [x if m else y for m, x, y in zip(mask.tolist(), self.note, other.note)], self.method)
+
+
+def sorted_groups(x: np.ndarray, group: np.ndarray, n_groups: int, sort: bool = True):
+    """(size n, the groups of that size, their values sorted as rows (count, n)) for each
+    distinct group size: groups of one size are computed together, with the arithmetic of one.
+    ``sort=False``: ``x`` is already ordered by group, and each row keeps that order."""
+    sizes = np.bincount(group, minlength=n_groups)
+    s = x[np.lexsort((x, group))] if sort else x
+    starts = np.cumsum(sizes) - sizes
+    for n in np.unique(sizes).tolist():
+        where = np.flatnonzero(sizes == n)
+        yield n, where, s[starts[where, None] + np.arange(n)]
+
+
+def sorted_medians(rows: np.ndarray) -> np.ndarray:
+    """``np.median`` of each already sorted row of (count, n) values, the same arithmetic (the
+    middle value, or the mean of the middle two as ``np.mean`` takes it: their sum over 2)
+    without its partition and dispatch (thousands of report cells)."""
+    h = rows.shape[1] // 2
+    return rows[:, h] if rows.shape[1] % 2 else (rows[:, h - 1] + rows[:, h]) / 2.0
+
+
+def median_intervals(x: np.ndarray | list[float], group: np.ndarray, n_groups: int, *,
+                     unit: np.ndarray | list | None = None, confidence: float = CONFIDENCE) -> Intervals:
+    """The median of the finite values of each group with its interpolated order-statistic
+    interval (``interval(method="order")`` is group 0 of one group). ``group``: 0..n_groups-1
+    per value; ``unit``: values are first reduced to one mean per (group, unit)."""
+    x, group = np.asarray(x, dtype=float), np.asarray(group, dtype=np.intp)
+    if unit is not None and np.shape(unit) != x.shape:
+        raise ValueError(f"unit has shape {np.shape(unit)}, data has shape {x.shape}")
+    keep = np.isfinite(x)
+    x, group = x[keep], group[keep]
+    if unit is not None:
+        x, group = per_unit_groups(x, group, np.asarray(unit)[keep])
+    point, low, high = (np.full(n_groups, math.nan) for _ in range(3))
+    count = np.zeros(n_groups, dtype=int)
+    notes = [""] * n_groups
+    for n, where, rows in sorted_groups(x, group, n_groups):
+        count[where] = n
+        if n == 0:
+            note = "no values"
+        elif n == 1:
+            point[where] = rows[:, 0]
+            note = f"{'one measurement' if unit is not None else 'one value'}: no interval"
+        else:
+            point[where] = mid = sorted_medians(rows)
+            k, lam, cover = order_statistic_bounds(n, confidence)
+            if k == 0:
+                lo, hi, note = rows[:, 0], rows[:, -1], f"[min, max] of {n} values covers only {cover:.1%}"
+            else:
+                lo = lam * rows[:, k] + (1 - lam) * rows[:, k - 1]
+                hi = lam * rows[:, n - k - 1] + (1 - lam) * rows[:, n - k]
+                note = ""
+            equal = rows[:, 0] == rows[:, -1]  # sorted: ends equal = all equal
+            low[where], high[where] = np.where(equal, mid, lo), np.where(equal, mid, hi)
+            for i, e in zip(where.tolist(), equal.tolist()):
+                notes[i] = f"all {n} values are equal" if e else note
+            continue
+        for i in where.tolist():
+            notes[i] = note
+    return Intervals(point, low, high, count, notes, "order")
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], fn: Statistic, method: str, confidence: float,
@@ -203,31 +285,26 @@ def interval(
     if isinstance(data, tuple):
         return _paired_interval(data, statistic, method, confidence, n_resamples, seed)
     name, fn = _statistic(statistic)
-    x = np.asarray(data, dtype=float)
-    keep = np.isfinite(x)
-    x = per_unit(x[keep], None if unit is None else np.asarray(unit)[keep])
     if method == "auto":
         method = "order" if fn is np.median else "bca"
     if method == "order" and fn is not np.median:
         raise ValueError("method 'order' is the interval of the median only")
+    x = np.asarray(data, dtype=float)
+    if method == "order":  # the one definition: a single group of median_intervals
+        return median_intervals(x, np.zeros(x.shape, np.intp), 1, unit=unit, confidence=confidence).at(0)
+    keep = np.isfinite(x)
+    x = per_unit(x[keep], None if unit is None else np.asarray(unit)[keep])
     n = int(x.size)
     if n == 0:
         return Interval(math.nan, n=0, method=method, note="no values")
-    if method == "order":  # the median's point and interval from one sort
-        x = np.sort(x)
-        point = sorted_median(x)
-    else:
-        point = float(fn(x, axis=-1))
+    point = float(fn(x, axis=-1))
     if n == 1:
         what = "one measurement" if unit is not None else "one value"
         return Interval(point, n=1, method=method, note=f"{what}: no interval")
-    if (x[0] == x[-1]) if method == "order" else np.all(x == x[0]):  # sorted: ends equal = all
+    if np.all(x == x[0]):
         return Interval(point, point, point, n=n, method=method, note=f"all {n} values are equal")
-    if method == "order":
-        low, high, note = _order_interval(x, confidence)
-    else:
-        low, high = _bootstrap((x,), fn, method, confidence, n_resamples, seed)
-        note = "" if math.isfinite(low) and math.isfinite(high) else "bootstrap degenerate"
+    low, high = _bootstrap((x,), fn, method, confidence, n_resamples, seed)
+    note = "" if math.isfinite(low) and math.isfinite(high) else "bootstrap degenerate"
     return Interval(point, low, high, n=n, method=method, note=note)
 
 

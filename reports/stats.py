@@ -78,15 +78,26 @@ def p_improve(a: np.ndarray | list[float], b: np.ndarray | list[float], *, highe
 
     Interval: Clopper–Pearson on k = wins + ties/2 of n pairs (beta quantiles, which accept
     a half-integer k); for whole k it is the exact binomial interval, never zero-width.
+    ``p_improves`` of one group.
     """
     d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    d = d[np.isfinite(d)]
-    n = int(d.size)
-    if n == 0:
-        return Interval(math.nan, n=0, note="no paired values")
-    k = float(np.sum(d > 0 if higher else d < 0) + 0.5 * np.sum(d == 0))
-    low, high = _clopper_pearson(k, n)
-    return Interval(k / n, low, high, n=n)
+    return p_improves(d, np.zeros(d.shape, np.intp), 1, higher=higher).at(0)
+
+
+def p_improves(d: np.ndarray, group: np.ndarray, n_groups: int, *, higher: bool = True) -> intervals.Intervals:
+    """``p_improve`` of the paired differences ``d`` (b - a) of each group at once."""
+    d, group = np.asarray(d, dtype=float), np.asarray(group, dtype=np.intp)
+    keep = np.isfinite(d)
+    d, group = d[keep], group[keep]
+    n = np.bincount(group, minlength=n_groups)
+    wins = np.bincount(group, weights=d > 0 if higher else d < 0, minlength=n_groups)
+    k = wins + 0.5 * np.bincount(group, weights=d == 0, minlength=n_groups)  # whole and half counts: exact
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = np.where(n > 0, k / np.maximum(n, 1), math.nan)
+    bounds = [_clopper_pearson(float(ki), ni) if ni else (math.nan, math.nan)
+              for ki, ni in zip(k.tolist(), n.tolist())]
+    low, high = (np.array([x[j] for x in bounds], dtype=float).reshape(n_groups) for j in (0, 1))
+    return intervals.Intervals(point, low, high, n, ["" if ni else "no paired values" for ni in n.tolist()])
 
 
 @lru_cache(maxsize=4096)
@@ -100,16 +111,30 @@ def _clopper_pearson(k: float, n: int) -> tuple[float, float]:
 
 
 def wilcoxon_p(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> TestResult:
-    """Two-sided Wilcoxon signed-rank p for paired ``a``, ``b`` (``reports.signed_rank``)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = b - a
-    d = d[np.isfinite(d)]
+    """Two-sided Wilcoxon signed-rank p for paired ``a``, ``b`` (``wilcoxon_ps`` of one group)."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    return wilcoxon_ps(d, np.zeros(d.shape, np.intp), 1)[0]
+
+
+def wilcoxon_ps(d: np.ndarray, group: np.ndarray, n_groups: int) -> list[TestResult]:
+    """``wilcoxon_p`` of the paired differences ``d`` (b - a) of each group: the groups of one
+    size go to ``reports.signed_rank`` as the rows of one array (its one definition)."""
+    d, group = np.asarray(d, dtype=float), np.asarray(group, dtype=np.intp)
+    keep = np.isfinite(d)
+    d, group = d[keep], group[keep]
     name = "Wilcoxon signed-rank"
-    if d.size < 2:
-        return TestResult(math.nan, name, f"no test possible with {d.size} paired seed(s)")
-    if np.all(d == 0):
-        return TestResult(math.nan, name, "all paired differences are zero")
-    return TestResult(float(signed_rank_p(d)[0]), name)  # the one definition (reports.signed_rank)
+    nonzero = np.bincount(group, weights=d != 0, minlength=n_groups)
+    out = [TestResult(math.nan, name, "all paired differences are zero")] * n_groups
+    order = np.argsort(group, kind="stable")  # each group's differences in their order
+    for n, where, rows in intervals.sorted_groups(d[order], group[order], n_groups, sort=False):
+        if n < 2:
+            for i in where.tolist():
+                out[i] = TestResult(math.nan, name, f"no test possible with {n} paired seed(s)")
+            continue
+        tested = nonzero[where] > 0
+        for i, p in zip(where[tested].tolist(), signed_rank_p(rows[tested]).tolist() if tested.any() else []):
+            out[i] = TestResult(float(p), name)
+    return out
 
 
 def _signflip_p(scores: np.ndarray) -> float:
@@ -422,16 +447,34 @@ def logrank_scores(durations: np.ndarray, events: np.ndarray) -> np.ndarray:
     """Log-rank scores e_i − H(t_i), H the pooled Nelson–Aalen cumulative hazard.
 
     The two-group log-rank numerator O − E of a group is the sum of its members' scores.
+    ``logrank_score_rows`` of one sample.
     """
-    t = np.asarray(durations, dtype=float)
-    e = np.asarray(events, dtype=bool)
-    times = np.unique(t[e])
-    d = np.array([np.sum((t == u) & e) for u in times], dtype=float)
-    n = np.array([np.sum(t >= u) for u in times], dtype=float)
-    cum = np.cumsum(d / n) if times.size else np.zeros(0)
-    idx = np.searchsorted(times, t, side="right") - 1
-    hazard = np.where(idx >= 0, cum[np.maximum(idx, 0)] if times.size else 0.0, 0.0)
-    return e.astype(float) - hazard
+    return logrank_score_rows(np.asarray(durations, dtype=float)[None], np.asarray(events, dtype=bool)[None])[0]
+
+
+def logrank_score_rows(t: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``logrank_scores`` of each row of (count, m) durations and events.
+
+    Each row is sorted; H at a time is the running sum, in time order, of d/n at each distinct
+    event time (d events among n at risk) with 0 added at other times (x + 0.0 = x exactly).
+    """
+    t, e = np.asarray(t, dtype=float), np.asarray(e, dtype=bool)
+    count, m = t.shape
+    if not t.size:
+        return np.zeros(t.shape)
+    o = np.argsort(t, axis=1, kind="stable")
+    ts, es = np.take_along_axis(t, o, 1), np.take_along_axis(e, o, 1)
+    new = np.ones(t.shape, dtype=bool)
+    new[:, 1:] = ts[:, 1:] != ts[:, :-1]  # a run of equal times starts (each row starts one)
+    starts = np.flatnonzero(new)
+    d = np.bincount(np.cumsum(new.ravel()) - 1, weights=es.ravel())  # events of each run
+    at_risk = (m - starts % m).astype(float)  # the row's values from the run's first on
+    step = np.zeros(t.size)
+    step[starts] = np.where(d > 0, d / at_risk, 0.0)
+    scores = es - np.cumsum(step.reshape(t.shape), axis=1)
+    out = np.empty(t.shape)
+    np.put_along_axis(out, o, scores, 1)
+    return out
 
 
 def paired_logrank(
@@ -442,20 +485,40 @@ def paired_logrank(
     Under "no effect" the two runs of a seed are exchangeable, so the permutation
     distribution swaps them within each pair: a sign-flip test of the paired differences of
     log-rank scores (exact up to 16 pairs). A/A size measured in docs/report.md.
+    ``paired_logranks`` of one group.
     """
+    t_ref = np.asarray(t_ref, dtype=float)
+    return paired_logranks(t_ref, e_ref, t_b, e_b, np.zeros(t_ref.shape, np.intp), 1)[0]
+
+
+def paired_logranks(t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: np.ndarray,
+                    group: np.ndarray, n_groups: int) -> list[TestResult]:
+    """``paired_logrank`` of the seed pairs of each group (groups of one size scored at once)."""
     name = "paired log-rank (permutation)"
-    t_ref, t_b = np.asarray(t_ref, dtype=float), np.asarray(t_b, dtype=float)
-    e_ref, e_b = np.asarray(e_ref, dtype=bool), np.asarray(e_b, dtype=bool)
-    n = t_ref.size
-    if n < 2:
-        return TestResult(math.nan, name, f"no test possible with {n} paired seed(s)")
-    if not (e_ref.any() or e_b.any()):
-        return TestResult(math.nan, name, "no run reached the target")
-    a = logrank_scores(np.r_[t_ref, t_b], np.r_[e_ref, e_b])
-    delta = a[n:] - a[:n]
-    if np.allclose(delta, 0.0, atol=1e-12):
-        return TestResult(math.nan, name, "every seed pair reached the target at the same epoch")
-    return TestResult(_signflip_p(delta[np.abs(delta) > 1e-12]), name)
+    group = np.asarray(group, dtype=np.intp)
+    order = np.argsort(group, kind="stable")  # each group's pairs in their order
+    cols = [np.asarray(c, dtype=float)[order] for c in (t_ref, e_ref, t_b, e_b)]
+    g = group[order]
+    out: list[TestResult] = [TestResult(math.nan, name)] * n_groups
+    by_size = zip(*(intervals.sorted_groups(c, g, n_groups, sort=False) for c in cols))
+    for (n, where, tr), (_, _, er), (_, _, tb), (_, _, eb) in by_size:
+        er, eb = er.astype(bool), eb.astype(bool)
+        if n < 2:
+            for i in where.tolist():
+                out[i] = TestResult(math.nan, name, f"no test possible with {n} paired seed(s)")
+            continue
+        a = logrank_score_rows(np.concatenate([tr, tb], axis=1), np.concatenate([er, eb], axis=1))
+        delta = a[:, n:] - a[:, :n]
+        some = er.any(axis=1) | eb.any(axis=1)
+        same = np.all(np.abs(delta) <= 1e-12, axis=1)  # = np.allclose(delta, 0, atol=1e-12)
+        for j, i in enumerate(where.tolist()):
+            if not some[j]:
+                out[i] = TestResult(math.nan, name, "no run reached the target")
+            elif same[j]:
+                out[i] = TestResult(math.nan, name, "every seed pair reached the target at the same epoch")
+            else:
+                out[i] = TestResult(_signflip_p(delta[j][np.abs(delta[j]) > 1e-12]), name)
+    return out
 
 
 def mcnemar_exact(div_ref: np.ndarray, div_b: np.ndarray) -> TestResult:
@@ -464,9 +527,13 @@ def mcnemar_exact(div_ref: np.ndarray, div_b: np.ndarray) -> TestResult:
     Only discordant pairs carry information: with r pairs where only the reference diverged
     and b where only the other did, p = binomtest(r, r + b, 1/2).
     """
-    name = "exact McNemar"
     div_ref, div_b = np.asarray(div_ref, dtype=bool), np.asarray(div_b, dtype=bool)
-    r, b = int(np.sum(div_ref & ~div_b)), int(np.sum(~div_ref & div_b))
+    return mcnemar_counts(int(np.sum(div_ref & ~div_b)), int(np.sum(~div_ref & div_b)))
+
+
+def mcnemar_counts(r: int, b: int) -> TestResult:
+    """``mcnemar_exact`` from its discordant counts (the report counts them for all cells at once)."""
+    name = "exact McNemar"
     if r + b == 0:
         return TestResult(math.nan, name, "no seed pair differs in divergence")
     return TestResult(_binomial_p(r, r + b), name)
