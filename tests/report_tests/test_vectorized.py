@@ -242,6 +242,23 @@ def test_interaction_p_values_equal_the_full_sort_definition(make_store):
     pd.testing.assert_frame_equal(fast, slow)
 
 
+def test_summary_table_equals_summarize_group_per_group(shared_store):
+    """The column-wise summary: group by group the one-group row (the KM interval unbatched)."""
+    data = shared_store
+    table = tables.summary_table(data, n_resamples=200)
+    runs = data.runs.copy()
+    runs["program"] = tables.program_key(runs)
+    cols = tables.Columns.of(runs[tables.SUMMARY_COLUMNS])
+    assert len(table) == len(tables.groups(runs, ["cell", "arm"]))
+    for j, (key, rows) in enumerate(tables.groups(runs, ["cell", "arm"])):
+        one = tables.summarize_group(cols.take(rows), 200)
+        row = table.iloc[j]
+        assert (row["cell"], row["arm"]) == key
+        for k, v in one.items():
+            assert _same(row[k], v) if isinstance(v, float) else row[k] == v, (key, k, row[k], v)
+    assert table["note"].str.contains("beside other workers").any()
+
+
 def test_signed_rank_p_one_row_at_a_time_equals_the_batch():
     """One row takes the cached null CDF of its sorted weights (``signed_rank._one_cdf``), a
     batch of tied rows the batched dynamic programme on the weights as they come: the same p,
