@@ -9,7 +9,7 @@ divergence in its own paired outcome, and is censored at the budget for epochs t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -321,17 +321,12 @@ def test_accuracy_block(pairs: Columns, group: np.ndarray, n_groups: int) -> Blo
     g = group[k]
     n = np.bincount(g, minlength=n_groups)
     diff = intervals.median_intervals(cb[k] / n_test[k] - ca[k] / n_test[k], g, n_groups)
-    unknown = n == 0
-    diff = diff.pick(~unknown, intervals.Intervals(*(np.full(n_groups, math.nan) for _ in range(3)), n,
-                                                   [""] * n_groups))
+    unknown = (n == 0).tolist()  # NaN throughout; the test's note says why
+    diff = replace(diff, note=["" if u else x for u, x in zip(unknown, diff.note)])
     tests = [stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE) if u else t
-             for u, t in zip(unknown.tolist(), stats.wilcoxon_ps(cb[k] - ca[k], g, n_groups))]
-    effect = stats.p_improves(cb[k] - ca[k], g, n_groups)
-    nan = np.full(n_groups, math.nan)
-    effect = intervals.Intervals(*(np.where(unknown, nan, x) for x in (effect.point, effect.low, effect.high)),
-                                 n, effect.note)
+             for u, t in zip(unknown, stats.wilcoxon_ps(cb[k] - ca[k], g, n_groups))]
     where = np.flatnonzero(np.bincount(group, minlength=n_groups) > 0)
-    return _block("test_acc", where, n, diff, tests, effect)
+    return _block("test_acc", where, n, diff, tests, stats.p_improves(cb[k] - ca[k], g, n_groups))
 
 
 def test_accuracy_row(pairs: Columns | pd.DataFrame, n_resamples: int) -> dict[str, object] | None:

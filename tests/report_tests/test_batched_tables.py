@@ -243,3 +243,28 @@ def test_row_means_equal_np_mean_of_each_row():
         rows = x[[4, 0, 2]]
         np.testing.assert_array_equal(np.mean(rows, axis=1), [np.mean(r) for r in rows])
 
+
+
+def test_test_accuracy_rows_of_groups_with_and_without_test_accuracies():
+    """A group whose runs predate the test split gets main's row (NaN, no note but the test's);
+    a group without pairs gets none; a group with test accuracies gets the one-group row."""
+    from reports import tables
+
+    rng = np.random.default_rng(13)
+    n = 7
+    acc = rng.integers(900, 960, size=(2, 2 * n)) / 1000
+    acc[:, :n] = np.nan  # group 0: unknown
+    pairs = tables.Columns({"test_size_a": np.full(2 * n, 1000), "test_acc_at_best_a": acc[0],
+                            "test_acc_at_best_b": acc[1]}, 2 * n)
+    block = tables.test_accuracy_block(pairs, np.repeat([0, 2], n), 3)
+    rows = tables._records([block])
+    assert block["group"].tolist() == [0, 2]
+    unknown = rows[0]
+    assert (unknown["n_pairs"], unknown["diff_note"], unknown["test"], unknown["p_note"]) == \
+        (0, "", "", tables.TEST_UNKNOWN_NOTE)
+    assert all(math.isnan(unknown[k]) for k in ("diff", "diff_low", "diff_high", "p", "p_improve",
+                                                "p_improve_low", "p_improve_high"))
+    known = tables.Columns({k: v[n:] for k, v in pairs.cols.items()}, n)
+    assert rows[1] == tables.test_accuracy_row(known, 0)
+    counts = np.rint(acc[:, n:] * 1000)
+    assert rows[1]["p"] == _old_wilcoxon_p(counts[0], counts[1]).p and rows[1]["n_pairs"] == n
