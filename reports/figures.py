@@ -32,6 +32,7 @@ from matplotlib import cbook  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import text_to_path  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 
 from reports import intervals, stats  # noqa: E402
 from reports.load import StoreData  # noqa: E402
@@ -502,6 +503,19 @@ FOREST_PANEL = 2.6
 FOREST_LABEL_SIZE = 8
 
 
+def _row_labels(ax: plt.Axes, y: np.ndarray, labels: list[str], size: float) -> None:
+    """Label the rows ``y`` of ``ax`` left of it, each with its grid line: what ``set_yticks``
+    draws, as one text per row and one line collection (a matplotlib tick is five artists,
+    and 120 of them were a third of the forest plot's time)."""
+    ax.set_yticks([])
+    ax.hlines(y, 0, 1, transform=ax.get_yaxis_transform(), colors=plt.rcParams["grid.color"],
+              linewidth=plt.rcParams["grid.linewidth"], zorder=0.5)
+    to_left = offset_copy(ax.get_yaxis_transform(), fig=ax.figure, x=-TICK_PAD * 72, units="points")
+    for yy, text in zip(y, labels):
+        ax.text(0, yy, text, transform=to_left, ha="right", va="center", fontsize=size,
+                color=plt.rcParams["ytick.color"])
+
+
 def forest(comparisons: pd.DataFrame) -> str:
     """Median paired differences with 95% CIs, one panel per metric."""
     comps = _forest_rows(comparisons)
@@ -530,7 +544,7 @@ def forest(comparisons: pd.DataFrame) -> str:
         ax.scatter(d[~sig], y[~sig], color="0.5", zorder=3, label="not significant")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_ylim(-0.75, rows - 0.25)
-        ax.set_yticks(y, lab, fontsize=FOREST_LABEL_SIZE)
+        _row_labels(ax, y, lab, FOREST_LABEL_SIZE)
         unit = {"final_val_acc": "pp", "epochs_to_target": "epochs", "epoch_s": "s"}.get(metric, "")
         ax.set_xlabel(f"{sub['label'].iloc[0]} difference ({unit})")
     _legend_above(fig, *axes[0][0].get_legend_handles_labels())
