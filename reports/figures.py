@@ -674,6 +674,8 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
             sub = e[(e["metric"] == metric) & (e["factor"] == factor)]
             levels = sorted(set(effects.loc[effects["factor"] == factor, "level"]))
             pos = {lv: k for k, lv in enumerate(levels)}
+            # caps on a crowded axis overlap into a bar (and were most of its SVG elements)
+            caps = 3 if len(levels) <= MAX_TICK_LABELS else 0
             for k, arm in enumerate(others):
                 s = sub[sub["arm"] == arm]
                 if s.empty:
@@ -683,7 +685,7 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
                 lo = s["diff_low"].to_numpy(float) * scale
                 hi = s["diff_high"].to_numpy(float) * scale
                 err = np.vstack([np.nan_to_num(d - lo), np.nan_to_num(hi - d)])
-                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[arm], capsize=3, ms=5,
+                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[arm], capsize=caps, ms=5,
                             lw=1.2, label=f"{arm} − {s['reference'].iloc[0]}")
             ax.axhline(0, color="black", lw=0.8)
             shown.append(_factor_axis(ax, levels, factor))
