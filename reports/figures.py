@@ -225,9 +225,14 @@ def _label_grid(axes: np.ndarray, n: int, xlabel: str, ylabel: str, ncols: int =
             ax.set_xlabel(xlabel)
 
 
+def _short(cell: str, most: int = 48) -> str:
+    """A cell's name cut to ``most`` characters (ending in "...")."""
+    return cell if len(cell) <= most else cell[:most - 3] + "..."
+
+
 def _title(ax: plt.Axes, cell: str) -> None:
     # y given: matplotlib then skips measuring the tick labels to place the title (seconds at scale)
-    ax.set_title(cell if len(cell) <= 48 else cell[:45] + "...", fontsize=10, y=1.0)
+    ax.set_title(_short(cell), fontsize=10, y=1.0)
 
 
 def median_band(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -523,7 +528,9 @@ def forest(comparisons: pd.DataFrame) -> str:
         return ""
     metrics = list(dict.fromkeys(comps["metric"]))
     subs = [comps[comps["metric"] == metric].head(MAX_FOREST_ROWS) for metric in metrics]
-    labels = [[f"{c[:30]} · {p} vs {r}" for c, p, r in zip(s["cell"], s["arm"], s["reference"])] for s in subs]
+    # whole cell names up to 48 characters: cut at 30, the cells of a learning-rate sweep
+    # all read "activation=relu, learning_rate"
+    labels = [[f"{_short(c)} · {p} vs {r}" for c, p, r in zip(s["cell"], s["arm"], s["reference"])] for s in subs]
     rows = max(len(s) for s in subs)
     label_w = max(_widest(lab, FOREST_LABEL_SIZE) for lab in labels) + TICK_PAD
     m = {"left": label_w + 0.1, "right": 0.25, "top": LEGEND_ROW, "bottom": 0.3 + TICK_PAD + LABEL_LINE,
