@@ -1,18 +1,24 @@
-"""The report's figures as inline SVG strings (matplotlib's Agg backend, seaborn styling).
+"""The report's figures as inline SVG strings (matplotlib's Agg backend, seaborn's look).
 
 A grid of more than ``MAX_CELLS`` cells gets its learning curves and Kaplan–Meier curves as
 one panel summarizing every cell (``figure_captions``) instead of a panel per cell: 300
 panels could not be read, and the first 12 of them were an arbitrary sample that cost seconds
 of matplotlib layout. The time-per-epoch strip plot shows the first ``MAX_CELLS`` cells and
 says so (``figure_notes``).
+
+Speed (docs/performance.md): every figure is laid out once, at margins computed from the
+sizes of its known texts (``_text_inches``), instead of ``tight_layout`` or a cropping pass
+(each measures every tick label again); the figures are drawn with matplotlib alone, the
+aggregates computed with pandas (seaborn's categorical plots drew an artist per group and
+searched for a legend spot); seaborn's theme and palettes are constants (``THEME``,
+``COLORBLIND``), tested equal to seaborn's, so seaborn is not imported.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
 import math
-import warnings
 
 import matplotlib
 
@@ -21,7 +27,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from cycler import cycler  # noqa: E402
+from matplotlib import cbook  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.textpath import text_to_path  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 
 from reports import intervals, stats  # noqa: E402
 from reports.load import StoreData  # noqa: E402
@@ -30,19 +41,45 @@ from reports.metrics import METRICS  # noqa: E402
 MAX_CELLS = 12
 MAX_FOREST_ROWS = 40
 
+#: seaborn's colour-blind palette and its "deep" default cycle (``seaborn.color_palette``).
+COLORBLIND = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
+              "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"]
+DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3",
+        "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
+
+#: ``seaborn.set_theme(style="whitegrid", context="notebook")`` as rcParams (its
+#: ``axes_style`` and ``plotting_context`` and the "deep" cycle), without importing seaborn.
+THEME = {
+    "axes.axisbelow": True, "axes.edgecolor": ".8", "axes.facecolor": "white", "axes.grid": True,
+    "axes.labelcolor": ".15", "axes.spines.bottom": True, "axes.spines.left": True,
+    "axes.spines.right": True, "axes.spines.top": True, "figure.facecolor": "white",
+    "font.family": ["sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "grid.color": ".8", "grid.linestyle": "-", "lines.solid_capstyle": "round",
+    "patch.edgecolor": "w", "patch.force_edgecolor": True, "text.color": ".15",
+    "xtick.bottom": False, "xtick.color": ".15", "xtick.direction": "out", "xtick.top": False,
+    "ytick.color": ".15", "ytick.direction": "out", "ytick.left": False, "ytick.right": False,
+    "axes.labelsize": 12, "axes.linewidth": 1.25, "axes.titlesize": 12, "font.size": 12,
+    "grid.linewidth": 1, "legend.fontsize": 11, "legend.title_fontsize": 12,
+    "lines.linewidth": 1.5, "lines.markersize": 6, "patch.linewidth": 1,
+    "xtick.labelsize": 11, "xtick.major.size": 6, "xtick.major.width": 1.25,
+    "xtick.minor.size": 4, "xtick.minor.width": 1,
+    "ytick.labelsize": 11, "ytick.major.size": 6, "ytick.major.width": 1.25,
+    "ytick.minor.size": 4, "ytick.minor.width": 1,
+    "axes.prop_cycle": cycler(color=[to_rgb(c) for c in DEEP]),
+}
+
+plt.rcParams.update(THEME)
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "bnbench", "figure.dpi": 80})
-sns.set_theme(style="whitegrid", context="notebook")
 
 
-def to_svg(fig: plt.Figure, *, crop: bool = True) -> str:
+def to_svg(fig: plt.Figure, *, crop: bool = False) -> str:
     """The figure as an ``<svg>`` element (XML prolog stripped so it can be inlined).
 
-    ``crop``: shrink the canvas to what is drawn (one more layout pass: measuring every text);
-    figures laid out already (``tight_layout``, ``_grid``'s fixed margins) skip it.
+    ``crop``: shrink the canvas to what is drawn (a second layout pass measuring every text);
+    the report's figures are laid out at computed margins and skip it.
     """
     buf = io.StringIO()
-    if not crop:  # ``tight_layout`` leaves a placeholder engine, for which savefig lays out twice
-        fig.set_layout_engine(None)
     # No date and fixed element ids: the same store gives the same SVG in every render.
     with plt.rc_context({"svg.hashsalt": "bnbench"}):
         fig.savefig(buf, format="svg", bbox_inches="tight" if crop else None, metadata={"Date": None})
@@ -51,26 +88,112 @@ def to_svg(fig: plt.Figure, *, crop: bool = True) -> str:
     return text[text.index("<svg"):]
 
 
-#: Up to this many arms a legend sits inside a panel (placements: at most 4); more would
-#: cover the data, so they get one legend beside the figure (``_legend_beside``).
+@functools.lru_cache(maxsize=8192)
+def _text_inches(text: str, size: float) -> tuple[float, float]:
+    """Width and height of one line of ``text`` at ``size`` points, in inches, from the font's
+    metrics (no figure, no renderer: what the layout needs of a label known in advance)."""
+    w, h, _ = text_to_path.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
+    return w / 72.0, h / 72.0
+
+
+def _widest(texts, size: float) -> float:
+    return max((_text_inches(str(t), size)[0] for t in texts), default=0.0)
+
+
+def _rotated_height(texts, size: float, degrees: float) -> float:
+    """Vertical extent in inches of the tallest of ``texts`` turned by ``degrees``."""
+    a = math.radians(degrees)
+    sizes = [_text_inches(str(t), size) for t in texts] or [(0.0, 0.0)]
+    return max(w * math.sin(a) + h * math.cos(a) for w, h in sizes)
+
+
+def _tick_labels(axis) -> list[str]:
+    """The labels ``axis`` will draw at its current limits (its locator and formatter), so a
+    margin can fit numeric tick labels without drawing them."""
+    lo, hi = sorted(axis.get_view_interval())
+    locs = [v for v in axis.get_major_locator()() if lo - 1e-9 * abs(hi - lo) <= v <= hi + 1e-9 * abs(hi - lo)]
+    return axis.get_major_formatter().format_ticks(locs)
+
+
+def _ytick_width(ax: plt.Axes) -> float:
+    return _widest(_tick_labels(ax.yaxis), plt.rcParams["ytick.labelsize"])
+
+
+#: Space in inches taken by one axis label line (12 pt) with its pad, and by the pad
+#: between tick labels and the axes (tick length 6 pt plus pad 3.5 pt).
+LABEL_LINE = 0.28
+TICK_PAD = 0.16
+
+
+def _place(fig: plt.Figure, rows: int, cols: int, width: float, height: float, m: dict) -> None:
+    """Size ``fig`` to hold ``rows`` x ``cols`` panels of ``width`` x ``height`` inches at the
+    margins and gaps of ``m`` (inches: left, right, top, bottom, wgap, hgap)."""
+    fig_w = m["left"] + m["right"] + width * cols + m["wgap"] * (cols - 1)
+    fig_h = m["top"] + m["bottom"] + height * rows + m["hgap"] * (rows - 1)
+    fig.set_size_inches(fig_w, fig_h)
+    fig.subplots_adjust(left=m["left"] / fig_w, right=1 - m["right"] / fig_w,
+                        bottom=m["bottom"] / fig_h, top=1 - m["top"] / fig_h,
+                        wspace=m["wgap"] / width, hspace=m["hgap"] / height)
+
+
+def _panels(rows: int, cols: int, width: float, height: float, m: dict, sharey=True):
+    """A figure of ``rows`` x ``cols`` panels placed by ``_place`` (a 2-D array of axes)."""
+    fig, axes = plt.subplots(rows, cols, squeeze=False, sharey=sharey)
+    _place(fig, rows, cols, width, height, m)
+    return fig, axes
+
+
+#: Up to this many arms a legend sits inside a panel or in a row above the panels
+#: (placements: at most 4); more would cover the data or outgrow the figure, so they get one
+#: legend beside the figure (``_legend_beside``).
 INSIDE_LEGEND = 4
 
 
+def _legend_width(fig: plt.Figure, legend) -> float:
+    """Width of ``legend`` in inches (measures its few texts only)."""
+    return legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+
+
+def _grow_right(fig: plt.Figure, inches: float) -> None:
+    """Widen ``fig`` so that its right margin is at least ``inches``; the panels keep their size."""
+    w, h = fig.get_size_inches()
+    p = fig.subplotpars
+    left, right = p.left * w, (1 - p.right) * w
+    new_w = w + max(0.0, inches - right)
+    fig.set_size_inches(new_w, h)
+    fig.subplots_adjust(left=left / new_w, right=1 - max(right, inches) / new_w)
+
+
 def _legend_beside(fig: plt.Figure, ax: plt.Axes, title: str) -> None:
-    """``ax``'s legend entries as one legend right of the figure, every panel's own removed;
-    save with ``crop=True`` so that the canvas grows to hold it."""
+    """``ax``'s legend entries as one legend right of the panels, every panel's own removed;
+    the figure widens to hold it (its width measured: a few texts, not a layout pass)."""
     handles, labels = ax.get_legend_handles_labels()
     for a in fig.axes:
         if a.get_legend():
             a.get_legend().remove()
-    fig.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-               fontsize=8, title_fontsize=9, frameon=False)
+    leg = fig.legend(handles, labels, title=title, loc="upper left", fontsize=8, title_fontsize=9,
+                     frameon=False)
+    _grow_right(fig, _legend_width(fig, leg) + 0.2)
+    p = fig.subplotpars
+    leg.set_bbox_to_anchor((p.right + 0.1 / fig.get_size_inches()[0], p.top), transform=fig.transFigure)
+
+
+def _legend_above(fig: plt.Figure, handles, labels, title: str = "") -> None:
+    """One row of legend entries above the panels (the top margin holds it: ``LEGEND_ROW``)."""
+    fig.legend(handles, labels, title=title or None, loc="upper center", ncol=max(len(labels), 1),
+               fontsize=9, title_fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1.0))
+
+
+#: Top margin (inches) holding ``_legend_above``'s row, without and with a title line.
+LEGEND_ROW = 0.45
+TITLED_LEGEND_ROW = 0.75
 
 
 def palette(arms: list[str]) -> dict[str, tuple]:
-    """A colour per arm: the colour-blind palette, or tab20 beyond its 10 colours."""
-    name = "colorblind" if len(arms) <= 10 else "tab20"
-    return dict(zip(arms, sns.color_palette(name, max(len(arms), 1))))
+    """A colour per arm: seaborn's colour-blind palette, or matplotlib's tab20 beyond its 10
+    colours (repeating after 20), as ``seaborn.color_palette`` gives them."""
+    colors = [to_rgb(c) for c in COLORBLIND] if len(arms) <= 10 else list(plt.colormaps["tab20"].colors)
+    return {arm: tuple(colors[i % len(colors)]) for i, arm in enumerate(arms)}
 
 
 #: Margins of ``_grid``'s panels in inches: left (y tick labels and axis label), right, top
@@ -84,13 +207,7 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2, ncols: int = 3):
     x labels on the bottom row of each column only (``_label_grid``)."""
     cols = min(ncols, max(n, 1))
     rows = math.ceil(max(n, 1) / cols)
-    m = GRID_MARGINS
-    fig_w = m["left"] + m["right"] + width * cols + m["wgap"] * (cols - 1)
-    fig_h = m["top"] + m["bottom"] + height * rows + m["hgap"] * (rows - 1)
-    fig, axes = plt.subplots(rows, cols, figsize=(fig_w, fig_h), squeeze=False, sharey=True,
-                             gridspec_kw={"left": m["left"] / fig_w, "right": 1 - m["right"] / fig_w,
-                                          "bottom": m["bottom"] / fig_h, "top": 1 - m["top"] / fig_h,
-                                          "wspace": m["wgap"] / width, "hspace": m["hgap"] / height})
+    fig, axes = _panels(rows, cols, width, height, GRID_MARGINS)
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -108,9 +225,14 @@ def _label_grid(axes: np.ndarray, n: int, xlabel: str, ylabel: str, ncols: int =
             ax.set_xlabel(xlabel)
 
 
+def _short(cell: str, most: int = 48) -> str:
+    """A cell's name cut to ``most`` characters (ending in "...")."""
+    return cell if len(cell) <= most else cell[:most - 3] + "..."
+
+
 def _title(ax: plt.Axes, cell: str) -> None:
     # y given: matplotlib then skips measuring the tick labels to place the title (seconds at scale)
-    ax.set_title(cell if len(cell) <= 48 else cell[:45] + "...", fontsize=10, y=1.0)
+    ax.set_title(_short(cell), fontsize=10, y=1.0)
 
 
 def median_band(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -158,9 +280,31 @@ def learning_curves(data: StoreData) -> str:
     _label_grid(axes, len(cells), "epoch", "validation accuracy")
     if len(data.arms) > INSIDE_LEGEND:
         _legend_beside(fig, axes[0], data.arm_word)
-        return to_svg(fig)
-    axes[0].legend(title=data.arm_word, fontsize=8, loc="lower right")
-    return to_svg(fig, crop=False)
+    else:
+        axes[0].legend(title=data.arm_word, fontsize=8, loc="lower right")
+    return to_svg(fig)
+
+
+#: The one panel of a summary figure (inches) and its margins; the left margin grows to fit
+#: the y tick labels (``_fit_left``).
+SUMMARY_PANEL = (5.2, 3.2)
+SUMMARY_MARGINS = {"left": 0.85, "right": 0.2, "top": 0.35, "bottom": 0.6, "wgap": 0.0, "hgap": 0.0}
+
+
+def _summary_panel():
+    fig, axes = _panels(1, 1, *SUMMARY_PANEL, SUMMARY_MARGINS)
+    return fig, axes[0][0]
+
+
+def _fit_left(fig: plt.Figure, ax: plt.Axes, rows: int, cols: int, width: float, height: float,
+              m: dict) -> dict:
+    """``m`` with a left margin that holds ``ax``'s y tick labels and its y axis label (lines
+    of the label counted), the figure placed again at it; returns the margins used."""
+    lines = ax.get_ylabel().count("\n") + 1 if ax.get_ylabel() else 0
+    need = 0.1 + LABEL_LINE * lines * 1.1 + _ytick_width(ax) + TICK_PAD
+    m = {**m, "left": max(m["left"], need)}
+    _place(fig, rows, cols, width, height, m)
+    return m
 
 
 def learning_curves_summary(data: StoreData, ep: pd.DataFrame) -> str:
@@ -168,7 +312,7 @@ def learning_curves_summary(data: StoreData, ep: pd.DataFrame) -> str:
     median over seeds, with the 10–90% range over cells (a spread, not a confidence interval)."""
     colors = palette(data.arms)
     per_cell = ep.groupby(["arm", "epoch", "cell"], sort=True)["val_acc"].median()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _summary_panel()
     for arm in data.arms:
         if arm not in per_cell.index.get_level_values(0):
             continue
@@ -179,9 +323,10 @@ def learning_curves_summary(data: StoreData, ep: pd.DataFrame) -> str:
         ax.plot(x, q[0.5], color=colors[arm], marker="o", ms=3, label=f"{arm} ({n} cells)")
         ax.fill_between(x, q[0.1], q[0.9], color=colors[arm], alpha=0.2, lw=0)
     ax.axhline(float(data.runs["target_accuracy"].median()), color="grey", ls="--", lw=1)
-    ax.set_title(f"all {len(data.cells)} cells", fontsize=10)
+    ax.set_title(f"all {len(data.cells)} cells", fontsize=10, y=1.0)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
+    _fit_left(fig, ax, 1, 1, *SUMMARY_PANEL, SUMMARY_MARGINS)
     if len(data.arms) > INSIDE_LEGEND:
         _legend_beside(fig, ax, data.arm_word)
     else:
@@ -216,8 +361,7 @@ def km_curves(data: StoreData) -> str:
         for line in axes[0].get_lines():
             line.set_label(line.get_label().split(" (n=")[0])
         _legend_beside(fig, axes[0], data.arm_word)
-        return to_svg(fig)
-    return to_svg(fig, crop=False)
+    return to_svg(fig)
 
 
 def _km_step(ax, runs: pd.DataFrame, color, arm: str) -> None:
@@ -232,7 +376,7 @@ def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
     """One panel for all cells: the Kaplan–Meier curve of each arm's runs of every cell
     pooled (fraction of all its runs at the target by epoch; cells weigh by their runs)."""
     colors = palette(data.arms)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _summary_panel()
     for arm in data.arms:
         sub = runs[runs["arm"] == arm]
         if sub.empty:
@@ -240,9 +384,10 @@ def km_curves_summary(data: StoreData, runs: pd.DataFrame) -> str:
         _km_step(ax, sub, colors[arm], arm)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"all {len(data.cells)} cells, runs pooled", fontsize=10)
+    ax.set_title(f"all {len(data.cells)} cells, runs pooled", fontsize=10, y=1.0)
     ax.set_xlabel("epoch")
     ax.set_ylabel("fraction of runs at target")
+    _fit_left(fig, ax, 1, 1, *SUMMARY_PANEL, SUMMARY_MARGINS)
     if len(data.arms) > INSIDE_LEGEND:
         _legend_beside(fig, ax, data.arm_word)
     else:
@@ -277,45 +422,77 @@ def figure_notes(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:
     return notes
 
 
-@contextlib.contextmanager
-def _seeded_global_rng(seed: int = 0):
-    """numpy's global generator seeded for the block, its state restored after.
+#: Seed of the strip plot's horizontal jitter: the same store gives the same SVG every render
+#: (its own generator: numpy's global state is left alone).
+JITTER_SEED = 0
+#: Edge colour of the boxes, whiskers and medians (seaborn drew them in a dark grey).
+BOX_EDGE = "0.3"
 
-    seaborn's strip-plot jitter draws from ``np.random`` (no generator argument), so the same
-    store gave a different SVG each render; the caller's random state is left as it was.
-    """
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+
+def _boxes(ax: plt.Axes, x: np.ndarray, samples: list[np.ndarray], width: float, color) -> None:
+    """Box plots of ``samples`` at positions ``x``: quartile box, median line, whiskers to the
+    furthest point within 1.5 IQR (matplotlib's ``boxplot_stats``, as seaborn's boxplot), as a
+    few collections instead of six artists per box."""
+    st = cbook.boxplot_stats(samples, whis=1.5)
+    q1, q3, med = (np.array([s[k] for s in st]) for k in ("q1", "q3", "med"))
+    lo, hi = np.array([s["whislo"] for s in st]), np.array([s["whishi"] for s in st])
+    ax.bar(x, q3 - q1, width=width, bottom=q1, color=color, alpha=0.5, edgecolor=BOX_EDGE, linewidth=1.0,
+           zorder=2)
+    ax.vlines(np.concatenate([x, x]), np.concatenate([lo, q3]), np.concatenate([q1, hi]), colors=BOX_EDGE,
+              linewidth=1.0, zorder=2)
+    ends = np.concatenate([lo, hi])
+    xx = np.concatenate([x, x])
+    ax.hlines(ends, xx - width / 4, xx + width / 4, colors=BOX_EDGE, linewidth=1.0, zorder=2)
+    ax.hlines(med, x - width / 2, x + width / 2, colors=BOX_EDGE, linewidth=1.5, zorder=2.5)
 
 
 def time_per_epoch(data: StoreData) -> str:
-    """Per-run median epoch time: box plus every run as a point."""
+    """Per-run median epoch time: box per (cell, arm) plus every run as a jittered point."""
     runs = data.runs[data.runs["analysed"] & data.runs["epoch_s_median"].notna()]
     runs = runs[runs["cell"].isin(data.cells[:MAX_CELLS])]
     if runs.empty:
         return ""
-    many = runs["cell"].nunique() > 1
-    x = "cell" if many else "arm"
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * runs[x].nunique() + 2), 3.8))
-    kw = dict(data=runs, x=x, y="epoch_s_median", hue="arm", hue_order=data.arms,
-              palette=palette(data.arms), ax=ax)
-    with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated ``vert``
-        warnings.simplefilter("ignore", DeprecationWarning)
-        sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.5}, legend=False)
-    with _seeded_global_rng():
-        sns.stripplot(**kw, dodge=many, size=3, jitter=0.2, legend=many)
-    if many:  # beside the panel: "best" would test every point against the legend box
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=data.arm_word)
+    present = set(runs["cell"])
+    cells = [c for c in data.cells if c in present]
+    many = len(cells) > 1
+    arms = [a for a in data.arms if a in set(runs["arm"])]
+    colors = palette(data.arms)
+    groups = list(cells) if many else arms
+    rng = np.random.default_rng(JITTER_SEED)
+    n_hue = len(arms) if many else 1
+    width = 0.8 / n_hue
+    by = {key: g["epoch_s_median"].to_numpy(float) for key, g in runs.groupby(["cell", "arm"], sort=False)}
+    panel_w = max(5.0, 1.6 * len(groups) + 2) - 1.2
+    m = {"left": 0.9, "right": 0.2, "top": 0.2, "bottom": 0.6, "wgap": 0.0, "hgap": 0.0}
+    fig, axes = _panels(1, 1, panel_w, 2.9, m)
+    ax = axes[0][0]
+    for k, arm in enumerate(arms):
+        keys = [(c, arm) for c in cells if (c, arm) in by] if many else [(cells[0], arm)]
+        if not keys:
+            continue
+        pos = np.array([groups.index(c if many else a) for c, a in keys], float)
+        if many:
+            pos = pos + (k - (n_hue - 1) / 2) * width
+        samples = [by[key] for key in keys]
+        _boxes(ax, pos, samples, width * 0.8, colors[arm])
+        xs = np.concatenate([np.full(len(s), p) for p, s in zip(pos, samples)])
+        xs = xs + rng.uniform(-0.2 * width / 0.8, 0.2 * width / 0.8, len(xs))
+        ax.scatter(xs, np.concatenate(samples), s=9, color=colors[arm], edgecolor="none", zorder=3, label=arm)
+    rotation = 20 if many else (30 if len(groups) > 4 else 0)
+    ax.set_xticks(range(len(groups)), groups, rotation=rotation, ha="right" if rotation else "center",
+                  rotation_mode="anchor")
+    ax.set_xlim(-0.5, len(groups) - 0.5)
     ax.set_ylabel("time per epoch (s)")
     ax.set_xlabel("" if many else data.arm_word)
-    if not many and runs[x].nunique() > 4:
-        ax.tick_params(axis="x", rotation=30)
+    size = plt.rcParams["xtick.labelsize"]
+    first = _text_inches(str(groups[0]), size)[0] * math.cos(math.radians(rotation)) if rotation else 0.0
+    m = {**m, "bottom": 0.15 + TICK_PAD + _rotated_height(groups, size, rotation) + (0 if many else LABEL_LINE)}
+    m = _fit_left(fig, ax, 1, 1, panel_w, 2.9, m)
+    unit = panel_w / len(groups)  # inches per category
+    if first - 0.5 * unit > m["left"] - 0.1:
+        _place(fig, 1, 1, panel_w, 2.9, {**m, "left": first - 0.5 * unit + 0.1})
     if many:
-        ax.tick_params(axis="x", rotation=20)
+        _legend_beside(fig, ax, data.arm_word)
     return to_svg(fig)
 
 
@@ -325,16 +502,42 @@ def _forest_rows(comparisons: pd.DataFrame) -> pd.DataFrame:
     return comparisons[keep & np.isfinite(comparisons["diff"].to_numpy(float))]
 
 
+#: Height per comparison row and width per panel of the forest plot, in inches.
+FOREST_ROW = 0.28
+FOREST_PANEL = 2.6
+FOREST_LABEL_SIZE = 8
+
+
+def _row_labels(ax: plt.Axes, y: np.ndarray, labels: list[str], size: float) -> None:
+    """Label the rows ``y`` of ``ax`` left of it, each with its grid line: what ``set_yticks``
+    draws, as one text per row and one line collection (a matplotlib tick is five artists,
+    and 120 of them were a third of the forest plot's time)."""
+    ax.set_yticks([])
+    ax.hlines(y, 0, 1, transform=ax.get_yaxis_transform(), colors=plt.rcParams["grid.color"],
+              linewidth=plt.rcParams["grid.linewidth"], zorder=0.5)
+    to_left = offset_copy(ax.get_yaxis_transform(), fig=ax.figure, x=-TICK_PAD * 72, units="points")
+    for yy, text in zip(y, labels):
+        ax.text(0, yy, text, transform=to_left, ha="right", va="center", fontsize=size,
+                color=plt.rcParams["ytick.color"])
+
+
 def forest(comparisons: pd.DataFrame) -> str:
     """Median paired differences with 95% CIs, one panel per metric."""
     comps = _forest_rows(comparisons)
     if comps.empty:
         return ""
     metrics = list(dict.fromkeys(comps["metric"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.9 + 0.32 * min(
-        MAX_FOREST_ROWS, comps.groupby("metric").size().max())), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        sub = comps[comps["metric"] == metric].head(MAX_FOREST_ROWS)
+    subs = [comps[comps["metric"] == metric].head(MAX_FOREST_ROWS) for metric in metrics]
+    # whole cell names up to 48 characters: cut at 30, the cells of a learning-rate sweep
+    # all read "activation=relu, learning_rate"
+    labels = [[f"{_short(c)} · {p} vs {r}" for c, p, r in zip(s["cell"], s["arm"], s["reference"])] for s in subs]
+    rows = max(len(s) for s in subs)
+    label_w = max(_widest(lab, FOREST_LABEL_SIZE) for lab in labels) + TICK_PAD
+    m = {"left": label_w + 0.1, "right": 0.25, "top": LEGEND_ROW, "bottom": 0.3 + TICK_PAD + LABEL_LINE,
+         "wgap": label_w + 0.3, "hgap": 0.0}
+    height = FOREST_ROW * (rows + 0.5)
+    fig, axes = _panels(1, len(metrics), FOREST_PANEL, height, m, sharey=False)
+    for ax, metric, sub, lab in zip(axes[0], metrics, subs, labels):
         scale = 100.0 if metric == "final_val_acc" else 1.0
         y = np.arange(len(sub))[::-1]
         d = sub["diff"].to_numpy(float) * scale
@@ -347,14 +550,12 @@ def forest(comparisons: pd.DataFrame) -> str:
         ax.scatter(d[sig], y[sig], color="C3", zorder=3, label="Holm p < 0.05")
         ax.scatter(d[~sig], y[~sig], color="0.5", zorder=3, label="not significant")
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y)
-        ax.set_yticklabels([f"{c[:30]} · {p} vs {r}" for c, p, r in
-                            zip(sub["cell"], sub["arm"], sub["reference"])], fontsize=8)
+        ax.set_ylim(-0.75, rows - 0.25)
+        _row_labels(ax, y, lab, FOREST_LABEL_SIZE)
         unit = {"final_val_acc": "pp", "epochs_to_target": "epochs", "epoch_s": "s"}.get(metric, "")
         ax.set_xlabel(f"{sub['label'].iloc[0]} difference ({unit})")
-    axes[0][0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return to_svg(fig)  # cropped: tight_layout leaves the last panel's x label at the edge
+    _legend_above(fig, *axes[0][0].get_legend_handles_labels())
+    return to_svg(fig)
 
 
 #: At most this many level labels on a factor axis; beyond, every k-th level is labelled. A
@@ -363,10 +564,59 @@ def forest(comparisons: pd.DataFrame) -> str:
 MAX_TICK_LABELS = 24
 
 
-def _thinned(n: int) -> list[int]:
-    """Positions of the levels to label among ``n``: all up to ``MAX_TICK_LABELS``, else
-    every k-th from the first (the points of every level are still drawn)."""
-    return list(range(0, n, math.ceil(n / MAX_TICK_LABELS) if n > MAX_TICK_LABELS else 1))
+def _thinned(n: int, most: int = MAX_TICK_LABELS) -> list[int]:
+    """Positions of the levels to label among ``n``: all up to ``most``, else every k-th
+    from the first (the points of every level are still drawn)."""
+    most = max(most, 1)
+    return list(range(0, n, math.ceil(n / most) if n > most else 1))
+
+
+def _level(v: object) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def level_medians(runs: pd.DataFrame, factor: str, value: str = "final_val_acc") -> pd.DataFrame:
+    """Median of ``value`` per level of ``factor`` (rows, sorted) and arm (columns): the
+    points of the interaction figure, as seaborn's ``pointplot(estimator="median")`` gave
+    them (NaN values and levels left out)."""
+    return runs.dropna(subset=[factor, value]).groupby([factor, "arm"])[value].median().unstack("arm")
+
+
+#: Width and height in inches of one panel of the factor figures (interaction, effect by level).
+FACTOR_PANEL = (4.0, 2.6)
+
+
+#: Turn of the level labels of a factor with more than 4 levels (degrees).
+FACTOR_ROTATION = 30
+
+
+def _fitting_labels(width: float, rotation: float) -> int:
+    """How many labels turned by ``rotation`` fit side by side on ``width`` inches without
+    overlapping (parallel lines of text need ``line height / sin(rotation)`` apart), at most
+    ``MAX_TICK_LABELS``; unturned labels are not thinned here."""
+    if not rotation:
+        return MAX_TICK_LABELS
+    line = 1.2 * _text_inches("0.1", plt.rcParams["xtick.labelsize"])[1]
+    return min(MAX_TICK_LABELS, int(width * math.sin(math.radians(rotation)) / line))
+
+
+def _factor_axis(ax: plt.Axes, levels: list, factor: str) -> list[str]:
+    """Label a categorical x axis with (at most ``MAX_TICK_LABELS``) of its levels; returns the
+    labels shown, for the margin below."""
+    rotation = FACTOR_ROTATION if len(levels) > 4 else 0
+    shown = _thinned(len(levels), _fitting_labels(FACTOR_PANEL[0], rotation))
+    labels = [_level(levels[k]) for k in shown]
+    ax.set_xticks(shown, labels, rotation=rotation, ha="right" if rotation else "center", rotation_mode="anchor")
+    ax.set_xlim(-0.5, len(levels) - 0.5)
+    ax.set_xlabel(factor)
+    return labels
+
+
+def _factor_bottom(all_labels: list[list[str]], n_levels: list[int]) -> float:
+    """Inches below a row of factor panels: rotated level labels and the factor's name."""
+    size = plt.rcParams["xtick.labelsize"]
+    tall = max(_rotated_height(lab, size, FACTOR_ROTATION if n > 4 else 0) for lab, n in zip(all_labels, n_levels))
+    return 0.1 + TICK_PAD + tall + LABEL_LINE
 
 
 def interaction(data: StoreData) -> str:
@@ -375,33 +625,37 @@ def interaction(data: StoreData) -> str:
     runs = data.runs[data.runs["analysed"] & data.runs["final_val_acc"].notna()]
     if not factors or runs.empty or len(data.arms) < 2:
         return ""
-    fig, axes = plt.subplots(1, len(factors), figsize=(4.4 * len(factors), 3.4), squeeze=False,
-                             sharey=True)
+    colors = palette(data.arms)
+    arms = [a for a in data.arms if a in set(runs["arm"])]
+    offsets = np.linspace(-0.1, 0.1, len(arms)) if len(arms) > 1 else np.zeros(1)
+    m = {"left": 0.9, "right": 0.2, "top": TITLED_LEGEND_ROW, "bottom": 0.9, "wgap": 0.3, "hgap": 0.0}
+    fig, axes = _panels(1, len(factors), *FACTOR_PANEL, m)
+    shown, n_levels = [], []
     for ax, factor in zip(axes[0], factors):
-        sns.pointplot(data=runs, x=factor, y="final_val_acc", hue="arm",
-                      hue_order=data.arms, palette=palette(data.arms),
-                      estimator="median", errorbar=None, dodge=0.2, ax=ax)
-        ax.set_ylabel("median final validation accuracy")
-        ticks, labels = np.asarray(ax.get_xticks()), [t.get_text() for t in ax.get_xticklabels()]
-        shown = _thinned(len(ticks))
-        ax.set_xticks(ticks[shown], [labels[k] for k in shown])
-        ax.tick_params(axis="x", rotation=20)
-        if ax is not axes[0][0] and ax.get_legend():
-            ax.get_legend().remove()
-        elif ax.get_legend():
-            ax.get_legend().set_title(data.arm_word)
-    if len(data.arms) > INSIDE_LEGEND:
+        med = level_medians(runs, factor)
+        levels = list(med.index)
+        for k, arm in enumerate(arms):
+            if arm not in med:
+                continue
+            y = med[arm].to_numpy(float)
+            ax.plot(np.arange(len(levels)) + offsets[k], y, color=colors[arm], marker="o", ms=4,
+                    lw=1.5, label=arm)
+        shown.append(_factor_axis(ax, levels, factor))
+        n_levels.append(len(levels))
+    axes[0][0].set_ylabel("median final validation accuracy")
+    m = {**m, "bottom": _factor_bottom(shown, n_levels)}
+    m = _fit_left(fig, axes[0][0], 1, len(factors), *FACTOR_PANEL, m)
+    if len(arms) > INSIDE_LEGEND:
+        _place(fig, 1, len(factors), *FACTOR_PANEL, {**m, "top": 0.2})
         _legend_beside(fig, axes[0][0], data.arm_word)
+    else:
+        _legend_above(fig, *axes[0][0].get_legend_handles_labels(), title=data.arm_word)
     return to_svg(fig)
 
 
 #: (label, unit, scale) of the effect panels' metrics, read from ``reports.metrics``.
 EFFECT_METRICS = {k: (METRICS[k].label, METRICS[k].unit, METRICS[k].scale) for k in ("final_val_acc", "epochs_to_target")}
 MAX_FACTORS = 3
-
-
-def _level(v: object) -> str:
-    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
@@ -416,9 +670,10 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
     metrics = [m for m in EFFECT_METRICS if m in set(e["metric"])]
     others = [p for p in arms if p in set(e["arm"])]
     colors = palette(arms)
-    fig, axes = plt.subplots(len(metrics), len(factors), squeeze=False, sharey="row",
-                             figsize=(max(4.8 * len(factors), 6.0), 3.2 * len(metrics)))
+    m = {"left": 1.0, "right": 0.2, "top": LEGEND_ROW, "bottom": 0.9, "wgap": 0.3, "hgap": 0.9}
+    fig, axes = _panels(len(metrics), len(factors), *FACTOR_PANEL, m, sharey="row")
     width = 0.3 / max(len(others), 1)
+    shown, n_levels = [], []
     for i, metric in enumerate(metrics):
         label, unit, scale = EFFECT_METRICS[metric]
         for j, factor in enumerate(factors):
@@ -426,6 +681,8 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
             sub = e[(e["metric"] == metric) & (e["factor"] == factor)]
             levels = sorted(set(effects.loc[effects["factor"] == factor, "level"]))
             pos = {lv: k for k, lv in enumerate(levels)}
+            # caps on a crowded axis overlap into a bar (and were most of its SVG elements)
+            caps = 3 if len(levels) <= MAX_TICK_LABELS else 0
             for k, arm in enumerate(others):
                 s = sub[sub["arm"] == arm]
                 if s.empty:
@@ -435,24 +692,25 @@ def effect_by_level(effects: pd.DataFrame, arms: list[str]) -> str:
                 lo = s["diff_low"].to_numpy(float) * scale
                 hi = s["diff_high"].to_numpy(float) * scale
                 err = np.vstack([np.nan_to_num(d - lo), np.nan_to_num(hi - d)])
-                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[arm], capsize=3, ms=5,
+                ax.errorbar(x, d, yerr=err, fmt="o-", color=colors[arm], capsize=caps, ms=5,
                             lw=1.2, label=f"{arm} − {s['reference'].iloc[0]}")
             ax.axhline(0, color="black", lw=0.8)
-            ax.set_xlim(-0.5, len(levels) - 0.5)
-            shown = _thinned(len(levels))
-            ax.set_xticks(shown, [_level(levels[k]) for k in shown], rotation=20 if len(levels) > 4 else 0)
-            ax.set_xlabel(factor)
+            shown.append(_factor_axis(ax, levels, factor))
+            n_levels.append(len(levels))
             if j == 0:
                 ax.set_ylabel(f"{label}\ndifference ({unit})")
+    bottom = _factor_bottom(shown, n_levels)
+    m = {**m, "bottom": bottom, "hgap": bottom + 0.15}
+    need = max(0.1 + LABEL_LINE * 2.2 + _ytick_width(axes[i][0]) + TICK_PAD for i in range(len(metrics)))
+    m = {**m, "left": max(m["left"], need)}
     handles, labels = axes[0][0].get_legend_handles_labels()
     if len(others) > INSIDE_LEGEND:  # one row of labels would be wider than the figure
-        fig.tight_layout()
+        _place(fig, len(metrics), len(factors), *FACTOR_PANEL, {**m, "top": 0.2})
         _legend_beside(fig, axes[0][0], "")
-        return to_svg(fig)
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if len(metrics) == 1 else 0.96))
-    fig.legend(handles, labels, loc="upper center", ncol=max(len(labels), 1), fontsize=9,
-               frameon=False)
-    return to_svg(fig, crop=False)
+    else:
+        _place(fig, len(metrics), len(factors), *FACTOR_PANEL, m)
+        _legend_above(fig, handles, labels)
+    return to_svg(fig)
 
 
 def all_figures(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:

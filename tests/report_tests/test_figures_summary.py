@@ -32,8 +32,9 @@ def test_large_grid_is_summarized(big):
 
 
 def test_strip_plot_is_the_same_each_render_and_leaves_the_global_rng_alone(big):
-    """seaborn jitters the strip plot with np.random: seeded inside, restored after. (The SVG
-    has no date and fixed ids either, so a figure is the same text in every render.)"""
+    """The strip plot's jitter comes from its own seeded generator (seaborn's drew from
+    np.random): the same each render, the caller's stream untouched. (The SVG has no date
+    and fixed ids either, so a figure is the same text in every render.)"""
     np.random.seed(12345)
     expected = np.random.random(3)
     np.random.seed(12345)
