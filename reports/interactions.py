@@ -27,7 +27,7 @@ Inputs are ``reports.load.StoreData``; outputs are tidy DataFrames. TF-free.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,18 +125,41 @@ def bn_effect_by_level(
 _KEY_BITS = 53
 
 
+def _sorted_positions(keys: np.ndarray) -> np.ndarray:
+    """Each block's positions ordered by their keys: ``keys`` (P, blocks, width) of
+    ``Generator.random`` -> (P, blocks, width) int64, equal to a stable ``argsort`` on the
+    last axis (for width up to 1,024).
+
+    Why not ``argsort``: each key scaled to its 53-bit integer with its position in the low
+    bits is one int64 whose plain ``np.sort`` (several times faster than ``argsort``) gives
+    the order, ties broken by position as a stable sort would; blocks of two are ordered by
+    one comparison. Works in place on one array: at thousands of pairs each fresh array of
+    that size costs as much as a pass.
+    """
+    width = keys.shape[-1]
+    if width == 2:  # the second first exactly when its key is smaller
+        out = np.empty(keys.shape, np.int64)
+        np.less(keys[..., 1], keys[..., 0], out=out[..., 0])
+        np.subtract(1, out[..., 0], out=out[..., 1])
+        return out
+    pos_bits = (width - 1).bit_length()
+    out = np.empty(keys.shape, np.int64)
+    np.multiply(keys, 2.0**_KEY_BITS, out=out, casting="unsafe")  # exact
+    out <<= pos_bits
+    out |= np.arange(width)
+    out.sort(axis=-1)
+    out &= (1 << pos_bits) - 1
+    return out
+
+
 def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Row indices that sort each block (adjacent rows of equal ``block_codes``) by ``keys``.
 
     ``keys``: (P, n) draws of ``numpy.random.Generator.random`` (multiples of 2**-53 in [0, 1)).
     Equals ``np.argsort(block_codes + keys, axis=1)`` (barring float ties, which a 53-bit
     uniform makes negligible) but sorts P x blocks short rows, padded to the largest block,
-    instead of P rows of length n (tests/report_tests/test_vectorized.py). Why not
-    ``argsort``: each key scaled to its 53-bit integer with the row's position in its block
-    in the low bits is one int64 whose plain ``np.sort`` (several times faster than
-    ``argsort``) gives the order, ties broken by position as a stable sort would; blocks of
-    two rows are ordered by one comparison. The full-factorial paths work in place on one
-    (P, n) array: at thousands of pairs each fresh array of that size costs as much as a pass.
+    instead of P rows of length n (tests/report_tests/test_vectorized.py); see
+    ``_sorted_positions``.
     """
     n = block_codes.size
     starts = np.flatnonzero(np.r_[True, block_codes[1:] != block_codes[:-1]])
@@ -149,20 +172,8 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
         padded = np.full((keys.shape[0], starts.size, width), np.inf)
         padded[:, block, pos] = keys
         return starts[block] + np.argsort(padded, axis=2, kind="stable")[:, block, pos]
-    if (sizes == width).all() and width == 2:  # pairs: the second first exactly when its key is smaller
-        pair = keys.reshape(keys.shape[0], starts.size, 2)
-        out = np.empty(pair.shape, np.intp)
-        np.less(pair[..., 1], pair[..., 0], out=out[..., 0])  # 1: the second row goes first
-        np.subtract(1, out[..., 0], out=out[..., 1])
-        out += starts[:, None]
-        return out.reshape(keys.shape)
-    if (sizes == width).all():  # a full factorial: every block as long, no padding needed
-        out = np.empty((keys.shape[0], starts.size, width), np.int64)
-        np.multiply(keys.reshape(out.shape), 2.0**_KEY_BITS, out=out, casting="unsafe")  # exact
-        out <<= pos_bits
-        out |= np.arange(width)
-        out.sort(axis=2)
-        out &= (1 << pos_bits) - 1
+    if (sizes == width).all():  # every block as long (a full factorial): no padding needed
+        out = _sorted_positions(keys.reshape(keys.shape[0], starts.size, width))
         out += starts[:, None]
         return out.reshape(keys.shape)
     encoded = (keys * 2.0**_KEY_BITS).astype(np.int64) << pos_bits
@@ -170,6 +181,48 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     padded[:, block, pos] = encoded | pos
     local = (np.sort(padded, axis=2) & ((1 << pos_bits) - 1))[:, block, pos]
     return starts[block] + local
+
+
+def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: int
+                ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For blocks that each hold every level once (a full factorial, e.g. one seed's cells
+    across a factor): ``sums(keys)``, the (P, k) level sums of the differences shuffled
+    within blocks by ``keys`` (P, n) as ``within_block_order`` shuffles them; else None.
+
+    Why: the (P x n) @ (n x k) product with the one-hot level matrix is mostly zeros; here
+    the shuffled values are gathered by position and summed over blocks (the same sums up
+    to rounding, which the test's relative margin absorbs; tests/report_tests/test_vectorized.py).
+    """
+    n, width = d.size, k
+    if n % width or not (np.bincount(block_codes) == width).all():
+        return None
+    blocks = n // width
+    layout = codes.reshape(blocks, width)  # levels by position (a block's rows are adjacent)
+    if not (np.sort(layout, axis=1) == np.arange(width)).all():
+        return None
+    slot = np.argsort(layout, axis=1)  # slot[b, l]: the position of level l in block b
+    d_level = np.take_along_axis(d.reshape(blocks, width), slot, axis=1)  # d by block and level
+    if width == 2:  # the second row first exactly when its key is smaller: the two swap
+        def sums(keys: np.ndarray) -> np.ndarray:
+            pair = keys.reshape(keys.shape[0], blocks, 2)
+            swap = pair[..., 1] < pair[..., 0]
+            first, second = d_level[:, 0], d_level[:, 1]
+            return np.stack([np.where(swap, second, first).sum(axis=1),
+                             np.where(swap, first, second).sum(axis=1)], axis=1)
+        return sums
+    offsets = (np.arange(blocks) * width)[:, None]
+    same_layout = (layout == layout[0]).all()
+    by_level = (offsets + slot).ravel()
+
+    def sums(keys: np.ndarray) -> np.ndarray:
+        rows = _sorted_positions(keys.reshape(keys.shape[0], blocks, width))
+        rows += offsets  # position j of block b receives row rows[p, b, j] of d
+        values = np.take(d, rows)
+        if same_layout:  # the sums by position, then each position's level
+            return values.sum(axis=1)[:, slot[0]]
+        return np.take(values.reshape(keys.shape[0], n), by_level, axis=1).reshape(values.shape).sum(axis=1)
+
+    return sums
 
 
 def permutation_interaction_p(
@@ -203,22 +256,28 @@ def permutation_interaction_p(
     onehot = (codes[:, None] == np.arange(k)).astype(float)  # n x k, fixed
     n_l = onehot.sum(0)
 
-    def ss(values: np.ndarray) -> np.ndarray:  # values: (P, n) -> (P,)
-        return ((values @ onehot / n_l) ** 2 * n_l).sum(-1)
+    def ss(level_sums: np.ndarray) -> np.ndarray:  # (P, k) -> (P,)
+        return ((level_sums / n_l) ** 2 * n_l).sum(-1)
 
     # Reassigning labels within blocks = shuffling the differences within blocks: each row
     # draws a uniform key and the rows of a block are reordered by their keys.
-    observed = float(ss(d[None, :])[0])
+    observed = float(ss(d[None, :] @ onehot)[0])
+    factorial = _level_sums(d, codes, block_codes, int(k))
     rng = stats._rng(seed)
     exceed = 0
     keys = np.empty((min(1000, n_permutations), d.size))  # reused: same draws as fresh arrays
-    values = np.empty(keys.shape)
+    values = np.empty(keys.shape) if factorial is None else None
     for start in range(0, n_permutations, 1000):
         size = min(1000, n_permutations - start)
         rng.random(out=keys[:size])
-        perms = within_block_order(block_codes, keys[:size])
-        np.take(d, perms, out=values[:size])
-        exceed += int((ss(values[:size]) >= observed * (1 - 1e-9)).sum())  # ties despite rounding
+        if factorial is not None:
+            level_sums = factorial(keys[:size])
+        else:
+            # mode="wrap": np.take buffers ``out`` in its default mode (the indices are valid)
+            np.take(d, within_block_order(block_codes, keys[:size]), out=values[:size], mode="wrap")
+            level_sums = values[:size] @ onehot
+        # the relative margin counts ties despite rounding (the sums' order differs by path)
+        exceed += int((ss(level_sums) >= observed * (1 - 1e-9)).sum())
     p = (1.0 + exceed) / (1.0 + n_permutations)
     return observed, p
 
