@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,23 +70,56 @@ def _analysed(data: StoreData, diverged_value: float | None) -> pd.DataFrame:
 
 def paired_frame(runs: pd.DataFrame, reference: str, other: str, column: str) -> pd.DataFrame:
     """One row per (cell, seed) with both arms: the cell's factor levels and ``d = other - ref``."""
-    keep = [c for c in runs.columns if c != "arm"]
-    a = runs.loc[runs["arm"] == reference, ["cell", "seed", column]]
-    b = runs.loc[runs["arm"] == other, keep]
-    pairs = b.merge(a, on=["cell", "seed"], suffixes=("", "_ref"))
-    pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
-    return pairs
+    return _Pairs(runs).frame(reference, other, column)
+
+
+class _Pairs:
+    """Seed pairs of one runs frame, arm against arm: what ``paired_frame`` returns, with the
+    (cell, seed) keys computed once for every pair of arms.
+
+    The other arm's rows in their order (as an inner merge on cell and seed keeps them),
+    ``<column>_ref`` beside them. Why not ``merge``: the report pairs 20 times per load, and
+    a lookup of integer (cell, seed) keys is a fraction of a merge
+    (tests/report_tests/test_vectorized_interactions.py). A (cell, arm, seed) holds one run
+    (``reports.load`` rejects duplicates), so each row pairs with at most one.
+    """
+
+    def __init__(self, runs: pd.DataFrame) -> None:
+        self.runs = runs
+        self.rest = runs[[c for c in runs.columns if c != "arm"]]
+        self.arm = runs["arm"].to_numpy()
+        cell_codes = pd.factorize(runs["cell"])[0].astype(np.int64)
+        seed_codes, seeds = pd.factorize(runs["seed"])
+        self.key = cell_codes * (len(seeds) + 1) + seed_codes
+
+    def frame(self, reference: str, other: str, column: str) -> pd.DataFrame:
+        ref_rows = np.flatnonzero(self.arm == reference)
+        rows = np.flatnonzero(self.arm == other)
+        match = pd.Index(self.key[ref_rows]).get_indexer(self.key[rows])  # -1: no reference run
+        found = match >= 0
+        pairs = self.rest.take(rows[found]).reset_index(drop=True)
+        pairs[f"{column}_ref"] = self.runs[column].to_numpy()[ref_rows[match[found]]]
+        pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
+        return pairs
 
 
 def _paired_frames(
     data: StoreData, reference: str, metrics: Sequence[str], diverged_value: float | None
-) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+) -> list[tuple[str, str, str, pd.DataFrame]]:
     """(arm, metric, column, seed-paired frame vs ``reference``) for every non-reference arm."""
-    runs = _analysed(data, diverged_value)
-    for arm in [p for p in data.arms if p != reference]:
-        for metric in metrics:
-            column = METRICS[metric]
-            yield arm, metric, column, paired_frame(runs, reference, arm, column)
+    pairs = _Pairs(_analysed(data, diverged_value))
+    return [(arm, metric, METRICS[metric], pairs.frame(reference, arm, METRICS[metric]))
+            for arm in data.arms if arm != reference for metric in metrics]
+
+
+def _by_level(values: pd.Series) -> Iterator[tuple[Any, np.ndarray]]:
+    """(level, row positions) for each level in sorted order, missing levels left out: the
+    groups of ``groupby(sort=True)`` without building a frame per group."""
+    codes, levels = pd.factorize(values, sort=True)
+    order = np.argsort(codes, kind="stable")  # rows keep their order within a level
+    bounds = np.searchsorted(codes[order], np.arange(len(levels) + 1))  # code -1 (missing) first
+    for i, level in enumerate(levels):
+        yield level, order[bounds[i]:bounds[i + 1]]
 
 
 def bn_effect_by_level(
@@ -98,15 +132,24 @@ def bn_effect_by_level(
     (otherwise every difference is budget+1 - budget+1 = 0, which says nothing).
     """
     reference = reference or data.reference
+    frames = _paired_frames(data, reference, metrics, diverged_value)
+    return _effects(frames, data.cell_factors, reference, n_resamples, seed)
+
+
+def _effects(frames: list[tuple[str, str, str, pd.DataFrame]], factors: Sequence[str], reference: str,
+             n_resamples: int, seed: int | None) -> pd.DataFrame:
+    """``bn_effect_by_level`` of paired frames (``_paired_frames``)."""
     rows = []
-    for arm, metric, column, pairs in _paired_frames(data, reference, metrics, diverged_value):
-        for factor in data.cell_factors:
-            for level, g in pairs.groupby(factor, sort=True):
-                d = g["d"].to_numpy(float)
+    for arm, metric, column, pairs in frames:
+        d_all = pairs["d"].to_numpy(float)
+        budget = pairs["epochs_budget"].to_numpy(float)
+        reached = ((pairs[column].to_numpy(float) <= budget)
+                   | (pairs[f"{column}_ref"].to_numpy(float) <= budget))
+        for factor in factors:
+            for level, at in _by_level(pairs[factor]):
+                d = d_all[at]
                 finite = np.isfinite(d)
-                note = ""
-                if metric == "epochs_to_target" and not (g[column] <= g["epochs_budget"]).any() \
-                        and not (g[f"{column}_ref"] <= g["epochs_budget"]).any():
+                if metric == "epochs_to_target" and not reached[at].any():
                     est, note = Interval(math.nan, n=int(finite.sum())), "no run reached the target"
                 else:
                     est = stats.bootstrap_ci(d[finite], n_resamples=n_resamples, seed=seed)
@@ -144,8 +187,7 @@ def _sorted_positions(keys: np.ndarray) -> np.ndarray:
         return out
     pos_bits = (width - 1).bit_length()
     out = np.empty(keys.shape, np.int64)
-    np.multiply(keys, 2.0**_KEY_BITS, out=out, casting="unsafe")  # exact
-    out <<= pos_bits
+    np.multiply(keys, 2.0 ** (_KEY_BITS + pos_bits), out=out, casting="unsafe")  # exact: key << pos_bits
     out |= np.arange(width)
     out.sort(axis=-1)
     out &= (1 << pos_bits) - 1
@@ -183,6 +225,13 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return starts[block] + local
 
 
+#: Keys per draw on the full-factorial path: a few permutations at a time (512 KB of keys,
+#: within a core's L2 cache). 1,000 permutations of 3,000 pairs at once went through memory
+#: and paid page faults on a fresh 24 MB array: about twice as slow. The generator fills
+#: arrays in order, so any split into draws gives the same keys.
+_CACHE_VALUES = 1 << 16
+
+
 def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: int
                 ) -> Callable[[np.ndarray], np.ndarray] | None:
     """For blocks that each hold every level once (a full factorial, e.g. one seed's cells
@@ -203,26 +252,27 @@ def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: in
     slot = np.argsort(layout, axis=1)  # slot[b, l]: the position of level l in block b
     d_level = np.take_along_axis(d.reshape(blocks, width), slot, axis=1)  # d by block and level
     if width == 2:  # the second row first exactly when its key is smaller: the two swap
-        def sums(keys: np.ndarray) -> np.ndarray:
-            pair = keys.reshape(keys.shape[0], blocks, 2)
-            swap = pair[..., 1] < pair[..., 0]
-            first, second = d_level[:, 0], d_level[:, 1]
-            return np.stack([np.where(swap, second, first).sum(axis=1),
-                             np.where(swap, first, second).sum(axis=1)], axis=1)
-        return sums
-    offsets = (np.arange(blocks) * width)[:, None]
-    same_layout = (layout == layout[0]).all()
-    by_level = (offsets + slot).ravel()
+        first, second = d_level[:, 0], d_level[:, 1]
+        change, first_sum, second_sum = second - first, first.sum(), second.sum()
 
-    def sums(keys: np.ndarray) -> np.ndarray:
-        rows = _sorted_positions(keys.reshape(keys.shape[0], blocks, width))
-        rows += offsets  # position j of block b receives row rows[p, b, j] of d
-        values = np.take(d, rows)
-        if same_layout:  # the sums by position, then each position's level
-            return values.sum(axis=1)[:, slot[0]]
-        return np.take(values.reshape(keys.shape[0], n), by_level, axis=1).reshape(values.shape).sum(axis=1)
+        def rows_sums(keys: np.ndarray) -> np.ndarray:  # a swap moves change from level 1 to 0
+            moved = (keys[:, 1::2] < keys[:, ::2]).astype(float) @ change
+            return np.stack([first_sum + moved, second_sum - moved], axis=1)
+    else:
+        offsets = (np.arange(blocks) * width)[:, None]
+        same_layout = (layout == layout[0]).all()
+        by_level = (offsets + slot).ravel()
 
-    return sums
+        def rows_sums(keys: np.ndarray) -> np.ndarray:
+            rows = _sorted_positions(keys.reshape(keys.shape[0], blocks, width))
+            rows += offsets  # position j of block b receives row rows[p, b, j] of d
+            values = np.take(d, rows)
+            if same_layout:  # the sums by position, then each position's level
+                return values.sum(axis=1)[:, slot[0]]
+            values = np.take(values.reshape(keys.shape[0], n), by_level, axis=1)
+            return values.reshape(keys.shape[0], blocks, width).sum(axis=1)
+
+    return rows_sums
 
 
 def permutation_interaction_p(
@@ -265,10 +315,11 @@ def permutation_interaction_p(
     factorial = _level_sums(d, codes, block_codes, int(k))
     rng = stats._rng(seed)
     exceed = 0
-    keys = np.empty((min(1000, n_permutations), d.size))  # reused: same draws as fresh arrays
+    step = 1000 if factorial is None else max(1, _CACHE_VALUES // d.size)
+    keys = np.empty((min(step, n_permutations), d.size))  # reused: same draws as fresh arrays
     values = np.empty(keys.shape) if factorial is None else None
-    for start in range(0, n_permutations, 1000):
-        size = min(1000, n_permutations - start)
+    for start in range(0, n_permutations, step):
+        size = min(step, n_permutations - start)
         rng.random(out=keys[:size])
         if factorial is not None:
             level_sums = factorial(keys[:size])
@@ -293,10 +344,17 @@ def interaction_tests(
     exactly when the Holm-corrected p (over all rows of this table) is below ``alpha``.
     """
     reference = reference or data.reference
+    frames = _paired_frames(data, reference, metrics, diverged_value)
+    return _tests(frames, data.cell_factors, reference, alpha, n_permutations, seed)
+
+
+def _tests(frames: list[tuple[str, str, str, pd.DataFrame]], factors: Sequence[str], reference: str,
+           alpha: float, n_permutations: int, seed: int | None) -> pd.DataFrame:
+    """``interaction_tests`` of paired frames (``_paired_frames``)."""
     rows = []
-    for arm, metric, _, pairs in _paired_frames(data, reference, metrics, diverged_value):
-        for factor in data.cell_factors:
-            others = [f for f in data.cell_factors if f != factor]
+    for arm, metric, _, pairs in frames:
+        for factor in factors:
+            others = [f for f in factors if f != factor]
             blocks = pairs.groupby(["seed", *others], sort=False, dropna=False).ngroup().to_numpy()
             stat, p = permutation_interaction_p(pairs["d"].to_numpy(float), pairs[factor].to_numpy(),
                                                 blocks, n_permutations=n_permutations, seed=seed)
@@ -310,12 +368,15 @@ def interaction_tests(
     return out
 
 
-def interactions(data: StoreData, **kwargs) -> Interactions:
-    """Both tables of part (a) with shared settings (see the two functions for kwargs)."""
-    test_kw = {k: kwargs.pop(k) for k in ("alpha", "n_permutations") if k in kwargs}
-    effects = bn_effect_by_level(data, **kwargs)
-    kwargs.pop("n_resamples", None)
-    return Interactions(effects, interaction_tests(data, **kwargs, **test_kw))
+def interactions(data: StoreData, *, metrics: Sequence[str] = tuple(METRICS), reference: str | None = None,
+                 diverged_value: float | None = None, n_resamples: int = stats.N_RESAMPLES,
+                 alpha: float = 0.05, n_permutations: int = N_PERMUTATIONS,
+                 seed: int | None = None) -> Interactions:
+    """Both tables of part (a) with shared settings (see the two functions), the runs paired once."""
+    reference = reference or data.reference
+    frames = _paired_frames(data, reference, metrics, diverged_value)
+    return Interactions(_effects(frames, data.cell_factors, reference, n_resamples, seed),
+                        _tests(frames, data.cell_factors, reference, alpha, n_permutations, seed))
 
 
 # ----------------------------------------------------------------------------- (b) ranking
