@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -92,13 +93,18 @@ class _Pairs:
         seed_codes, seeds = pd.factorize(runs["seed"])
         self.key = cell_codes * (len(seeds) + 1) + seed_codes
 
-    def frame(self, reference: str, other: str, column: str) -> pd.DataFrame:
+    def rows(self, reference: str, other: str) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the paired runs: the other arm's (in order) and their references'."""
         ref_rows = np.flatnonzero(self.arm == reference)
         rows = np.flatnonzero(self.arm == other)
         match = pd.Index(self.key[ref_rows]).get_indexer(self.key[rows])  # -1: no reference run
         found = match >= 0
-        pairs = self.rest.take(rows[found]).reset_index(drop=True)
-        pairs[f"{column}_ref"] = self.runs[column].to_numpy()[ref_rows[match[found]]]
+        return rows[found], ref_rows[match[found]]
+
+    def frame(self, reference: str, other: str, column: str) -> pd.DataFrame:
+        rows, ref_rows = self.rows(reference, other)
+        pairs = self.rest.take(rows).reset_index(drop=True)
+        pairs[f"{column}_ref"] = self.runs[column].to_numpy()[ref_rows]
         pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
         return pairs
 
@@ -394,15 +400,19 @@ def probability_of_improvement(
     """
     column, higher = METRICS[metric], metric_table.METRICS[metric].higher_is_better
     runs = _analysed(data, diverged_value)
+    pairing = _Pairs(runs)
+    values = runs[column].to_numpy(float)
+    cell_codes = pd.factorize(runs["cell"])[0]
+    seed_all = runs["seed"].to_numpy()
     rows = []
     for a in data.arms:
         for b in data.arms:
             if a == b:
                 continue
-            pairs = paired_frame(runs, b, a, column)  # d = a - b
-            d = pairs["d"].to_numpy(float)
+            at, ref = pairing.rows(b, a)  # d = a - b, as paired_frame(runs, b, a, column)
+            d = values[at] - values[ref]
             keep = np.isfinite(d)
-            d, cells, seeds = d[keep], pairs["cell"].to_numpy()[keep], pairs["seed"].to_numpy()[keep]
+            d, cells, seeds = d[keep], cell_codes[at][keep], seed_all[at][keep]
             score = 0.5 * (1 + np.sign(d if higher else -d))
             est = seed_clustered_proportion(score, seeds)
             rows.append({"arm": a, "versus": b, "metric": metric, "n_pairs": int(d.size),
@@ -424,8 +434,6 @@ def seed_clustered_proportion(score: np.ndarray, seeds: np.ndarray,
     carried across cells is measured in tests/report_tests/test_interactions.py and stated
     in docs/report.md; a percentile bootstrap of seeds covered less at 10 seeds.
     """
-    import scipy.stats
-
     x = np.asarray(score, float)
     if x.size == 0:
         return Interval(math.nan, n=0, note="no pairs")
@@ -437,10 +445,18 @@ def seed_clustered_proportion(score: np.ndarray, seeds: np.ndarray,
     totals, sizes = np.bincount(cluster, x, k), np.bincount(cluster, minlength=k)
     var = k / (k - 1) * float(((totals - value * sizes) ** 2).sum()) / x.size**2
     n_eff = k if var == 0 or value in (0.0, 1.0) else min(x.size, value * (1 - value) / var)
-    q = float(scipy.stats.t.ppf((1 + confidence) / 2, k - 1))
+    q = _t_quantile((1 + confidence) / 2, k - 1)
     centre = (value + q * q / (2 * n_eff)) / (1 + q * q / n_eff)
     half = q * math.sqrt(value * (1 - value) / n_eff + q * q / (4 * n_eff**2)) / (1 + q * q / n_eff)
     return Interval(value, max(0.0, centre - half), min(1.0, centre + half), n=int(x.size))
+
+
+@lru_cache(maxsize=256)
+def _t_quantile(q: float, df: int) -> float:
+    """Student's t quantile (cached: a report asks for the same few seed counts many times)."""
+    import scipy.stats
+
+    return float(scipy.stats.t.ppf(q, df))
 
 
 def performance_profile(
