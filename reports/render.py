@@ -416,7 +416,7 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
                 for i in json_values(runs, "versions_json")]
     engines = [", ".join(f"{k}={v}" for k, v in sorted(i["value"].items())) + f" — {i['runs']} run(s)"
                for i in json_values(runs, "engine_json")]
-    varying = varying_settings(runs, data.arm_spec.factors) if len(runs) else []  # 10,000 runs: once
+    varying = varying_settings(runs, data.arm_spec.factors, data.settings) if len(runs) else []
     word = data.arm_word
     design = [
         f"{len(runs)} runs in {len(data.cells)} cell(s) × {len(data.arms)} {word}(s) "
