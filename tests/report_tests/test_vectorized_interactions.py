@@ -94,3 +94,133 @@ def test_fallbacks_give_the_definitions_p_value():
         blocks_ = np.zeros(d_.size, int) if blocks_ is None else blocks_
         assert (ix.permutation_interaction_p(d_, levels_, blocks_, n_permutations=1200, seed=4)
                 == _definition(d_, levels_, blocks_, 1200, 4))
+
+
+# ----------------------------------------------------------------------------- pairing, levels
+
+def _merge_pairs(runs, reference, other, column):
+    """``paired_frame`` as first written: an inner merge on cell and seed."""
+    keep = [c for c in runs.columns if c != "arm"]
+    a = runs.loc[runs["arm"] == reference, ["cell", "seed", column]]
+    b = runs.loc[runs["arm"] == other, keep]
+    pairs = b.merge(a, on=["cell", "seed"], suffixes=("", "_ref"))
+    pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def gappy(tmp_path_factory):
+    """3 placements x 2 activations x 3 learning rates x 6 seeds, one diverged and one failed
+    seed, and a seventh of the runs dropped: unmatched pairs in every arm."""
+    from synthetic_store import build_store, make_spec
+
+    from reports.load import load
+
+    spec = make_spec(placements=["none", "before", "after"], seeds=6,
+                     factors={"activation": ["relu", "tanh"], "learning_rate": [0.01, 0.03, 0.1]})
+    data = load(build_store(tmp_path_factory.mktemp("gappy") / "s.sqlite", spec, through_store=False,
+                            diverged=[("after", 3)], failed=[("before", 2)]))
+    data.runs = data.runs.drop(index=data.runs.index[::7]).reset_index(drop=True)
+    return data
+
+
+def test_paired_frame_equals_the_merge(gappy):
+    import pandas as pd
+
+    runs = ix._analysed(gappy, None)
+    assert len(gappy.arms) == 3
+    for reference in gappy.arms:
+        for other in gappy.arms:
+            for column in ix.METRICS.values():
+                pd.testing.assert_frame_equal(ix.paired_frame(runs, reference, other, column),
+                                              _merge_pairs(runs, reference, other, column), check_exact=True)
+
+
+def test_effects_by_level_equal_the_groupby_definition(gappy):
+    """``bn_effect_by_level`` splits pairs by level with numpy; the definition grouped the
+    merged frames with pandas."""
+    import pandas as pd
+
+    from reports.intervals import Interval
+
+    runs = ix._analysed(gappy, 0.1)
+    rows = []
+    for arm in gappy.arms[1:]:
+        for metric, column in ix.METRICS.items():
+            pairs = _merge_pairs(runs, gappy.reference, arm, column)
+            for factor in gappy.cell_factors:
+                for level, g in pairs.groupby(factor, sort=True):
+                    d = g["d"].to_numpy(float)
+                    finite = np.isfinite(d)
+                    if metric == "epochs_to_target" and not (g[column] <= g["epochs_budget"]).any() \
+                            and not (g[f"{column}_ref"] <= g["epochs_budget"]).any():
+                        est, note = Interval(math.nan, n=int(finite.sum())), "no run reached the target"
+                    else:
+                        est = stats.bootstrap_ci(d[finite], n_resamples=200, seed=1)
+                        note = est.note
+                    rows.append({"factor": factor, "level": level, "arm": arm, "reference": gappy.reference,
+                                 "metric": metric, "n_pairs": int(finite.sum()), "n_dropped": int((~finite).sum()),
+                                 "diff": est.point, "diff_low": est.low, "diff_high": est.high, "note": note})
+    got = ix.bn_effect_by_level(gappy, diverged_value=0.1, n_resamples=200, seed=1)
+    assert (got["note"] == "no run reached the target").any() or got["n_pairs"].gt(0).all()
+    pd.testing.assert_frame_equal(got, pd.DataFrame(rows, columns=got.columns), check_exact=True)
+
+
+def test_probability_of_improvement_equals_the_merged_pairs(gappy):
+    import pandas as pd
+
+    runs = ix._analysed(gappy, None)
+    for metric, column in ix.METRICS.items():
+        higher = metric == "final_val_acc"
+        rows = []
+        for a in gappy.arms:
+            for b in gappy.arms:
+                if a != b:
+                    pairs = _merge_pairs(runs, b, a, column)
+                    d = pairs["d"].to_numpy(float)
+                    keep = np.isfinite(d)
+                    d, cells, seeds = d[keep], pairs["cell"].to_numpy()[keep], pairs["seed"].to_numpy()[keep]
+                    est = ix.seed_clustered_proportion(0.5 * (1 + np.sign(d if higher else -d)), seeds)
+                    rows.append({"arm": a, "versus": b, "metric": metric, "n_pairs": int(d.size),
+                                 "n_cells": int(np.unique(cells).size), "n_seeds": int(np.unique(seeds).size),
+                                 "p_improve": est.point, "low": est.low, "high": est.high})
+        got = ix.probability_of_improvement(gappy, metric=metric)
+        pd.testing.assert_frame_equal(got, pd.DataFrame(rows, columns=got.columns), check_exact=True)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def test_load_keeps_the_settings_and_joins_epochs_as_the_merge(gappy, tmp_path):
+    import sqlite3
+
+    import pandas as pd
+
+    from bench.cells import settings_frame
+    from bench.store import read_epochs
+    from reports.load import _with_runs, load
+
+    data = load(gappy.path)
+    pd.testing.assert_frame_equal(data.settings, settings_frame(data.runs), check_exact=True)
+    cols = ["cell", "arm", "placement", "seed", "status"]
+    some = data.runs.iloc[::3]  # epochs of runs that are not listed drop out, as in an inner merge
+    raw = data.epochs[["run_id", "epoch", "val_acc", "epoch_s"]]
+    pd.testing.assert_frame_equal(_with_runs(raw, some, cols),
+                                  raw.merge(some[["run_id", *cols]], on="run_id", how="inner"))
+    conn = sqlite3.connect(f"file:{gappy.path}?mode=ro", uri=True)
+    try:
+        ordered = pd.read_sql_query("SELECT * FROM epochs ORDER BY run_id, epoch", conn)
+        pd.testing.assert_frame_equal(read_epochs(conn), ordered, check_exact=True)
+    finally:
+        conn.close()
+
+
+def test_frame_rows_of_text_and_unsigned_columns_equal_the_records():
+    import pandas as pd
+
+    from reports import render
+
+    frame = pd.DataFrame({"text": ["a|b", "", "ü", "x", "3.5"], "uint": np.uint8([0, 1, 2, 3, 255]),
+                          "bool": [True, False, True, False, True]})
+    expected = [{c: (render.num(v, 4) if isinstance(v, float) else str(v)) for c, v in row.items()}
+                for row in frame.to_dict("records")]
+    assert render.frame_rows(frame) == expected
