@@ -246,10 +246,13 @@ def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: in
 
     Why: the (P x n) @ (n x k) product with the one-hot level matrix is mostly zeros; here
     the shuffled values are gathered by position and summed over blocks (the same sums up
-    to rounding, which the test's relative margin absorbs; tests/report_tests/test_vectorized.py).
+    to rounding, which the test's relative margin absorbs;
+    tests/report_tests/test_vectorized_interactions.py).
     """
     n, width = d.size, k
     if n % width or not (np.bincount(block_codes) == width).all():
+        return None
+    if width > 2 and _KEY_BITS + (width - 1).bit_length() > 63:  # beyond _sorted_positions
         return None
     blocks = n // width
     layout = codes.reshape(blocks, width)  # levels by position (a block's rows are adjacent)

@@ -224,3 +224,13 @@ def test_frame_rows_of_text_and_unsigned_columns_equal_the_records():
     expected = [{c: (render.num(v, 4) if isinstance(v, float) else str(v)) for c, v in row.items()}
                 for row in frame.to_dict("records")]
     assert render.frame_rows(frame) == expected
+
+
+def test_one_block_of_many_levels_gives_the_definitions_p_value():
+    """1,100 levels once each in one block: positions do not fit beside a 53-bit key, so the
+    general path (argsort) runs."""
+    rng = np.random.default_rng(11)
+    d, levels = rng.normal(size=1100), rng.permutation(1100)
+    blocks = np.zeros(1100, int)
+    assert (ix.permutation_interaction_p(d, levels, blocks, n_permutations=60, seed=2)
+            == _definition(d, levels, blocks, 60, 2))
