@@ -234,3 +234,30 @@ def test_one_block_of_many_levels_gives_the_definitions_p_value():
     blocks = np.zeros(1100, int)
     assert (ix.permutation_interaction_p(d, levels, blocks, n_permutations=60, seed=2)
             == _definition(d, levels, blocks, 60, 2))
+
+
+def test_labels_per_distinct_row_equal_the_row_by_row_definitions(gappy):
+    """``bench.cells`` writes a label once per distinct combination of settings; the labels
+    equal joining every run's own settings (the definition), and ``_varies`` is ``nunique > 1``."""
+    import pandas as pd
+
+    from bench import cells
+
+    rng = np.random.default_rng(4)
+    s = pd.DataFrame({c: rng.choice(["a", "b", "0.1", "unknown"][:k], 300) for c, k in
+                      [("one", 1), ("two", 2), ("three", 3), ("four", 4)]})
+    s["normalizer"], s["placement"] = "batch", rng.choice(["none", "after"], 300)
+    varying = [c for c in s.columns if c not in ("normalizer", "placement") and s[c].nunique() > 1]
+    expected = [", ".join(f"{c}={v}" for c, v in zip(varying, row)) for row in s[varying].itertuples(index=False)]
+    assert cells.cell_labels(s, ("normalizer", "placement"), s).tolist() == expected
+    assert cells.varying_settings(s, ("normalizer", "placement"), s) == varying == ["two", "three", "four"]
+    for col in [pd.Series([np.nan, np.nan]), pd.Series([None, "a"]), pd.Series(["a", np.nan]),
+                pd.Series([], dtype=object), pd.Series([1.0, 1.0]), pd.Series([1, 2])]:
+        assert cells._varies(col) == (col.nunique() > 1)
+    settings = cells.settings_frame(gappy.runs)
+    by_key = {k: lab for k, lab in zip(*(gappy.arm_spec.table(gappy.runs, settings)[c] for c in ("key", "label")))}
+    names = list(gappy.arm_spec.factors)
+    assert gappy.arm_spec.labels(gappy.runs, settings=settings).tolist() == [
+        by_key[tuple(k)] for k in settings[names].itertuples(index=False)] == gappy.runs["arm"].tolist()
+    assert set(gappy.arm_spec.table(gappy.runs, settings)["key"]) == set(
+        map(tuple, settings[names].itertuples(index=False)))
