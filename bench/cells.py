@@ -208,7 +208,8 @@ class Arms:
         :func:`_settings` (likewise below)."""
         s = _settings(runs, settings)
         names = list(self.factors)
-        keys = list(dict.fromkeys(map(tuple, s[names].itertuples(index=False))))
+        _, first = _distinct_rows(s[names])  # in order of first appearance
+        keys = list(map(tuple, s[names].iloc[first].itertuples(index=False)))
         applied: list[dict[str, str]] = []
         for key in keys:
             levels = dict(zip(names, key))
@@ -231,7 +232,9 @@ class Arms:
         table = self.table(runs, settings) if table is None else table
         by_key = dict(zip(table["key"], table["label"]))
         s = _settings(runs, settings)[list(self.factors)]
-        return pd.Series([by_key[tuple(k)] for k in s.itertuples(index=False)], index=runs.index, dtype=object)
+        codes, first = _distinct_rows(s)
+        labels = np.array([by_key[tuple(k)] for k in s.iloc[first].itertuples(index=False)], dtype=object)
+        return pd.Series(labels[codes], index=runs.index, dtype=object)
 
 
 def _typed(name: str, text: str) -> Any:
@@ -301,6 +304,27 @@ def settings_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return out.fillna(UNKNOWN)
 
 
+def _distinct_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each row's combination of values, position of each combination's first row),
+    codes numbered in order of first appearance: text built once per combination instead of
+    once per run (a 10,000-run store holds a few hundred cells)."""
+    key = np.zeros(len(frame), np.int64)
+    for col in frame.columns:  # mixed radix, renumbered after each column: no overflow
+        codes, levels = pd.factorize(frame[col], use_na_sentinel=False)
+        key = pd.factorize(key * len(levels) + codes)[0]
+    _, first = np.unique(key, return_index=True)  # key numbers first appearances 0, 1, ...
+    return key, first
+
+
+def _varies(col: pd.Series) -> bool:
+    """``col.nunique() > 1``, without hashing a column whose values all equal its first (most
+    settings, in most stores)."""
+    values = col.to_numpy()
+    if len(values) and values[0] == values[0] and (values == values[0]).all():
+        return False
+    return col.nunique() > 1
+
+
 def cell_keys(runs: pd.DataFrame, compared: Sequence[str] = COMPARED) -> pd.Series:
     """One text key per run: equal keys <=> same cell (all settings equal but ``compared``)."""
     s = settings_frame(runs).drop(columns=list(compared))
@@ -318,20 +342,20 @@ def cell_labels(runs: pd.DataFrame, compared: Sequence[str] = COMPARED,
     cells differ); a single cell reads "all runs".
     """
     s = _settings(runs, settings).drop(columns=list(compared))
-    varying = [c for c in s.columns if s[c].nunique() > 1]
+    varying = [c for c in s.columns if _varies(s[c])]
     if not varying:
         return pd.Series("all runs", index=runs.index, dtype=object)
-    return pd.Series(
-        [", ".join(f"{c}={v}" for c, v in zip(varying, row)) for row in s[varying].itertuples(index=False)],
-        index=runs.index, dtype=object,
-    )
+    codes, first = _distinct_rows(s[varying])
+    labels = np.array([", ".join(f"{c}={v}" for c, v in zip(varying, row))
+                       for row in s[varying].iloc[first].itertuples(index=False)], dtype=object)
+    return pd.Series(labels[codes], index=runs.index, dtype=object)
 
 
 def varying_settings(runs: pd.DataFrame, compared: Sequence[str] = COMPARED,
                      settings: pd.DataFrame | None = None) -> list[str]:
     """The settings (other than ``compared``) that take more than one value among ``runs``."""
     s = _settings(runs, settings).drop(columns=list(compared))
-    return [c for c in s.columns if s[c].nunique() > 1]
+    return [c for c in s.columns if _varies(s[c])]
 
 
 def duplicates(runs: pd.DataFrame, settings: pd.DataFrame | None = None) -> pd.DataFrame:

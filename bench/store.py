@@ -520,15 +520,23 @@ def read_runs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame
 
 
 def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
-    """The ``epochs`` table as a DataFrame; with ``grid``, only that grid's runs."""
+    """The ``epochs`` table as a DataFrame ordered by run and epoch; with ``grid``, only that
+    grid's runs.
+
+    Sorted here, not by SQLite: ``ORDER BY run_id, epoch`` walks the primary-key index and
+    looks each row up (about 0.1 s more for 100,000 epochs). The key is unique and
+    ``run_id`` is text, which SQLite compares byte by byte in UTF-8, the order of Python's
+    code-point comparison: the same order.
+    """
     if grid is None:
-        return pd.read_sql_query("SELECT * FROM epochs ORDER BY run_id, epoch", conn)
-    return pd.read_sql_query(
-        "SELECT e.* FROM epochs e JOIN grid_runs g ON g.run_id = e.run_id "
-        "WHERE g.grid = ? ORDER BY e.run_id, e.epoch",
-        conn,
-        params=(grid,),
-    )
+        epochs = pd.read_sql_query("SELECT * FROM epochs", conn)
+    else:
+        epochs = pd.read_sql_query(
+            "SELECT e.* FROM epochs e JOIN grid_runs g ON g.run_id = e.run_id WHERE g.grid = ?",
+            conn,
+            params=(grid,),
+        )
+    return epochs.sort_values(["run_id", "epoch"], kind="stable").reset_index(drop=True)
 
 
 def read_grids(conn: sqlite3.Connection) -> pd.DataFrame:

@@ -27,8 +27,10 @@ Inputs are ``reports.load.StoreData``; outputs are tidy DataFrames. TF-free.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,23 +71,61 @@ def _analysed(data: StoreData, diverged_value: float | None) -> pd.DataFrame:
 
 def paired_frame(runs: pd.DataFrame, reference: str, other: str, column: str) -> pd.DataFrame:
     """One row per (cell, seed) with both arms: the cell's factor levels and ``d = other - ref``."""
-    keep = [c for c in runs.columns if c != "arm"]
-    a = runs.loc[runs["arm"] == reference, ["cell", "seed", column]]
-    b = runs.loc[runs["arm"] == other, keep]
-    pairs = b.merge(a, on=["cell", "seed"], suffixes=("", "_ref"))
-    pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
-    return pairs
+    return _Pairs(runs).frame(reference, other, column)
+
+
+class _Pairs:
+    """Seed pairs of one runs frame, arm against arm: what ``paired_frame`` returns, with the
+    (cell, seed) keys computed once for every pair of arms.
+
+    The other arm's rows in their order (as an inner merge on cell and seed keeps them),
+    ``<column>_ref`` beside them. Why not ``merge``: the report pairs 20 times per load, and
+    a lookup of integer (cell, seed) keys is a fraction of a merge
+    (tests/report_tests/test_vectorized_interactions.py). A (cell, arm, seed) holds one run
+    (``reports.load`` rejects duplicates), so each row pairs with at most one.
+    """
+
+    def __init__(self, runs: pd.DataFrame) -> None:
+        self.runs = runs
+        self.rest = runs[[c for c in runs.columns if c != "arm"]]
+        self.arm = runs["arm"].to_numpy()
+        cell_codes = pd.factorize(runs["cell"])[0].astype(np.int64)
+        seed_codes, seeds = pd.factorize(runs["seed"])
+        self.key = cell_codes * (len(seeds) + 1) + seed_codes
+
+    def rows(self, reference: str, other: str) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the paired runs: the other arm's (in order) and their references'."""
+        ref_rows = np.flatnonzero(self.arm == reference)
+        rows = np.flatnonzero(self.arm == other)
+        match = pd.Index(self.key[ref_rows]).get_indexer(self.key[rows])  # -1: no reference run
+        found = match >= 0
+        return rows[found], ref_rows[match[found]]
+
+    def frame(self, reference: str, other: str, column: str) -> pd.DataFrame:
+        rows, ref_rows = self.rows(reference, other)
+        pairs = self.rest.take(rows).reset_index(drop=True)
+        pairs[f"{column}_ref"] = self.runs[column].to_numpy()[ref_rows]
+        pairs["d"] = pairs[column].astype(float) - pairs[f"{column}_ref"].astype(float)
+        return pairs
 
 
 def _paired_frames(
     data: StoreData, reference: str, metrics: Sequence[str], diverged_value: float | None
-) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+) -> list[tuple[str, str, str, pd.DataFrame]]:
     """(arm, metric, column, seed-paired frame vs ``reference``) for every non-reference arm."""
-    runs = _analysed(data, diverged_value)
-    for arm in [p for p in data.arms if p != reference]:
-        for metric in metrics:
-            column = METRICS[metric]
-            yield arm, metric, column, paired_frame(runs, reference, arm, column)
+    pairs = _Pairs(_analysed(data, diverged_value))
+    return [(arm, metric, METRICS[metric], pairs.frame(reference, arm, METRICS[metric]))
+            for arm in data.arms if arm != reference for metric in metrics]
+
+
+def _by_level(values: pd.Series) -> Iterator[tuple[Any, np.ndarray]]:
+    """(level, row positions) for each level in sorted order, missing levels left out: the
+    groups of ``groupby(sort=True)`` without building a frame per group."""
+    codes, levels = pd.factorize(values, sort=True)
+    order = np.argsort(codes, kind="stable")  # rows keep their order within a level
+    bounds = np.searchsorted(codes[order], np.arange(len(levels) + 1))  # code -1 (missing) first
+    for i, level in enumerate(levels):
+        yield level, order[bounds[i]:bounds[i + 1]]
 
 
 def bn_effect_by_level(
@@ -98,15 +138,24 @@ def bn_effect_by_level(
     (otherwise every difference is budget+1 - budget+1 = 0, which says nothing).
     """
     reference = reference or data.reference
+    frames = _paired_frames(data, reference, metrics, diverged_value)
+    return _effects(frames, data.cell_factors, reference, n_resamples, seed)
+
+
+def _effects(frames: list[tuple[str, str, str, pd.DataFrame]], factors: Sequence[str], reference: str,
+             n_resamples: int, seed: int | None) -> pd.DataFrame:
+    """``bn_effect_by_level`` of paired frames (``_paired_frames``)."""
     rows = []
-    for arm, metric, column, pairs in _paired_frames(data, reference, metrics, diverged_value):
-        for factor in data.cell_factors:
-            for level, g in pairs.groupby(factor, sort=True):
-                d = g["d"].to_numpy(float)
+    for arm, metric, column, pairs in frames:
+        d_all = pairs["d"].to_numpy(float)
+        budget = pairs["epochs_budget"].to_numpy(float)
+        reached = ((pairs[column].to_numpy(float) <= budget)
+                   | (pairs[f"{column}_ref"].to_numpy(float) <= budget))
+        for factor in factors:
+            for level, at in _by_level(pairs[factor]):
+                d = d_all[at]
                 finite = np.isfinite(d)
-                note = ""
-                if metric == "epochs_to_target" and not (g[column] <= g["epochs_budget"]).any() \
-                        and not (g[f"{column}_ref"] <= g["epochs_budget"]).any():
+                if metric == "epochs_to_target" and not reached[at].any():
                     est, note = Interval(math.nan, n=int(finite.sum())), "no run reached the target"
                 else:
                     est = stats.bootstrap_ci(d[finite], n_resamples=n_resamples, seed=seed)
@@ -125,18 +174,40 @@ def bn_effect_by_level(
 _KEY_BITS = 53
 
 
+def _sorted_positions(keys: np.ndarray) -> np.ndarray:
+    """Each block's positions ordered by their keys: ``keys`` (P, blocks, width) of
+    ``Generator.random`` -> (P, blocks, width) int64, equal to a stable ``argsort`` on the
+    last axis (for width up to 1,024).
+
+    Why not ``argsort``: each key scaled to its 53-bit integer with its position in the low
+    bits is one int64 whose plain ``np.sort`` (several times faster than ``argsort``) gives
+    the order, ties broken by position as a stable sort would; blocks of two are ordered by
+    one comparison. Works in place on one array: at thousands of pairs each fresh array of
+    that size costs as much as a pass.
+    """
+    width = keys.shape[-1]
+    if width == 2:  # the second first exactly when its key is smaller
+        out = np.empty(keys.shape, np.int64)
+        np.less(keys[..., 1], keys[..., 0], out=out[..., 0])
+        np.subtract(1, out[..., 0], out=out[..., 1])
+        return out
+    pos_bits = (width - 1).bit_length()
+    out = np.empty(keys.shape, np.int64)
+    np.multiply(keys, 2.0 ** (_KEY_BITS + pos_bits), out=out, casting="unsafe")  # exact: key << pos_bits
+    out |= np.arange(width)
+    out.sort(axis=-1)
+    out &= (1 << pos_bits) - 1
+    return out
+
+
 def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Row indices that sort each block (adjacent rows of equal ``block_codes``) by ``keys``.
 
     ``keys``: (P, n) draws of ``numpy.random.Generator.random`` (multiples of 2**-53 in [0, 1)).
     Equals ``np.argsort(block_codes + keys, axis=1)`` (barring float ties, which a 53-bit
     uniform makes negligible) but sorts P x blocks short rows, padded to the largest block,
-    instead of P rows of length n (tests/report_tests/test_vectorized.py). Why not
-    ``argsort``: each key scaled to its 53-bit integer with the row's position in its block
-    in the low bits is one int64 whose plain ``np.sort`` (several times faster than
-    ``argsort``) gives the order, ties broken by position as a stable sort would; blocks of
-    two rows are ordered by one comparison. The full-factorial paths work in place on one
-    (P, n) array: at thousands of pairs each fresh array of that size costs as much as a pass.
+    instead of P rows of length n (tests/report_tests/test_vectorized.py); see
+    ``_sorted_positions``.
     """
     n = block_codes.size
     starts = np.flatnonzero(np.r_[True, block_codes[1:] != block_codes[:-1]])
@@ -149,20 +220,8 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
         padded = np.full((keys.shape[0], starts.size, width), np.inf)
         padded[:, block, pos] = keys
         return starts[block] + np.argsort(padded, axis=2, kind="stable")[:, block, pos]
-    if (sizes == width).all() and width == 2:  # pairs: the second first exactly when its key is smaller
-        pair = keys.reshape(keys.shape[0], starts.size, 2)
-        out = np.empty(pair.shape, np.intp)
-        np.less(pair[..., 1], pair[..., 0], out=out[..., 0])  # 1: the second row goes first
-        np.subtract(1, out[..., 0], out=out[..., 1])
-        out += starts[:, None]
-        return out.reshape(keys.shape)
-    if (sizes == width).all():  # a full factorial: every block as long, no padding needed
-        out = np.empty((keys.shape[0], starts.size, width), np.int64)
-        np.multiply(keys.reshape(out.shape), 2.0**_KEY_BITS, out=out, casting="unsafe")  # exact
-        out <<= pos_bits
-        out |= np.arange(width)
-        out.sort(axis=2)
-        out &= (1 << pos_bits) - 1
+    if (sizes == width).all():  # every block as long (a full factorial): no padding needed
+        out = _sorted_positions(keys.reshape(keys.shape[0], starts.size, width))
         out += starts[:, None]
         return out.reshape(keys.shape)
     encoded = (keys * 2.0**_KEY_BITS).astype(np.int64) << pos_bits
@@ -170,6 +229,59 @@ def within_block_order(block_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     padded[:, block, pos] = encoded | pos
     local = (np.sort(padded, axis=2) & ((1 << pos_bits) - 1))[:, block, pos]
     return starts[block] + local
+
+
+#: Keys per draw on the full-factorial path: a few permutations at a time (512 KB of keys,
+#: within a core's L2 cache). 1,000 permutations of 3,000 pairs at once went through memory
+#: and paid page faults on a fresh 24 MB array: about twice as slow. The generator fills
+#: arrays in order, so any split into draws gives the same keys.
+_CACHE_VALUES = 1 << 16
+
+
+def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: int
+                ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For blocks that each hold every level once (a full factorial, e.g. one seed's cells
+    across a factor): ``sums(keys)``, the (P, k) level sums of the differences shuffled
+    within blocks by ``keys`` (P, n) as ``within_block_order`` shuffles them; else None.
+
+    Why: the (P x n) @ (n x k) product with the one-hot level matrix is mostly zeros; here
+    the shuffled values are gathered by position and summed over blocks (the same sums up
+    to rounding, which the test's relative margin absorbs;
+    tests/report_tests/test_vectorized_interactions.py).
+    """
+    n, width = d.size, k
+    if n % width or not (np.bincount(block_codes) == width).all():
+        return None
+    if width > 2 and _KEY_BITS + (width - 1).bit_length() > 63:  # beyond _sorted_positions
+        return None
+    blocks = n // width
+    layout = codes.reshape(blocks, width)  # levels by position (a block's rows are adjacent)
+    if not (np.sort(layout, axis=1) == np.arange(width)).all():
+        return None
+    slot = np.argsort(layout, axis=1)  # slot[b, l]: the position of level l in block b
+    d_level = np.take_along_axis(d.reshape(blocks, width), slot, axis=1)  # d by block and level
+    if width == 2:  # the second row first exactly when its key is smaller: the two swap
+        first, second = d_level[:, 0], d_level[:, 1]
+        change, first_sum, second_sum = second - first, first.sum(), second.sum()
+
+        def rows_sums(keys: np.ndarray) -> np.ndarray:  # a swap moves change from level 1 to 0
+            moved = (keys[:, 1::2] < keys[:, ::2]).astype(float) @ change
+            return np.stack([first_sum + moved, second_sum - moved], axis=1)
+    else:
+        offsets = (np.arange(blocks) * width)[:, None]
+        same_layout = (layout == layout[0]).all()
+        by_level = (offsets + slot).ravel()
+
+        def rows_sums(keys: np.ndarray) -> np.ndarray:
+            rows = _sorted_positions(keys.reshape(keys.shape[0], blocks, width))
+            rows += offsets  # position j of block b receives row rows[p, b, j] of d
+            values = np.take(d, rows)
+            if same_layout:  # the sums by position, then each position's level
+                return values.sum(axis=1)[:, slot[0]]
+            values = np.take(values.reshape(keys.shape[0], n), by_level, axis=1)
+            return values.reshape(keys.shape[0], blocks, width).sum(axis=1)
+
+    return rows_sums
 
 
 def permutation_interaction_p(
@@ -200,25 +312,32 @@ def permutation_interaction_p(
     d, codes, block_codes = d[order], codes[order], block_codes[order]
     d = d - (np.bincount(block_codes, d) / np.bincount(block_codes))[block_codes]
 
-    onehot = (codes[:, None] == np.arange(k)).astype(float)  # n x k, fixed
-    n_l = onehot.sum(0)
+    n_l = np.bincount(codes, minlength=k).astype(float)
 
-    def ss(values: np.ndarray) -> np.ndarray:  # values: (P, n) -> (P,)
-        return ((values @ onehot / n_l) ** 2 * n_l).sum(-1)
+    def ss(level_sums: np.ndarray) -> np.ndarray:  # (P, k) -> (P,)
+        return ((level_sums / n_l) ** 2 * n_l).sum(-1)
 
-    # Reassigning labels within blocks = shuffling the differences within blocks: each row
-    # draws a uniform key and the rows of a block are reordered by their keys.
-    observed = float(ss(d[None, :])[0])
+    # Not a BLAS product: one call starts OpenBLAS's threads, whose spinning afterwards
+    # halved the speed of the sorts below on this 2-core machine.
+    observed = float(ss(np.bincount(codes, d, minlength=k)[None, :])[0])
+    factorial = _level_sums(d, codes, block_codes, int(k))
+    onehot = (codes[:, None] == np.arange(k)).astype(float) if factorial is None else None  # n x k
     rng = stats._rng(seed)
     exceed = 0
-    keys = np.empty((min(1000, n_permutations), d.size))  # reused: same draws as fresh arrays
-    values = np.empty(keys.shape)
-    for start in range(0, n_permutations, 1000):
-        size = min(1000, n_permutations - start)
+    step = 1000 if factorial is None else max(1, _CACHE_VALUES // d.size)
+    keys = np.empty((min(step, n_permutations), d.size))  # reused: same draws as fresh arrays
+    values = np.empty(keys.shape) if factorial is None else None
+    for start in range(0, n_permutations, step):
+        size = min(step, n_permutations - start)
         rng.random(out=keys[:size])
-        perms = within_block_order(block_codes, keys[:size])
-        np.take(d, perms, out=values[:size])
-        exceed += int((ss(values[:size]) >= observed * (1 - 1e-9)).sum())  # ties despite rounding
+        if factorial is not None:
+            level_sums = factorial(keys[:size])
+        else:
+            # mode="wrap": np.take buffers ``out`` in its default mode (the indices are valid)
+            np.take(d, within_block_order(block_codes, keys[:size]), out=values[:size], mode="wrap")
+            level_sums = values[:size] @ onehot
+        # the relative margin counts ties despite rounding (the sums' order differs by path)
+        exceed += int((ss(level_sums) >= observed * (1 - 1e-9)).sum())
     p = (1.0 + exceed) / (1.0 + n_permutations)
     return observed, p
 
@@ -234,10 +353,17 @@ def interaction_tests(
     exactly when the Holm-corrected p (over all rows of this table) is below ``alpha``.
     """
     reference = reference or data.reference
+    frames = _paired_frames(data, reference, metrics, diverged_value)
+    return _tests(frames, data.cell_factors, reference, alpha, n_permutations, seed)
+
+
+def _tests(frames: list[tuple[str, str, str, pd.DataFrame]], factors: Sequence[str], reference: str,
+           alpha: float, n_permutations: int, seed: int | None) -> pd.DataFrame:
+    """``interaction_tests`` of paired frames (``_paired_frames``)."""
     rows = []
-    for arm, metric, _, pairs in _paired_frames(data, reference, metrics, diverged_value):
-        for factor in data.cell_factors:
-            others = [f for f in data.cell_factors if f != factor]
+    for arm, metric, _, pairs in frames:
+        for factor in factors:
+            others = [f for f in factors if f != factor]
             blocks = pairs.groupby(["seed", *others], sort=False, dropna=False).ngroup().to_numpy()
             stat, p = permutation_interaction_p(pairs["d"].to_numpy(float), pairs[factor].to_numpy(),
                                                 blocks, n_permutations=n_permutations, seed=seed)
@@ -251,12 +377,15 @@ def interaction_tests(
     return out
 
 
-def interactions(data: StoreData, **kwargs) -> Interactions:
-    """Both tables of part (a) with shared settings (see the two functions for kwargs)."""
-    test_kw = {k: kwargs.pop(k) for k in ("alpha", "n_permutations") if k in kwargs}
-    effects = bn_effect_by_level(data, **kwargs)
-    kwargs.pop("n_resamples", None)
-    return Interactions(effects, interaction_tests(data, **kwargs, **test_kw))
+def interactions(data: StoreData, *, metrics: Sequence[str] = tuple(METRICS), reference: str | None = None,
+                 diverged_value: float | None = None, n_resamples: int = stats.N_RESAMPLES,
+                 alpha: float = 0.05, n_permutations: int = N_PERMUTATIONS,
+                 seed: int | None = None) -> Interactions:
+    """Both tables of part (a) with shared settings (see the two functions), the runs paired once."""
+    reference = reference or data.reference
+    frames = _paired_frames(data, reference, metrics, diverged_value)
+    return Interactions(_effects(frames, data.cell_factors, reference, n_resamples, seed),
+                        _tests(frames, data.cell_factors, reference, alpha, n_permutations, seed))
 
 
 # ----------------------------------------------------------------------------- (b) ranking
@@ -274,15 +403,19 @@ def probability_of_improvement(
     """
     column, higher = METRICS[metric], metric_table.METRICS[metric].higher_is_better
     runs = _analysed(data, diverged_value)
+    pairing = _Pairs(runs)
+    values = runs[column].to_numpy(float)
+    cell_codes = pd.factorize(runs["cell"])[0]
+    seed_all = runs["seed"].to_numpy()
     rows = []
     for a in data.arms:
         for b in data.arms:
             if a == b:
                 continue
-            pairs = paired_frame(runs, b, a, column)  # d = a - b
-            d = pairs["d"].to_numpy(float)
+            at, ref = pairing.rows(b, a)  # d = a - b, as paired_frame(runs, b, a, column)
+            d = values[at] - values[ref]
             keep = np.isfinite(d)
-            d, cells, seeds = d[keep], pairs["cell"].to_numpy()[keep], pairs["seed"].to_numpy()[keep]
+            d, cells, seeds = d[keep], cell_codes[at][keep], seed_all[at][keep]
             score = 0.5 * (1 + np.sign(d if higher else -d))
             est = seed_clustered_proportion(score, seeds)
             rows.append({"arm": a, "versus": b, "metric": metric, "n_pairs": int(d.size),
@@ -304,8 +437,6 @@ def seed_clustered_proportion(score: np.ndarray, seeds: np.ndarray,
     carried across cells is measured in tests/report_tests/test_interactions.py and stated
     in docs/report.md; a percentile bootstrap of seeds covered less at 10 seeds.
     """
-    import scipy.stats
-
     x = np.asarray(score, float)
     if x.size == 0:
         return Interval(math.nan, n=0, note="no pairs")
@@ -317,10 +448,18 @@ def seed_clustered_proportion(score: np.ndarray, seeds: np.ndarray,
     totals, sizes = np.bincount(cluster, x, k), np.bincount(cluster, minlength=k)
     var = k / (k - 1) * float(((totals - value * sizes) ** 2).sum()) / x.size**2
     n_eff = k if var == 0 or value in (0.0, 1.0) else min(x.size, value * (1 - value) / var)
-    q = float(scipy.stats.t.ppf((1 + confidence) / 2, k - 1))
+    q = _t_quantile((1 + confidence) / 2, k - 1)
     centre = (value + q * q / (2 * n_eff)) / (1 + q * q / n_eff)
     half = q * math.sqrt(value * (1 - value) / n_eff + q * q / (4 * n_eff**2)) / (1 + q * q / n_eff)
     return Interval(value, max(0.0, centre - half), min(1.0, centre + half), n=int(x.size))
+
+
+@lru_cache(maxsize=256)
+def _t_quantile(q: float, df: int) -> float:
+    """Student's t quantile (cached: a report asks for the same few seed counts many times)."""
+    import scipy.stats
+
+    return float(scipy.stats.t.ppf(q, df))
 
 
 def performance_profile(

@@ -270,7 +270,7 @@ def _ix_order(frame: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
 
 def effect_rows(effects: pd.DataFrame, arms: list[str]) -> list[dict[str, str]]:
     rows = []
-    for _, r in _ix_order(effects, arms).iterrows():
+    for r in _ix_order(effects, arms).to_dict("records"):  # records: iterrows builds a Series per row
         label, unit, scale = IX_METRICS[r["metric"]]
         rows.append({
             "metric": f"{label} ({unit})", "factor": r["factor"], "level": level_str(r["level"]),
@@ -288,7 +288,7 @@ def interaction_test_rows(tests: pd.DataFrame, arms: list[str]) -> list[dict[str
         "comparison": f"{r['arm']} − {r['reference']}", "levels": str(r["levels"]),
         "permutation p": pval(r["p"]), "Holm p": pval(r["p_holm"]),
         "flagged": "yes" if r["flagged"] else "",
-    } for _, r in _ix_order(tests, arms).iterrows()]
+    } for r in _ix_order(tests, arms).to_dict("records")]
 
 
 def improvement_rows(poi: pd.DataFrame, arms: list[str], word: str = "placement") -> list[dict[str, str]]:
@@ -331,8 +331,12 @@ def _column_texts(col: pd.Series) -> list[str]:
         return texts
     if not isinstance(col.dtype, np.dtype):  # an extension dtype (Int64...): pandas boxes it
         return [_cell_text(r[col.name]) for r in col.to_frame().to_dict("records")]
+    if col.dtype.kind in "iub":  # integers and booleans: never float or None, so str
+        return list(map(str, col.tolist()))
     if col.dtype != object:
         return [_cell_text(v) for v in col.tolist()]  # numpy -> Python scalars, as to_dict
+    if pd.api.types.infer_dtype(col, skipna=False) == "string":  # all text: as it is
+        return col.tolist()
     return [_cell_text(v.item() if isinstance(v, (np.integer, np.floating, np.bool_)) else v)
             for v in col.tolist()]
 
@@ -416,7 +420,7 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
                 for i in json_values(runs, "versions_json")]
     engines = [", ".join(f"{k}={v}" for k, v in sorted(i["value"].items())) + f" — {i['runs']} run(s)"
                for i in json_values(runs, "engine_json")]
-    varying = varying_settings(runs, data.arm_spec.factors) if len(runs) else []  # 10,000 runs: once
+    varying = varying_settings(runs, data.arm_spec.factors, data.settings) if len(runs) else []
     word = data.arm_word
     design = [
         f"{len(runs)} runs in {len(data.cells)} cell(s) × {len(data.arms)} {word}(s) "
