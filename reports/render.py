@@ -20,6 +20,7 @@ import pandas as pd
 from bench.cells import Arms, varying_settings
 from reports import interactions as ix
 from reports import stats
+from reports.drawing import Drawing
 from reports.load import StoreData, json_values, load
 from reports.metrics import METRICS as METRIC_TABLE
 from reports.tables import ACCURACY_METRICS, CHANCE_ACCURACY, Tables, build_tables, failures, raw_runs
@@ -550,21 +551,16 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
                   with_run_list: bool = True) -> dict[str, Any]:
     """Everything the templates show; ``with_figures`` / ``with_run_list``: the SVG figures and
     the every-run table, which only the HTML report has (a 10,000-run store's list is ~1 s)."""
+    drawing = Drawing(data) if with_figures and len(data.runs) else None  # beside the tables
     tables = build_tables(data, n_resamples)
+    if drawing is not None:
+        drawing.comparisons(tables.comparisons)
     inter = build_interactions(data, n_resamples, n_permutations)
+    if drawing is not None and inter is not None:
+        drawing.effects(inter.effects)
     ranking = build_ranking(data, n_resamples)
-    figs: dict[str, str] = {}
-    captions: dict[str, str] = {}
-    notes: dict[str, str] = {}
-    if with_figures and len(data.runs):
-        from reports import figures  # matplotlib only when drawing (~1.5 s to import)
-
-        figs = figures.all_figures(data, tables.comparisons)
-        if inter is not None:
-            figs["effect_by_level"] = figures.effect_by_level(inter.effects, data.arms)
-        captions, notes = figures.figure_captions(data), figures.figure_notes(data, tables.comparisons)
     status = data.runs["status"].value_counts() if len(data.runs) else pd.Series(dtype=int)
-    return {
+    ctx = {
         "title": f"bnbench report — {data.grid or data.path.name}",
         "store": str(data.path),
         "grid": data.grid or "all grids",
@@ -582,15 +578,16 @@ def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
             "reference": data.reference, "raw": inter,
         },
         "ranking": ranking,
-        "figures": figs,
-        "figure_captions": captions,
-        "figure_notes": notes,
+        "figures": {}, "figure_captions": {}, "figure_notes": {},
         "n_cells": len(data.cells),
         "methods": methods(data, tables, inter, ranking is not None, n_permutations),
         "failures": frame_rows(failures(data)),
         "runs": frame_rows(raw_runs(data)) if with_run_list else [],
         "tables": tables,
     }
+    if drawing is not None:  # last: the worker draws while the rows above are built
+        ctx["figures"], ctx["figure_captions"], ctx["figure_notes"] = drawing.result()
+    return ctx
 
 
 def _md_cell(value: object) -> str:

@@ -1,0 +1,131 @@
+"""The HTML report's figures, drawn in a second process while this one computes the tables.
+
+After loading, a 10,000-run report spends about as long importing matplotlib and drawing its
+figures (~2 s) as computing its tables, interactions and rows, which need no figure. With a
+core idle (and ``fork``: the worker starts in milliseconds and inherits the imports and the
+data already there) the figures are drawn in one worker process, each as soon as its inputs
+exist: those of the loaded data at once, the forest plot once the comparisons are computed,
+the effects by level once the interaction effects are. Otherwise (``in_worker``: a small
+store, one core, a busy machine, no ``fork``) they are drawn in this process when asked for.
+Either way the SVG text is the same (``figures`` fixes its ids with ``svg.hashsalt`` and
+jitters with its own seeded generator) and an error drawing a figure is raised by ``result``.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import pandas as pd
+
+from reports.load import StoreData
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def idle_cores() -> float:
+    """Cores not busy on average over the last minute (the load average counts this process)."""
+    return usable_cores() - os.getloadavg()[0]
+
+
+#: Below this many runs the worker does not pay: the tables take about as long as the
+#: worker's import of matplotlib plus the fork (measured on 2 cores, fresh process each: 600
+#: runs 5.0-5.1 s with the worker against 4.2 s without; 3,000 runs within the noise; 10,020
+#: runs 5.3-7.1 s against 6.5-8.5 s; docs/performance.md).
+MIN_RUNS = 5000
+
+
+def in_worker(n_runs: int) -> bool:
+    """Whether the figures of ``n_runs`` runs go to a worker process: a large store
+    (``MIN_RUNS``), ``fork`` on Linux before Python 3.12, and a core idle besides this
+    process's. A spawned worker would import pandas and matplotlib afresh; from 3.12 on,
+    forking a threaded process (numpy's BLAS threads) is deprecated, with a warning; and on a
+    busy machine the worker only takes a share of this process's CPU, plus the cost of the
+    fork (measured: 5-15% slower at load 3.5-6 on 2 cores)."""
+    return (n_runs >= MIN_RUNS and sys.platform == "linux" and sys.version_info < (3, 12)
+            and idle_cores() >= 1.0)
+
+
+def _data_figures(data: StoreData) -> dict[str, str]:
+    from reports import figures  # matplotlib only when drawing (~0.5 s to import)
+
+    return {"learning_curves": figures.learning_curves(data), "km": figures.km_curves(data),
+            "time_per_epoch": figures.time_per_epoch(data), "interaction": figures.interaction(data),
+            "_captions": figures.figure_captions(data)}
+
+
+def _comparison_figures(data: StoreData, comparisons: pd.DataFrame) -> dict[str, str]:
+    from reports import figures
+
+    return {"forest": figures.forest(comparisons), "_notes": figures.figure_notes(data, comparisons)}
+
+
+def _effect_figure(data: StoreData, effects: pd.DataFrame) -> dict[str, str]:
+    from reports import figures
+
+    return {"effect_by_level": figures.effect_by_level(effects, data.arms)}
+
+
+#: The worker's copy of the report's data, inherited through ``fork`` (pickling the runs and
+#: epochs of 10,000 runs would hold this process's interpreter for ~0.3 s).
+_DATA: StoreData | None = None
+
+
+def _keep(data: StoreData) -> None:
+    global _DATA
+    _DATA = data
+
+
+def _with_data(fn: Callable[..., dict], *args: object) -> dict:
+    return fn(_DATA, *args)
+
+
+#: The figures in the report's order (that of ``figures.all_figures``, then the effects).
+ORDER = ("learning_curves", "km", "time_per_epoch", "forest", "interaction", "effect_by_level")
+
+
+class Drawing:
+    """The figures of one report: made with its data, add the comparisons and the
+    interaction effects as they are computed, then ``result``."""
+
+    def __init__(self, data: StoreData) -> None:
+        self._data = data
+        self._pool = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                                          initializer=_keep, initargs=(data,))
+                      if in_worker(len(data.runs)) else None)
+        self._jobs: list[Callable[[], dict]] = []
+        self._submit(_data_figures)
+
+    def _submit(self, fn: Callable[..., dict], *args: object) -> None:
+        """Draw ``fn(data, *args)``: in the worker at once, else here in ``result``."""
+        if self._pool is None:
+            self._jobs.append(functools.partial(fn, self._data, *args))
+        else:
+            self._jobs.append(self._pool.submit(_with_data, fn, *args).result)
+
+    def comparisons(self, comparisons: pd.DataFrame) -> None:
+        self._submit(_comparison_figures, comparisons)
+
+    def effects(self, effects: pd.DataFrame) -> None:
+        self._submit(_effect_figure, effects)
+
+    def result(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """(figures, captions, notes) as ``build_context`` puts them in the report."""
+        out: dict = {}
+        try:
+            for job in self._jobs:
+                out.update(job())
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+        figs = {k: out[k] for k in ORDER if k in out}
+        return figs, out["_captions"], out["_notes"]

@@ -1,0 +1,65 @@
+"""Figures drawn in a worker process: the same SVG as in this process, errors raised, the
+worker used only where it helps."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from reports import drawing, figures
+from reports.load import load
+from reports.render import build_interactions, build_tables, render_report
+
+FAST = {"n_resamples": 200}
+
+
+@pytest.fixture(scope="module")
+def inputs(planted_store):
+    data = load(planted_store)
+    inter = build_interactions(data, 200, 200)
+    return data, build_tables(data, 200).comparisons, inter.effects
+
+
+def _draw(inputs) -> tuple:
+    data, comparisons, effects = inputs
+    d = drawing.Drawing(data)
+    d.comparisons(comparisons)
+    d.effects(effects)
+    return d.result()
+
+
+def test_worker_draws_the_same_svg_as_this_process(inputs, monkeypatch):
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
+    in_worker = _draw(inputs)
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: False)
+    here = _draw(inputs)
+    assert list(in_worker[0]) == list(drawing.ORDER)
+    assert in_worker == here
+    data, comparisons, _ = inputs
+    assert here[1] == figures.figure_captions(data)
+    assert here[2] == figures.figure_notes(data, comparisons)
+
+
+def test_worker_only_for_a_large_store_with_a_core_idle(monkeypatch):
+    big = drawing.MIN_RUNS
+    monkeypatch.setattr(drawing.os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # this process alone
+    monkeypatch.setattr(drawing, "usable_cores", lambda: 1)
+    assert not drawing.in_worker(big)
+    monkeypatch.setattr(drawing, "usable_cores", lambda: 2)
+    assert drawing.in_worker(big) == (sys.platform == "linux" and sys.version_info < (3, 12))
+    assert not drawing.in_worker(big - 1)
+    monkeypatch.setattr(drawing.os, "getloadavg", lambda: (2.5, 1.0, 1.0))  # another process busy
+    assert not drawing.in_worker(big)
+
+
+@pytest.mark.parametrize("worker", [False, True])
+def test_a_figure_error_is_raised_by_the_report(planted_store, monkeypatch, worker):
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: worker)
+
+    def broken(comparisons):
+        raise ValueError("forest broke")
+
+    monkeypatch.setattr(figures, "forest", broken)  # a forked worker inherits the patch
+    with pytest.raises(ValueError, match="forest broke"):
+        render_report(planted_store, **FAST)
