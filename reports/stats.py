@@ -459,6 +459,8 @@ def logrank_score_rows(t: np.ndarray, e: np.ndarray) -> np.ndarray:
     event time (d events among n at risk) with 0 added at other times (x + 0.0 = x exactly).
     """
     t, e = np.asarray(t, dtype=float), np.asarray(e, dtype=bool)
+    if np.isnan(t).any():  # it would sort last and count as at risk at every time
+        raise ValueError("log-rank durations must not be NaN: censor a run at its budget")
     count, m = t.shape
     if not t.size:
         return np.zeros(t.shape)

@@ -268,3 +268,13 @@ def test_test_accuracy_rows_of_groups_with_and_without_test_accuracies():
     assert rows[1] == tables.test_accuracy_row(known, 0)
     counts = np.rint(acc[:, n:] * 1000)
     assert rows[1]["p"] == _old_wilcoxon_p(counts[0], counts[1]).p and rows[1]["n_pairs"] == n
+
+
+def test_logrank_refuses_a_nan_duration():
+    """A NaN would sort last and count as at risk at every time (the one-group code left it
+    out of every risk set): refused, so no caller gets a silently different score."""
+    with pytest.raises(ValueError, match="NaN"):
+        stats.logrank_scores(np.array([3.0, 5.0, np.nan, 7.0]), np.array([True, False, True, True]))
+    with pytest.raises(ValueError, match="NaN"):
+        stats.paired_logrank(np.array([3.0, np.nan]), np.array([True, True]),
+                             np.array([4.0, 5.0]), np.array([True, False]))
