@@ -246,7 +246,7 @@ def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: in
 
     Why: the (P x n) @ (n x k) product with the one-hot level matrix is mostly zeros; here
     the shuffled values are gathered by position and summed over blocks (the same sums up
-    to rounding, which the test's relative margin absorbs;
+    to rounding, within the test's margin ``_rounding_bound``;
     tests/report_tests/test_vectorized_interactions.py).
     """
     n, width = d.size, k
@@ -284,6 +284,16 @@ def _level_sums(d: np.ndarray, codes: np.ndarray, block_codes: np.ndarray, k: in
     return rows_sums
 
 
+def _rounding_bound(d: np.ndarray, k: int) -> float:
+    """How far from its exact value the statistic ``sum_l S_l^2 / n_l`` can be computed, in any
+    summation order: a level sum S_l of n values errs by at most n eps sum|d| (|S_l| <= sum|d|),
+    so each of the k terms by at most 2 n eps (sum|d|)^2 plus second order; doubled for the
+    comparison of two computed values. An observed statistic below it is zero for all the
+    arithmetic can tell (every level's mean the same), which every permutation ties or exceeds.
+    """
+    return 4.0 * k * d.size * float(np.finfo(float).eps) * float(np.abs(d).sum()) ** 2
+
+
 def permutation_interaction_p(
     d: np.ndarray, levels: np.ndarray, blocks: np.ndarray | None = None, *,
     n_permutations: int = N_PERMUTATIONS, seed: int | None = None,
@@ -296,7 +306,7 @@ def permutation_interaction_p(
     (right only for independent differences). Statistic: between-level sum of squares of the
     mean *block-centred* differences, ``sum_l n_l mean_l^2``; centring removes each block's
     own (seed) effect, which the within-block reassignment leaves unchanged anyway.
-    p = (1 + #{perm >= observed}) / (1 + n_permutations).
+    p = (1 + #{perm >= observed}) / (1 + n_permutations), ">=" up to ``_rounding_bound``.
     """
     d = np.asarray(d, float)
     levels = np.asarray(levels)
@@ -320,6 +330,9 @@ def permutation_interaction_p(
     # Not a BLAS product: one call starts OpenBLAS's threads, whose spinning afterwards
     # halved the speed of the sorts below on this 2-core machine.
     observed = float(ss(np.bincount(codes, d, minlength=k)[None, :])[0])
+    rounding = _rounding_bound(d, int(k))
+    if observed <= rounding:  # zero up to rounding: every permutation ties or exceeds it
+        return observed, 1.0
     factorial = _level_sums(d, codes, block_codes, int(k))
     onehot = (codes[:, None] == np.arange(k)).astype(float) if factorial is None else None  # n x k
     rng = stats._rng(seed)
@@ -336,8 +349,7 @@ def permutation_interaction_p(
             # mode="wrap": np.take buffers ``out`` in its default mode (the indices are valid)
             np.take(d, within_block_order(block_codes, keys[:size]), out=values[:size], mode="wrap")
             level_sums = values[:size] @ onehot
-        # the relative margin counts ties despite rounding (the sums' order differs by path)
-        exceed += int((ss(level_sums) >= observed * (1 - 1e-9)).sum())
+        exceed += int((ss(level_sums) >= observed - rounding).sum())  # ties despite rounding
     p = (1.0 + exceed) / (1.0 + n_permutations)
     return observed, p
 

@@ -5,11 +5,11 @@ reduction over blocks instead of a one-hot matrix product, pairs runs by integer
 instead of a pandas merge, and splits pairs by level with numpy instead of ``groupby``.
 Each is checked here against the code it replaced (kept below as the definition) on seeded
 data with ties, missing values, unequal and shuffled blocks. The permutation p-values and
-the statistic are equal exactly; the permuted statistics may differ in their last bits (the
-sums run in another order), which the test's relative margin of 1e-9 absorbs; the observed
-statistic is a sequential sum per level instead of a BLAS product, whose order depends on
-the CPU's kernel: equal here within 1e-9 relative (the data's sums of at most ~160 values of
-order 1 carry rounding errors near 1e-13 relative).
+the statistic are equal: the permuted statistics may differ in their last bits (the sums run
+in another order), which the test's tie margin ``interactions._rounding_bound`` (the most two
+computed values of the statistic can differ by, in any summation order) absorbs; the observed
+statistic is a sequential sum per level instead of a BLAS product, whose order depends on the
+CPU's kernel, so it is compared within that same bound.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _definition(d, levels, blocks, n_permutations, seed):
     _, block_codes = np.unique(blocks, return_inverse=True)
     k = codes.max() + 1 if codes.size else 0
     if k < 2 or d.size < 3:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.inf
     order = np.argsort(block_codes, kind="stable")
     d, codes, block_codes = d[order], codes[order], block_codes[order]
     d = d - (np.bincount(block_codes, d) / np.bincount(block_codes))[block_codes]
@@ -44,18 +44,21 @@ def _definition(d, levels, blocks, n_permutations, seed):
         return ((values @ onehot / n_l) ** 2 * n_l).sum(-1)
 
     observed = float(ss(d[None, :])[0])
+    rounding = ix._rounding_bound(d, int(k))
+    if observed <= rounding:
+        return observed, 1.0, rounding
     rng = stats._rng(seed)
     exceed = 0
     for start in range(0, n_permutations, 1000):
         keys = rng.random((min(1000, n_permutations - start), d.size))
         perms = np.array([np.lexsort((row, block_codes)) for row in keys])  # exact, stable
-        exceed += int((ss(d[perms]) >= observed * (1 - 1e-9)).sum())
-    return observed, (1.0 + exceed) / (1.0 + n_permutations)
+        exceed += int((ss(d[perms]) >= observed - rounding).sum())
+    return observed, (1.0 + exceed) / (1.0 + n_permutations), rounding
 
 
 def _same(got, want):
     """Same p-value exactly, same statistic up to the summation order (see the module)."""
-    return got[1] == want[1] and math.isclose(got[0], want[0], rel_tol=1e-9)
+    return got[1] == want[1] and abs(got[0] - want[0]) <= want[2]
 
 
 def _factorial(rng, n_blocks, n_levels, same_layout, discrete):
@@ -269,3 +272,15 @@ def test_labels_per_distinct_row_equal_the_row_by_row_definitions(gappy):
         by_key[tuple(k)] for k in settings[names].itertuples(index=False)] == gappy.runs["arm"].tolist()
     assert set(gappy.arm_spec.table(gappy.runs, settings)["key"]) == set(
         map(tuple, settings[names].itertuples(index=False)))
+
+
+def test_a_statistic_zero_up_to_rounding_is_not_significant():
+    """Level sums that are zero in exact arithmetic (0.1 + 0.2 + 0.3 - 0.6 at level 0) come
+    out as ~1e-17: every permutation's statistic is >= 0 = the exact observed one, so p = 1.
+    With a margin relative to the observed ~6e-33 the exact ties were missed (p = 0.933)."""
+    x = np.array([0.1, 0.2, 0.3, -0.6])
+    d = np.ravel(np.column_stack([x, -x]))  # block b holds (x_b, -x_b)
+    levels, blocks = np.tile([0, 1], 4), np.repeat(np.arange(4), 2)
+    observed, p = ix.permutation_interaction_p(d, levels, blocks, n_permutations=999, seed=3)
+    assert observed <= ix._rounding_bound(d, 2)  # ~6e-33 here: rounding, not an effect
+    assert p == 1.0
