@@ -147,7 +147,7 @@ def summary_columns(g: Columns, group: np.ndarray, n_groups: int, n_resamples: i
         "n_failed": _count(group, status == "failed", n_groups),
         "n_reached": n_reached,
         "success_rate": np.where(n > 0, n_reached / np.maximum(n, 1), math.nan),  # = reached.mean()
-        "budget": _max(g["epochs_budget"].astype(float), group, n_groups).astype(int),
+        "budget": _as_budgets(_max(g["epochs_budget"].astype(float), group, n_groups)),
     }
     if km is None:
         km = stats.km_median_cis(list(zip(
@@ -378,7 +378,15 @@ def _budgets(pairs: Columns, group: np.ndarray, n_groups: int) -> np.ndarray:
     """The larger epoch budget of each group's two arms (0 without pairs)."""
     both = np.fmax(_max(pairs["epochs_budget_a"].astype(float), group, n_groups),
                    _max(pairs["epochs_budget_b"].astype(float), group, n_groups))
-    return np.where(np.bincount(group, minlength=n_groups) > 0, both, 0).astype(int)
+    return _as_budgets(np.where(np.bincount(group, minlength=n_groups) > 0, both, 0))
+
+
+def _as_budgets(values: np.ndarray) -> np.ndarray:
+    """Epoch budgets as integers; a group without any (-inf from ``_max``) is refused rather
+    than printed as -9223372036854775808 (the store's column is NOT NULL)."""
+    if not np.isfinite(values).all():
+        raise ValueError("runs without an epochs_budget cannot be summarized")
+    return values.astype(int)
 
 
 def _budget(pairs: Columns) -> int:
