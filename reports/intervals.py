@@ -176,6 +176,16 @@ def sorted_medians(rows: np.ndarray) -> np.ndarray:
     return rows[:, h] if rows.shape[1] % 2 else (rows[:, h - 1] + rows[:, h]) / 2.0
 
 
+def small_sample_note(n: int, *, by_unit: bool = False, all_equal: bool = False) -> str:
+    """Why a sample of ``n`` values (per-unit means with ``by_unit``) has no proper interval:
+    none, one, or all equal; "" otherwise. Shared by every interval method."""
+    if n == 0:
+        return "no values"
+    if n == 1:
+        return f"{'one measurement' if by_unit else 'one value'}: no interval"
+    return f"all {n} values are equal" if all_equal else ""
+
+
 def median_intervals(x: np.ndarray | list[float], group: np.ndarray, n_groups: int, *,
                      unit: np.ndarray | list | None = None, confidence: float = CONFIDENCE) -> Intervals:
     """The median of the finite values of each group with its interpolated order-statistic
@@ -193,11 +203,10 @@ def median_intervals(x: np.ndarray | list[float], group: np.ndarray, n_groups: i
     notes = [""] * n_groups
     for n, where, rows in sorted_groups(x, group, n_groups):
         count[where] = n
-        if n == 0:
-            note = "no values"
-        elif n == 1:
-            point[where] = rows[:, 0]
-            note = f"{'one measurement' if unit is not None else 'one value'}: no interval"
+        if n <= 1:
+            if n == 1:
+                point[where] = rows[:, 0]
+            note = small_sample_note(n, by_unit=unit is not None)
         else:
             point[where] = mid = sorted_medians(rows)
             k, lam, cover = order_statistic_bounds(n, confidence)
@@ -210,7 +219,7 @@ def median_intervals(x: np.ndarray | list[float], group: np.ndarray, n_groups: i
             equal = rows[:, 0] == rows[:, -1]  # sorted: ends equal = all equal
             low[where], high[where] = np.where(equal, mid, lo), np.where(equal, mid, hi)
             for i, e in zip(where.tolist(), equal.tolist()):
-                notes[i] = f"all {n} values are equal" if e else note
+                notes[i] = small_sample_note(n, all_equal=True) if e else note
             continue
         for i in where.tolist():
             notes[i] = note
@@ -296,13 +305,12 @@ def interval(
     x = per_unit(x[keep], None if unit is None else np.asarray(unit)[keep])
     n = int(x.size)
     if n == 0:
-        return Interval(math.nan, n=0, method=method, note="no values")
+        return Interval(math.nan, n=0, method=method, note=small_sample_note(0))
     point = float(fn(x, axis=-1))
     if n == 1:
-        what = "one measurement" if unit is not None else "one value"
-        return Interval(point, n=1, method=method, note=f"{what}: no interval")
+        return Interval(point, n=1, method=method, note=small_sample_note(1, by_unit=unit is not None))
     if np.all(x == x[0]):
-        return Interval(point, point, point, n=n, method=method, note=f"all {n} values are equal")
+        return Interval(point, point, point, n=n, method=method, note=small_sample_note(n, all_equal=True))
     low, high = _bootstrap((x,), fn, method, confidence, n_resamples, seed)
     note = "" if math.isfinite(low) and math.isfinite(high) else "bootstrap degenerate"
     return Interval(point, low, high, n=n, method=method, note=note)
@@ -319,10 +327,10 @@ def _paired_interval(data: tuple[np.ndarray, ...], statistic: str | Statistic, m
     cols = tuple(np.asarray(c, dtype=float) for c in data)
     n = int(cols[0].size)
     if n == 0:
-        return Interval(math.nan, n=0, method=method, note="no values")
+        return Interval(math.nan, n=0, method=method, note=small_sample_note(0))
     point = float(statistic(*cols, axis=-1))
     if n == 1:
-        return Interval(point, n=1, method=method, note="one value: no interval")
+        return Interval(point, n=1, method=method, note=small_sample_note(1))
     low, high = _bootstrap(cols, statistic, method, confidence, n_resamples, seed)
     return Interval(point, low, high, n=n, method=method)
 
