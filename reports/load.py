@@ -181,8 +181,9 @@ def prepare(
     )
     runs["analysed"] = runs["status"].isin(ANALYSED)
 
-    epochs = epochs.copy()
-    per_run = epochs.groupby("run_id")["epoch_s"].median() if len(epochs) else pd.Series(dtype=float)
+    # (``epochs`` is not copied first: ``_with_runs`` returns a new frame, the caller's stays)
+    per_run = (epochs.groupby("run_id", sort=False)["epoch_s"].median() if len(epochs)
+               else pd.Series(dtype=float))
     runs["epoch_s_median"] = runs["run_id"].map(per_run).astype(float)
     epochs = _with_runs(epochs, runs, ["cell", "arm", "placement", "seed", "status"])
 
