@@ -10,8 +10,8 @@ Speed (docs/performance.md): every figure is laid out once, at margins computed 
 sizes of its known texts (``_text_inches``), instead of ``tight_layout`` or a cropping pass
 (each measures every tick label again); the figures are drawn with matplotlib alone, the
 aggregates computed with pandas (seaborn's categorical plots drew an artist per group and
-searched for a legend spot); seaborn's theme and palettes are constants (``THEME``,
-``COLORBLIND``), tested equal to seaborn's, so seaborn is not imported.
+searched for a legend spot); the look and the colours are seaborn's own (``sns.set_theme``,
+``sns.color_palette``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from cycler import cycler  # noqa: E402
+import seaborn as sns  # noqa: E402
 from matplotlib import cbook  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import text_to_path  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
@@ -41,35 +40,7 @@ from reports.metrics import METRICS  # noqa: E402
 MAX_CELLS = 12
 MAX_FOREST_ROWS = 40
 
-#: seaborn's colour-blind palette and its "deep" default cycle (``seaborn.color_palette``).
-COLORBLIND = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
-              "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"]
-DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3",
-        "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
-
-#: ``seaborn.set_theme(style="whitegrid", context="notebook")`` as rcParams (its
-#: ``axes_style`` and ``plotting_context`` and the "deep" cycle), without importing seaborn.
-THEME = {
-    "axes.axisbelow": True, "axes.edgecolor": ".8", "axes.facecolor": "white", "axes.grid": True,
-    "axes.labelcolor": ".15", "axes.spines.bottom": True, "axes.spines.left": True,
-    "axes.spines.right": True, "axes.spines.top": True, "figure.facecolor": "white",
-    "font.family": ["sans-serif"],
-    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
-    "grid.color": ".8", "grid.linestyle": "-", "lines.solid_capstyle": "round",
-    "patch.edgecolor": "w", "patch.force_edgecolor": True, "text.color": ".15",
-    "xtick.bottom": False, "xtick.color": ".15", "xtick.direction": "out", "xtick.top": False,
-    "ytick.color": ".15", "ytick.direction": "out", "ytick.left": False, "ytick.right": False,
-    "axes.labelsize": 12, "axes.linewidth": 1.25, "axes.titlesize": 12, "font.size": 12,
-    "grid.linewidth": 1, "legend.fontsize": 11, "legend.title_fontsize": 12,
-    "lines.linewidth": 1.5, "lines.markersize": 6, "patch.linewidth": 1,
-    "xtick.labelsize": 11, "xtick.major.size": 6, "xtick.major.width": 1.25,
-    "xtick.minor.size": 4, "xtick.minor.width": 1,
-    "ytick.labelsize": 11, "ytick.major.size": 6, "ytick.major.width": 1.25,
-    "ytick.minor.size": 4, "ytick.minor.width": 1,
-    "axes.prop_cycle": cycler(color=[to_rgb(c) for c in DEEP]),
-}
-
-plt.rcParams.update(THEME)
+sns.set_theme(style="whitegrid", context="notebook")
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "bnbench", "figure.dpi": 80})
 
 
@@ -190,10 +161,9 @@ TITLED_LEGEND_ROW = 0.75
 
 
 def palette(arms: list[str]) -> dict[str, tuple]:
-    """A colour per arm: seaborn's colour-blind palette, or matplotlib's tab20 beyond its 10
-    colours (repeating after 20), as ``seaborn.color_palette`` gives them."""
-    colors = [to_rgb(c) for c in COLORBLIND] if len(arms) <= 10 else list(plt.colormaps["tab20"].colors)
-    return {arm: tuple(colors[i % len(colors)]) for i, arm in enumerate(arms)}
+    """A colour per arm: the colour-blind palette, or tab20 beyond its 10 colours."""
+    name = "colorblind" if len(arms) <= 10 else "tab20"
+    return dict(zip(arms, sns.color_palette(name, max(len(arms), 1))))
 
 
 #: Margins of ``_grid``'s panels in inches: left (y tick labels and axis label), right, top

@@ -98,7 +98,7 @@ def metric_figure(points: pd.DataFrame, steps: pd.DataFrame, metric: str) -> str
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    return to_svg(fig)
+    return to_svg(fig, crop=True)  # the step labels may reach past the panels
 
 
 def _sections(points: pd.DataFrame, steps: pd.DataFrame, template: str | None) -> list[dict[str, Any]]:

@@ -1,16 +1,16 @@
-"""The figures without seaborn and without a layout pass: the same colours, theme and medians
-as seaborn gave, nothing drawn outside the computed canvas, the same SVG on every render."""
+"""The figures drawn with matplotlib and without a layout pass: the same medians as seaborn's
+point plot gave, boxes as seaborn drew them, nothing drawn outside the computed canvas, the same
+SVG on every render."""
 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import seaborn as sns
 from matplotlib.backends.backend_svg import RendererSVG
 from synthetic_store import make_spec
 
@@ -19,36 +19,6 @@ from reports.load import load
 from reports.render import build_interactions
 from reports.tables import build_tables
 
-sns = pytest.importorskip("seaborn")
-
-
-@pytest.mark.parametrize("n", range(0, 26))
-def test_palette_is_seaborns(n):
-    arms = [f"arm{i}" for i in range(n)]
-    want = sns.color_palette("colorblind" if n <= 10 else "tab20", max(n, 1))
-    assert list(figures.palette(arms).values()) == [tuple(c) for c in want][:n]
-
-
-def test_theme_is_seaborns_whitegrid_notebook():
-    """Every rcParam ``seaborn.set_theme`` sets, except its image colormap (no figure draws an
-    image) and the letter colour codes (``color_codes=False`` here: they are not rcParams and
-    no figure uses them)."""
-    with plt.rc_context():
-        plt.rcdefaults()
-        sns.set_theme(style="whitegrid", context="notebook", color_codes=False)
-        want = dict(plt.rcParams)
-    with plt.rc_context():
-        plt.rcdefaults()
-        plt.rcParams.update(figures.THEME)
-        got = dict(plt.rcParams)
-    assert {k for k in want if want[k] != got[k]} == {"image.cmap"}
-
-
-def test_importing_figures_leaves_seaborn_out():
-    code = "import sys, reports.figures; print('seaborn' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "False"
 
 
 def _runs(seed: int = 3) -> pd.DataFrame:
