@@ -32,9 +32,18 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def idle_cores() -> float:
-    """Cores not busy on average over the last minute (the load average counts this process)."""
-    return usable_cores() - os.getloadavg()[0]
+def running_tasks() -> int:
+    """Tasks running or ready to run now, this process among them (Linux's /proc/loadavg).
+
+    Not the 1-minute load average: that still counts a report that finished seconds ago (three
+    reports in a row kept it at 1.0-1.1 on an otherwise idle 2-core machine)."""
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[3].split("/")[0])
+
+
+def idle_cores() -> int:
+    """Cores that nothing runs on right now, besides this process's own."""
+    return usable_cores() - running_tasks()
 
 
 #: Below this many runs the worker does not pay: the tables take about as long as the
@@ -47,12 +56,12 @@ MIN_RUNS = 5000
 def in_worker(n_runs: int) -> bool:
     """Whether the figures of ``n_runs`` runs go to a worker process: a large store
     (``MIN_RUNS``), ``fork`` on Linux before Python 3.12, and a core idle besides this
-    process's. A spawned worker would import pandas and matplotlib afresh; from 3.12 on,
+    process's (``idle_cores``). A spawned worker would import pandas and matplotlib afresh; from 3.12 on,
     forking a threaded process (numpy's BLAS threads) is deprecated, with a warning; and on a
     busy machine the worker only takes a share of this process's CPU, plus the cost of the
     fork (measured: 5-15% slower at load 3.5-6 on 2 cores)."""
     return (n_runs >= MIN_RUNS and sys.platform == "linux" and sys.version_info < (3, 12)
-            and idle_cores() >= 1.0)
+            and idle_cores() >= 1)
 
 
 def _data_figures(data: StoreData) -> dict[str, str]:

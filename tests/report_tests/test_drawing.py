@@ -43,14 +43,19 @@ def test_worker_draws_the_same_svg_as_this_process(inputs, monkeypatch):
 
 def test_worker_only_for_a_large_store_with_a_core_idle(monkeypatch):
     big = drawing.MIN_RUNS
-    monkeypatch.setattr(drawing.os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # this process alone
+    monkeypatch.setattr(drawing, "running_tasks", lambda: 1)  # this process alone
     monkeypatch.setattr(drawing, "usable_cores", lambda: 1)
     assert not drawing.in_worker(big)
     monkeypatch.setattr(drawing, "usable_cores", lambda: 2)
     assert drawing.in_worker(big) == (sys.platform == "linux" and sys.version_info < (3, 12))
     assert not drawing.in_worker(big - 1)
-    monkeypatch.setattr(drawing.os, "getloadavg", lambda: (2.5, 1.0, 1.0))  # another process busy
+    monkeypatch.setattr(drawing, "running_tasks", lambda: 2)  # another process busy
     assert not drawing.in_worker(big)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/loadavg is Linux's")
+def test_running_tasks_counts_this_process():
+    assert drawing.running_tasks() >= 1
 
 
 @pytest.mark.parametrize("worker", [False, True])
