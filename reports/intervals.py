@@ -127,11 +127,6 @@ def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int,
     return k, float(lam), g_k
 
 
-def sorted_median(s: np.ndarray) -> float:
-    """``np.median`` of an already sorted 1-D array (``sorted_medians`` of one row)."""
-    return float(sorted_medians(s[None, :])[0])
-
-
 @dataclass(frozen=True)
 class Intervals:
     """The intervals of many groups as columns (``median_intervals``, ``stats.p_improves``):

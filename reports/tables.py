@@ -194,13 +194,6 @@ def _ci_columns(prefix: str, est: intervals.Intervals | list[Interval]) -> dict[
     return {prefix: point, f"{prefix}_low": low, f"{prefix}_high": high}
 
 
-def summarize_group(g: Columns, n_resamples: int, km: Interval | None = None) -> dict[str, object]:
-    """One row of the summary table for the runs of one cell and arm (``summary_columns`` of
-    one group)."""
-    cols = summary_columns(g, np.zeros(len(g), np.intp), 1, n_resamples, None if km is None else [km])
-    return {k: (v[0] if isinstance(v, list) else v[0].item()) for k, v in cols.items()}
-
-
 SUMMARY_COLUMNS = ["cell", "arm", "status", "seed", "analysed", "reached", "epochs_budget",
                    "ett_duration", "epochs_to_target", "final_val_acc", "best_val_acc",
                    "test_acc_at_best", "concurrent_workers", "epoch_s_median", "time_to_target_s",
@@ -304,9 +297,8 @@ def accuracy_blocks(pairs: Columns, group: np.ndarray, n_groups: int) -> list[Bl
     return blocks
 
 
-def accuracy_rows(pairs: Columns | pd.DataFrame, n_resamples: int) -> list[dict[str, object]]:
-    """``accuracy_blocks`` of one cell's pairs (``n_resamples``: unused, the median's interval
-    is exact)."""
+def accuracy_rows(pairs: Columns | pd.DataFrame) -> list[dict[str, object]]:
+    """``accuracy_blocks`` of one cell's pairs."""
     return _records(accuracy_blocks(*_one_group(pairs)))
 
 
@@ -329,7 +321,7 @@ def test_accuracy_block(pairs: Columns, group: np.ndarray, n_groups: int) -> Blo
     return _block("test_acc", where, n, diff, tests, stats.p_improves(cb[k] - ca[k], g, n_groups))
 
 
-def test_accuracy_row(pairs: Columns | pd.DataFrame, n_resamples: int) -> dict[str, object] | None:
+def test_accuracy_row(pairs: Columns | pd.DataFrame) -> dict[str, object] | None:
     """``test_accuracy_block`` of one cell's pairs; None without pairs."""
     return next(iter(_records([test_accuracy_block(*_one_group(pairs))])), None)
 
@@ -418,7 +410,7 @@ def timing_block(pairs: Columns, group: np.ndarray, n_groups: int) -> Block:
     return _block("epoch_s", where, np.bincount(g_units, minlength=n_groups), diff, tests, effect, p_note=notes)
 
 
-def timing_row(pairs: Columns | pd.DataFrame, n_resamples: int) -> dict[str, object] | None:
+def timing_row(pairs: Columns | pd.DataFrame) -> dict[str, object] | None:
     """``timing_block`` of one cell's pairs; None without pairs."""
     return next(iter(_records([timing_block(*_one_group(pairs))])), None)
 

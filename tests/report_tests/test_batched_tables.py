@@ -265,7 +265,7 @@ def test_test_accuracy_rows_of_groups_with_and_without_test_accuracies():
     assert all(math.isnan(unknown[k]) for k in ("diff", "diff_low", "diff_high", "p", "p_improve",
                                                 "p_improve_low", "p_improve_high"))
     known = tables.Columns({k: v[n:] for k, v in pairs.cols.items()}, n)
-    assert rows[1] == tables.test_accuracy_row(known, 0)
+    assert rows[1] == tables.test_accuracy_row(known)
     counts = np.rint(acc[:, n:] * 1000)
     assert rows[1]["p"] == _old_wilcoxon_p(counts[0], counts[1]).p and rows[1]["n_pairs"] == n
 

@@ -273,7 +273,7 @@ def test_accuracy_ties_are_compared_as_counts():
         count_a = seed + rng.integers(0, 4, size=10)
         count_b = seed + rng.integers(1, 5, size=10)
         pairs = _accuracy_pairs(count_a, count_b, n_val)
-        row = accuracy_rows(pairs, n_resamples=200)[0]
+        row = accuracy_rows(pairs)[0]
         expected = stats.wilcoxon_p(count_a.astype(float), count_b.astype(float)).p
         assert row["p"] == expected
         assert row["diff"] * n_val == pytest.approx(np.median(count_b - count_a), abs=1e-9)

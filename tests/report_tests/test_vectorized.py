@@ -188,8 +188,8 @@ def test_comparison_rows_equal_the_one_cell_definitions(shared_store):
                 diff = intervals.Interval(
                     point, intervals.interval(cols, stats._km_bound(budget, upper=False), **kw).low,
                     intervals.interval(cols, stats._km_bound(budget, upper=True), **kw).high, n=len(p))
-            found = [*tables.accuracy_rows(p, 300), tables.test_accuracy_row(p, 300),
-                     tables.epochs_row(p, 300, diff), tables.timing_row(p, 300)]
+            found = [*tables.accuracy_rows(p), tables.test_accuracy_row(p),
+                     tables.epochs_row(p, 300, diff), tables.timing_row(p)]
             if ((p["status_a"] == "diverged") | (p["status_b"] == "diverged")).any():
                 found.append(tables.divergence_row(p))
             expected += [{"cell": cell, "arm": other, "reference": ref, **r} for r in found if r]
@@ -350,13 +350,14 @@ def test_order_statistic_bounds_vectorized_equals_the_loop(confidence):
         assert order_statistic_bounds(n, confidence) == _order_bounds_loop(n, confidence), n
 
 
-def test_sorted_median_is_numpys_median():
-    """``intervals.interval`` takes the median's point from its one sort (``sorted_median``)."""
+def test_sorted_medians_are_numpys_median():
+    """``intervals.median_intervals`` takes the medians' points from its one sort per size
+    (``sorted_medians``, here one row at a time): numpy's median, to the bit."""
     rng = np.random.default_rng(3)
     for n in range(1, 40):
         for x in (rng.normal(size=n) * 10.0 ** rng.integers(-8, 9), rng.integers(-3, 4, n).astype(float),
                   rng.random(n) + 1e15):
-            assert intervals.sorted_median(np.sort(x)) == float(np.median(x)), (n, x)
+            assert float(intervals.sorted_medians(np.sort(x)[None, :])[0]) == float(np.median(x)), (n, x)
 
 
 def test_frame_rows_equal_the_record_by_record_definition():
