@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.cells import PairingError
 from reports import metrics as metric_table
 from reports import stats
 from reports.intervals import Interval
@@ -97,6 +98,9 @@ class _Pairs:
         """Positions of the paired runs: the other arm's (in order) and their references'."""
         ref_rows = np.flatnonzero(self.arm == reference)
         rows = np.flatnonzero(self.arm == other)
+        for arm, where in ((reference, ref_rows), (other, rows)):
+            if not pd.Index(self.key[where]).is_unique:  # as bench.cells.pair refuses them
+                raise PairingError(f"arm {arm!r}: several runs share one cell and seed; they cannot be paired")
         match = pd.Index(self.key[ref_rows]).get_indexer(self.key[rows])  # -1: no reference run
         found = match >= 0
         return rows[found], ref_rows[match[found]]

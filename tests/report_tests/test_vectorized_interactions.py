@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from bench.cells import PairingError
 from reports import interactions as ix
 from reports import stats
 
@@ -284,3 +286,13 @@ def test_a_statistic_zero_up_to_rounding_is_not_significant():
     observed, p = ix.permutation_interaction_p(d, levels, blocks, n_permutations=999, seed=3)
     assert observed <= ix._rounding_bound(d, 2)  # ~6e-33 here: rounding, not an effect
     assert p == 1.0
+
+
+@pytest.mark.parametrize("arm", ["none", "after"])
+def test_paired_frame_refuses_two_runs_of_one_arm_cell_and_seed(arm):
+    """As ``bench.cells.pair`` does: such runs are not a pair (the merge it replaced would have
+    paired each with each)."""
+    runs = pd.DataFrame({"cell": ["c"] * 5, "seed": [0, 1, 0, 1, 1], "final_val_acc": np.linspace(0.5, 0.9, 5),
+                         "arm": ["none", "none", "after", "after", arm]})
+    with pytest.raises(PairingError, match="share one cell and seed"):
+        ix.paired_frame(runs, "none", "after", "final_val_acc")
