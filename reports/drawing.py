@@ -18,7 +18,8 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
@@ -111,15 +112,15 @@ class Drawing:
         self._pool = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
                                           initializer=_keep, initargs=(data,))
                       if in_worker(len(data.runs)) else None)
-        self._jobs: list[Callable[[], dict]] = []
+        self._calls: list[functools.partial] = []  # what to draw, in order
+        self._futures: list[Future] = []  # the worker's drawings of them
         self._submit(_data_figures)
 
     def _submit(self, fn: Callable[..., dict], *args: object) -> None:
         """Draw ``fn(data, *args)``: in the worker at once, else here in ``result``."""
-        if self._pool is None:
-            self._jobs.append(functools.partial(fn, self._data, *args))
-        else:
-            self._jobs.append(self._pool.submit(_with_data, fn, *args).result)
+        self._calls.append(functools.partial(fn, self._data, *args))
+        if self._pool is not None:
+            self._futures.append(self._pool.submit(_with_data, fn, *args))
 
     def comparisons(self, comparisons: pd.DataFrame) -> None:
         self._submit(_comparison_figures, comparisons)
@@ -127,14 +128,23 @@ class Drawing:
     def effects(self, effects: pd.DataFrame) -> None:
         self._submit(_effect_figure, effects)
 
+    def _drawn(self) -> list[dict]:
+        """Each call's figures: the worker's, or drawn here without one or if it died (killed,
+        out of memory): the report is not lost for the want of a second process. An error
+        drawing a figure is raised either way."""
+        if self._pool is None:
+            return [call() for call in self._calls]
+        try:
+            return [future.result() for future in self._futures]
+        except BrokenProcessPool:
+            return [call() for call in self._calls]
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+
     def result(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         """(figures, captions, notes) as ``build_context`` puts them in the report."""
         out: dict = {}
-        try:
-            for job in self._jobs:
-                out.update(job())
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
+        for part in self._drawn():
+            out.update(part)
         figs = {k: out[k] for k in ORDER if k in out}
         return figs, out["_captions"], out["_notes"]

@@ -3,6 +3,8 @@ worker used only where it helps."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import pytest
@@ -68,3 +70,19 @@ def test_a_figure_error_is_raised_by_the_report(planted_store, monkeypatch, work
     monkeypatch.setattr(figures, "forest", broken)  # a forked worker inherits the patch
     with pytest.raises(ValueError, match="forest broke"):
         render_report(planted_store, **FAST)
+
+
+def test_a_dead_worker_leaves_the_figures_to_this_process(inputs, monkeypatch):
+    """The worker killed (as by the OOM killer) while drawing: the same figures, drawn here."""
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: False)
+    want = _draw(inputs)
+    here, real = os.getpid(), figures.learning_curves
+
+    def killed_in_the_worker(data):
+        if os.getpid() != here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(data)
+
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
+    monkeypatch.setattr(figures, "learning_curves", killed_in_the_worker)  # the fork inherits it
+    assert _draw(inputs) == want
