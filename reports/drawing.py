@@ -8,7 +8,8 @@ exist: those of the loaded data at once, the forest plot once the comparisons ar
 the effects by level once the interaction effects are. Otherwise (``in_worker``: a small
 store, one core, a busy machine, no ``fork``) they are drawn in this process when asked for.
 Either way the SVG text is the same (``figures`` fixes its ids with ``svg.hashsalt`` and
-jitters with its own seeded generator) and an error drawing a figure is raised by ``result``.
+jitters with its own seeded generator), an error drawing a figure is raised by ``result``,
+and a worker that dies (killed, out of memory) leaves the figures to this process.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ MIN_RUNS = 5000
 def in_worker(n_runs: int) -> bool:
     """Whether the figures of ``n_runs`` runs go to a worker process: a large store
     (``MIN_RUNS``), ``fork`` on Linux before Python 3.12, and a core idle besides this
-    process's (``idle_cores``). A spawned worker would import pandas and matplotlib afresh; from 3.12 on,
-    forking a threaded process (numpy's BLAS threads) is deprecated, with a warning; and on a
-    busy machine the worker only takes a share of this process's CPU, plus the cost of the
+    process's (``idle_cores``). A spawned worker would import pandas and matplotlib afresh;
+    from 3.12 on, forking a threaded process (numpy's BLAS threads) is deprecated, with a
+    warning; and on a busy machine the worker only takes a share of this process's CPU, plus the cost of the
     fork (measured: 5-15% slower at load 3.5-6 on 2 cores)."""
     return (n_runs >= MIN_RUNS and sys.platform == "linux" and sys.version_info < (3, 12)
             and idle_cores() >= 1)
