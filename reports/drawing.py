@@ -15,6 +15,7 @@ and a worker that dies (killed, out of memory) leaves the figures to this proces
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import sys
@@ -60,10 +61,13 @@ def in_worker(n_runs: int) -> bool:
     (``MIN_RUNS``), ``fork`` on Linux before Python 3.12, and a core idle besides this
     process's (``idle_cores``). A spawned worker would import pandas and matplotlib afresh;
     from 3.12 on, forking a threaded process (numpy's BLAS threads) is deprecated, with a
-    warning; and on a busy machine the worker only takes a share of this process's CPU, plus the cost of the
-    fork (measured: 5-15% slower at load 3.5-6 on 2 cores)."""
+    warning; a forked child of a process running TensorFlow crashed (segmentation fault in
+    its garbage collector freeing TensorFlow functions, seen in the test suite; the report
+    then drew the figures itself), so a process that imported TensorFlow draws them itself;
+    and on a busy machine the worker only takes a share of this process's CPU, plus the cost
+    of the fork (measured: 5-15% slower at load 3.5-6 on 2 cores)."""
     return (n_runs >= MIN_RUNS and sys.platform == "linux" and sys.version_info < (3, 12)
-            and idle_cores() >= 1)
+            and "tensorflow" not in sys.modules and idle_cores() >= 1)
 
 
 def _data_figures(data: StoreData) -> dict[str, str]:
@@ -115,7 +119,16 @@ class Drawing:
                       if in_worker(len(data.runs)) else None)
         self._calls: list[functools.partial] = []  # what to draw, in order
         self._futures: list[Future] = []  # the worker's drawings of them
-        self._submit(_data_figures)
+        self.drawn_here = self._pool is None  # by this process (no worker, or it died)
+        # The first submit forks. Frozen (as Python's documentation advises before a fork
+        # without exec), the inherited objects are never visited by the worker's collector: it
+        # neither copies their pages nor runs finalizers of objects that belong to this process
+        # (a library's threads, locks and handles do not survive a fork).
+        gc.freeze()
+        try:
+            self._submit(_data_figures)
+        finally:
+            gc.unfreeze()
 
     def _submit(self, fn: Callable[..., dict], *args: object) -> None:
         """Draw ``fn(data, *args)``: in the worker at once, else here in ``result``."""
@@ -138,6 +151,7 @@ class Drawing:
         try:
             return [future.result() for future in self._futures]
         except BrokenProcessPool:
+            self.drawn_here = True
             return [call() for call in self._calls]
         finally:
             self._pool.shutdown(cancel_futures=True)
