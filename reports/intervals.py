@@ -154,9 +154,9 @@ class Intervals:
 def sorted_groups(x: np.ndarray, group: np.ndarray, n_groups: int, sort: bool = True):
     """(size n, the groups of that size, their values sorted as rows (count, n)) for each
     distinct group size: groups of one size are computed together, with the arithmetic of one.
-    ``sort=False``: ``x`` is already ordered by group, and each row keeps that order."""
+    ``sort=False``: each row keeps the order of its group's values in ``x``."""
     sizes = np.bincount(group, minlength=n_groups)
-    s = x[np.lexsort((x, group))] if sort else x
+    s = x[np.lexsort((x, group))] if sort else x[np.argsort(group, kind="stable")]
     starts = np.cumsum(sizes) - sizes
     for n in np.unique(sizes).tolist():
         where = np.flatnonzero(sizes == n)

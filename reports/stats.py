@@ -125,8 +125,7 @@ def wilcoxon_ps(d: np.ndarray, group: np.ndarray, n_groups: int) -> list[TestRes
     name = "Wilcoxon signed-rank"
     nonzero = np.bincount(group, weights=d != 0, minlength=n_groups)
     out = [TestResult(math.nan, name, "all paired differences are zero")] * n_groups
-    order = np.argsort(group, kind="stable")  # each group's differences in their order
-    for n, where, rows in intervals.sorted_groups(d[order], group[order], n_groups, sort=False):
+    for n, where, rows in intervals.sorted_groups(d, group, n_groups, sort=False):
         if n < 2:
             for i in where.tolist():
                 out[i] = TestResult(math.nan, name, f"no test possible with {n} paired seed(s)")
@@ -498,11 +497,9 @@ def paired_logranks(t_ref: np.ndarray, e_ref: np.ndarray, t_b: np.ndarray, e_b: 
     """``paired_logrank`` of the seed pairs of each group (groups of one size scored at once)."""
     name = "paired log-rank (permutation)"
     group = np.asarray(group, dtype=np.intp)
-    order = np.argsort(group, kind="stable")  # each group's pairs in their order
-    cols = [np.asarray(c, dtype=float)[order] for c in (t_ref, e_ref, t_b, e_b)]
-    g = group[order]
+    cols = [np.asarray(c, dtype=float) for c in (t_ref, e_ref, t_b, e_b)]
     out: list[TestResult] = [TestResult(math.nan, name)] * n_groups
-    by_size = zip(*(intervals.sorted_groups(c, g, n_groups, sort=False) for c in cols))
+    by_size = zip(*(intervals.sorted_groups(c, group, n_groups, sort=False) for c in cols))  # pairs in order
     for (n, where, tr), (_, _, er), (_, _, tb), (_, _, eb) in by_size:
         er, eb = er.astype(bool), eb.astype(bool)
         if n < 2:
