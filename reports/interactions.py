@@ -93,14 +93,16 @@ class _Pairs:
         cell_codes = pd.factorize(runs["cell"])[0].astype(np.int64)
         seed_codes, seeds = pd.factorize(runs["seed"])
         self.key = cell_codes * (len(seeds) + 1) + seed_codes
+        arm_codes = pd.factorize(self.arm)[0].astype(np.int64)
+        twice = pd.Index(self.key * (arm_codes.max(initial=0) + 1) + arm_codes).duplicated()
+        if twice.any():  # as bench.cells.pair refuses them
+            raise PairingError(f"arm {self.arm[twice][0]!r}: several runs share one cell and seed; "
+                               "they cannot be paired")
 
     def rows(self, reference: str, other: str) -> tuple[np.ndarray, np.ndarray]:
         """Positions of the paired runs: the other arm's (in order) and their references'."""
         ref_rows = np.flatnonzero(self.arm == reference)
         rows = np.flatnonzero(self.arm == other)
-        for arm, where in ((reference, ref_rows), (other, rows)):
-            if not pd.Index(self.key[where]).is_unique:  # as bench.cells.pair refuses them
-                raise PairingError(f"arm {arm!r}: several runs share one cell and seed; they cannot be paired")
         match = pd.Index(self.key[ref_rows]).get_indexer(self.key[rows])  # -1: no reference run
         found = match >= 0
         return rows[found], ref_rows[match[found]]
