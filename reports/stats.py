@@ -62,15 +62,22 @@ def bootstrap_ci(
 
 
 def paired_difference(
-    a: np.ndarray | list[float], b: np.ndarray | list[float], *,
-    unit: np.ndarray | list | None = None, n_resamples: int = N_RESAMPLES, seed: int | None = None,
+    a: np.ndarray | list[float], b: np.ndarray | list[float], *, unit: np.ndarray | list | None = None,
 ) -> Interval:
-    """Median of the paired differences ``b - a`` with its 95% interval.
+    """Median of the paired differences ``b - a`` with its 95% interval (``paired_differences``
+    of one group).
 
     Pairs with a non-finite member are dropped (the caller counts them).
     """
     d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    return bootstrap_ci(d, unit=unit, n_resamples=n_resamples, seed=seed)
+    return paired_differences(d, np.zeros(d.shape, np.intp), 1, unit=unit).at(0)
+
+
+def paired_differences(d: np.ndarray, group: np.ndarray, n_groups: int, *,
+                       unit: np.ndarray | list | None = None) -> intervals.Intervals:
+    """``paired_difference`` of the paired differences ``d`` (b - a) of each group at once: the
+    median with its distribution-free order-statistic interval (``unit``: one mean per unit first)."""
+    return intervals.median_intervals(d, group, n_groups, unit=unit)
 
 
 def p_improve(a: np.ndarray | list[float], b: np.ndarray | list[float], *, higher: bool = True) -> Interval:

@@ -286,7 +286,7 @@ def accuracy_blocks(pairs: Columns, group: np.ndarray, n_groups: int) -> list[Bl
                                 ("final_val_acc_no_diverged", ~(div_a | div_b), np.flatnonzero(diverged))):
         k = keep & np.isfinite(ca) & np.isfinite(cb)
         scale, g = n_val[k], group[k]
-        diff = intervals.median_intervals(cb[k] / scale - ca[k] / scale, g, n_groups)  # stats.paired_difference
+        diff = stats.paired_differences(cb[k] / scale - ca[k] / scale, g, n_groups)
         primary = metric == "final_val_acc"
         tests = stats.wilcoxon_ps(cb[k] - ca[k], g, n_groups) if primary else [stats.TestResult(
             math.nan, "", "sensitivity analysis: not tested (same hypothesis as the row above)")] * n_groups
@@ -312,7 +312,7 @@ def test_accuracy_block(pairs: Columns, group: np.ndarray, n_groups: int) -> Blo
     k = np.isfinite(ca) & np.isfinite(cb)
     g = group[k]
     n = np.bincount(g, minlength=n_groups)
-    diff = intervals.median_intervals(cb[k] / n_test[k] - ca[k] / n_test[k], g, n_groups)
+    diff = stats.paired_differences(cb[k] / n_test[k] - ca[k] / n_test[k], g, n_groups)
     unknown = (n == 0).tolist()  # NaN throughout; the test's note says why
     diff = replace(diff, note=["" if u else x for u, x in zip(unknown, diff.note)])
     tests = [stats.TestResult(math.nan, "", TEST_UNKNOWN_NOTE) if u else t
@@ -396,8 +396,8 @@ def timing_block(pairs: Columns, group: np.ndarray, n_groups: int) -> Block:
     programs = (pairs["seeds_in_program_a"][keep] > 1) | (pairs["seeds_in_program_b"][keep] > 1)
     shared = _count(g, programs, n_groups) > 0
     by_unit = shared[g]  # groups of shared programs: one value per program pair
-    diff = intervals.median_intervals(b[by_unit] - a[by_unit], g[by_unit], n_groups, unit=unit[by_unit]).pick(
-        shared, intervals.median_intervals(b[~by_unit] - a[~by_unit], g[~by_unit], n_groups))
+    diff = stats.paired_differences(b[by_unit] - a[by_unit], g[by_unit], n_groups, unit=unit[by_unit]).pick(
+        shared, stats.paired_differences(b[~by_unit] - a[~by_unit], g[~by_unit], n_groups))
     d_units, g_units = intervals.per_unit_groups(b - a, g, unit)
     tests = stats.wilcoxon_ps(d_units, g_units, n_groups)
     tests = [stats.TestResult(t.p, t.test, t.note.replace("paired seed(s)", "timing measurement(s)")) if s else t
