@@ -519,6 +519,19 @@ def read_runs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame
     )
 
 
+def count_runs(conn: sqlite3.Connection, grid: str | None = None) -> int | None:
+    """How many runs the store holds; with ``grid``, how many that grid requested (None: no
+    such grid). A count, without reading the runs."""
+    if grid is None:
+        return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    if conn.execute("SELECT 1 FROM grids WHERE name = ?", (grid,)).fetchone() is None:
+        return None
+    return conn.execute(
+        "SELECT count(*) FROM runs r JOIN grid_runs g ON g.run_id = r.run_id WHERE g.grid = ?",
+        (grid,),
+    ).fetchone()[0]
+
+
 def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
     """The ``epochs`` table as a DataFrame ordered by run and epoch; with ``grid``, only that
     grid's runs.

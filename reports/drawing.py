@@ -1,19 +1,22 @@
 """The HTML report's figures, drawn in a second process while this one computes the tables.
 
-After loading, a 10,000-run report spends about as long importing matplotlib and drawing its
-figures (~2 s) as computing its tables, interactions and rows, which need no figure. With a
-core idle (and ``fork``: the worker starts in milliseconds and inherits the imports and the
-data already there) the figures are drawn in one worker process, each as soon as its inputs
-exist: those of the loaded data at once, the forest plot once the comparisons are computed,
-the effects by level once the interaction effects are. Otherwise (``in_worker``: a small
-store, one core, a busy machine, no ``fork``) they are drawn in this process when asked for.
-Either way the SVG text is the same (``figures`` fixes its ids with ``svg.hashsalt`` and
-jitters with its own seeded generator), an error drawing a figure is raised by ``result``,
-and a worker that dies (killed, out of memory) leaves the figures to this process.
+A 10,000-run report spends about as long importing matplotlib and drawing its figures (~2.5 s)
+as loading the store and computing its tables, interactions and rows, which need no figure.
+With a core idle (and ``fork``: the worker starts in milliseconds and inherits the imports
+already there) the figures are drawn in one worker process, started before the store is
+loaded: it imports matplotlib while this process loads, is sent the loaded data once, and
+draws each figure as soon as its inputs exist: those of the loaded data at once, the forest
+plot once the comparisons are computed, the effects by level once the interaction effects
+are. Otherwise (``in_worker``: a small store, one core, a busy machine, no ``fork``) they are
+drawn in this process when asked for. Either way the SVG text is the same (``figures`` fixes
+its ids with ``svg.hashsalt`` and jitters with its own seeded generator), an error drawing a
+figure is raised by ``result``, and a worker that dies (killed, out of memory) leaves the
+figures to this process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import multiprocessing
@@ -90,14 +93,27 @@ def _effect_figure(data: StoreData, effects: pd.DataFrame) -> dict[str, str]:
     return {"effect_by_level": figures.effect_by_level(effects, data.arms)}
 
 
-#: The worker's copy of the report's data, inherited through ``fork`` (pickling the runs and
-#: epochs of 10,000 runs would hold this process's interpreter for ~0.3 s).
+def _import_figures() -> None:
+    """The worker's first task, while this process loads the store: import matplotlib."""
+    from reports import figures  # noqa: F401
+
+
+def figure_data(data: StoreData) -> StoreData:
+    """What the figures read of the data: the runs without their JSON records (the machine,
+    versions, engine and configuration of each run, ~40% of what the worker would be sent)
+    and without the settings frame, which only the methods section reads."""
+    records = [c for c in data.runs.columns if c.endswith("_json")]
+    return dataclasses.replace(data, runs=data.runs.drop(columns=records), settings=None)
+
+
+#: The worker's copy of the report's data: sent once, with the first figures.
 _DATA: StoreData | None = None
 
 
-def _keep(data: StoreData) -> None:
+def _keep_and_draw(data: StoreData) -> dict:
     global _DATA
     _DATA = data
+    return _data_figures(data)
 
 
 def _with_data(fn: Callable[..., dict], *args: object) -> dict:
@@ -109,38 +125,62 @@ ORDER = ("learning_curves", "km", "time_per_epoch", "forest", "interaction", "ef
 
 
 class Drawing:
-    """The figures of one report: made with its data, add the comparisons and the
-    interaction effects as they are computed, then ``result``."""
+    """The figures of one report. Made before the store is loaded, with its number of runs
+    (the worker, if any, starts then and imports matplotlib while this process loads); then
+    given the data, the comparisons and the interaction effects as they are computed; then
+    ``result``."""
 
-    def __init__(self, data: StoreData) -> None:
-        self._data = data
-        self._pool = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
-                                          initializer=_keep, initargs=(data,))
-                      if in_worker(len(data.runs)) else None)
+    def __init__(self, n_runs: int) -> None:
+        self._pool = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+                      if in_worker(n_runs) else None)
+        self._data: StoreData | None = None
         self._calls: list[functools.partial] = []  # what to draw, in order
         self._futures: list[Future] = []  # the worker's drawings of them
         self.drawn_here = self._pool is None  # by this process (no worker, or it died)
-        # The first submit forks. Frozen (as Python's documentation advises before a fork
-        # without exec), the inherited objects are never visited by the worker's collector: it
-        # neither copies their pages nor runs finalizers of objects that belong to this process
-        # (a library's threads, locks and handles do not survive a fork).
-        gc.freeze()
-        try:
-            self._submit(_data_figures)
-        finally:
-            gc.unfreeze()
+        self._broken = False  # the worker died before a submit
+        if self._pool is not None:
+            # The first submit forks. Frozen (as Python's documentation advises before a fork
+            # without exec), the inherited objects are never visited by the worker's
+            # collector: it neither copies their pages nor runs finalizers of objects that
+            # belong to this process (a library's threads, locks and handles do not survive a
+            # fork).
+            gc.freeze()
+            try:
+                self._send(_import_figures)
+            finally:
+                gc.unfreeze()
+
+    def data(self, data: StoreData) -> None:
+        """The loaded store: sent to the worker (``figure_data``, pickled by the pool's
+        feeder thread while this process goes on), which draws its figures at once."""
+        self._data = data
+        self._calls.append(functools.partial(_data_figures, data))
+        self._send(_keep_and_draw, figure_data(data))
 
     def _submit(self, fn: Callable[..., dict], *args: object) -> None:
         """Draw ``fn(data, *args)``: in the worker at once, else here in ``result``."""
         self._calls.append(functools.partial(fn, self._data, *args))
-        if self._pool is not None:
-            self._futures.append(self._pool.submit(_with_data, fn, *args))
+        self._send(_with_data, fn, *args)
+
+    def _send(self, fn: Callable[..., object], *args: object) -> None:
+        """``fn(*args)`` to the worker, if there is one and it lives."""
+        if self._pool is None or self._broken:
+            return
+        try:
+            self._futures.append(self._pool.submit(fn, *args))
+        except BrokenProcessPool:  # it died before this submit
+            self._broken = True
 
     def comparisons(self, comparisons: pd.DataFrame) -> None:
         self._submit(_comparison_figures, comparisons)
 
     def effects(self, effects: pd.DataFrame) -> None:
         self._submit(_effect_figure, effects)
+
+    def close(self) -> None:
+        """Stop the worker without its figures (the report failed before asking for them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _drawn(self) -> list[dict]:
         """Each call's figures: the worker's, or drawn here without one or if it died (killed,
@@ -149,7 +189,9 @@ class Drawing:
         if self._pool is None:
             return [call() for call in self._calls]
         try:
-            return [future.result() for future in self._futures]
+            if self._broken:
+                raise BrokenProcessPool
+            return [future.result() for future in self._futures][1:]  # not _import_figures's
         except BrokenProcessPool:
             self.drawn_here = True
             return [call() for call in self._calls]

@@ -6,7 +6,9 @@ no scripts, nothing fetched) and Markdown for CI logs (tables only).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sqlite3
 from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from bench.cells import Arms, varying_settings
+from bench.errors import UsageError
+from bench.store import StoreError, count_runs, open_readonly
 from reports import interactions as ix
 from reports import stats
 from reports.drawing import Drawing
@@ -548,10 +552,14 @@ def build_ranking(data: StoreData, n_resamples: int = stats.N_RESAMPLES) -> dict
 
 def build_context(data: StoreData, *, n_resamples: int = stats.N_RESAMPLES,
                   with_figures: bool = True, n_permutations: int = N_PERMUTATIONS,
-                  with_run_list: bool = True) -> dict[str, Any]:
+                  with_run_list: bool = True, drawing: Drawing | None = None) -> dict[str, Any]:
     """Everything the templates show; ``with_figures`` / ``with_run_list``: the SVG figures and
-    the every-run table, which only the HTML report has (a 10,000-run store's list is ~1 s)."""
-    drawing = Drawing(data) if with_figures and len(data.runs) else None  # beside the tables
+    the every-run table, which only the HTML report has (a 10,000-run store's list is ~1 s);
+    ``drawing``: the figures' drawing, if started before loading (``render_report``)."""
+    if drawing is None and with_figures and len(data.runs):
+        drawing = Drawing(len(data.runs))
+    if drawing is not None:
+        drawing.data(data)  # drawn beside the tables
     tables = build_tables(data, n_resamples)
     if drawing is not None:
         drawing.comparisons(tables.comparisons)
@@ -672,8 +680,27 @@ def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "htm
     the grid's ``[report]`` table, else normalizer x placement vs ``none``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (allowed: {', '.join(FORMATS)})")
-    data = load(store, grid, arms)
     html = fmt == "html"
-    ctx = build_context(data, n_resamples=n_resamples, with_figures=html, n_permutations=n_permutations,
-                        with_run_list=html)
+    # Started first: its worker, if any, imports matplotlib while the store loads.
+    drawing = Drawing(stored_runs(store, grid)) if html else None
+    try:
+        data = load(store, grid, arms)
+        if drawing is not None and not len(data.runs):  # emptied since it was counted
+            drawing.close()
+            drawing = None
+        ctx = build_context(data, n_resamples=n_resamples, with_figures=html,
+                            n_permutations=n_permutations, with_run_list=html, drawing=drawing)
+    except BaseException:
+        if drawing is not None:
+            drawing.close()
+        raise
     return render_html(ctx) if html else render_markdown(ctx)
+
+
+def stored_runs(store: str | Path, grid: str | None) -> int:
+    """How many runs ``load`` will read (0 where it will fail, which it then explains)."""
+    try:
+        with contextlib.closing(open_readonly(store)) as conn:
+            return count_runs(conn, grid) or 0
+    except (StoreError, UsageError, OSError, sqlite3.Error):
+        return 0

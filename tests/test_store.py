@@ -8,7 +8,7 @@ import pytest
 
 from bench.results import EpochMetrics, RunResult
 from bench.spec import parse_spec
-from bench.store import SCHEMA_VERSION, Store, StoreError, open_readonly
+from bench.store import SCHEMA_VERSION, Store, StoreError, count_runs, open_readonly
 
 
 def result(cfg, accs=(0.4, 0.6, 0.7), status="ok"):
@@ -38,6 +38,22 @@ def test_write_and_read_back(tmp_path, configs):
     censored = frame.set_index("run_id").loc[runs[1].run_id]
     assert censored.epochs_to_target != censored.epochs_to_target  # NaN: censored, not the budget
     assert set(frame.columns) >= {"placement", "learning_rate", "hidden", "seed", "status", "final_val_acc"}
+
+
+def test_count_runs_counts_without_reading_them(tmp_path, configs):
+    spec, runs = configs
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.register_grid(spec, runs)
+        for run in runs[:3]:
+            store.write_result(result(run))
+    conn = open_readonly(path)
+    try:
+        assert count_runs(conn) == 3  # stored runs, not the grid's planned ones
+        assert count_runs(conn, "s") == 3
+        assert count_runs(conn, "nope") is None
+    finally:
+        conn.close()
 
 
 def test_newer_schema_is_refused(tmp_path, configs):

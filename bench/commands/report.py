@@ -102,20 +102,12 @@ def _refuse_empty(store: str, grid: str | None) -> None:
     """A store (or grid) without runs has nothing to report: say so instead of an empty report."""
     from contextlib import closing
 
-    from bench.store import open_readonly
+    from bench.store import count_runs, open_readonly
 
     if Path(store).is_dir():
         return  # the report's loader names that problem
     with closing(open_readonly(store)) as conn:
-        if grid is None:
-            n = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-        elif conn.execute("SELECT 1 FROM grids WHERE name = ?", (grid,)).fetchone() is None:
-            return  # an unknown grid: the loader lists the known ones
-        else:
-            n = conn.execute(
-                "SELECT count(*) FROM runs r JOIN grid_runs g ON g.run_id = r.run_id WHERE g.grid = ?",
-                (grid,),
-            ).fetchone()[0]
+        n = count_runs(conn, grid)  # None: an unknown grid, which the loader names with the known ones
     if n == 0:
         where = f"grid {grid!r} in {store}" if grid else store
         raise UsageError(f"{where}: nothing to report (no runs stored yet; 'bnbench run SPEC' first)")

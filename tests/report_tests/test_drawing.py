@@ -26,7 +26,8 @@ def inputs(planted_store):
 
 def _drawing(inputs) -> drawing.Drawing:
     data, comparisons, effects = inputs
-    d = drawing.Drawing(data)
+    d = drawing.Drawing(len(data.runs))
+    d.data(data)
     d.comparisons(comparisons)
     d.effects(effects)
     return d
@@ -49,7 +50,8 @@ comparisons, effects = build_tables(data, 200).comparisons, build_interactions(d
 drawn = {}
 for worker in (True, False):
     drawing.in_worker = lambda n_runs: worker
-    d = drawing.Drawing(data)
+    d = drawing.Drawing(len(data.runs))
+    d.data(data)
     d.comparisons(comparisons)
     d.effects(effects)
     drawn[worker] = d.result()
@@ -115,5 +117,26 @@ def test_a_dead_worker_leaves_the_figures_to_this_process(inputs, monkeypatch):
     monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
     monkeypatch.setattr(figures, "learning_curves", killed_in_the_worker)  # the fork inherits it
     d = _drawing(inputs)
+    assert d.result() == want
+    assert d.drawn_here
+
+
+def test_a_worker_dead_before_the_data_leaves_the_figures_to_this_process(inputs, monkeypatch):
+    """Killed while importing matplotlib, before this process sends it the loaded data."""
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: False)
+    want = _draw(inputs)
+
+    def killed():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    killed.__module__, killed.__qualname__ = "reports.drawing", "_import_figures"  # sent by name
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
+    monkeypatch.setattr(drawing, "_import_figures", killed)  # the fork inherits it
+    d = drawing.Drawing(len(inputs[0].runs))
+    assert d._futures[0].exception(timeout=60) is not None  # dead, and the pool knows it
+    data, comparisons, effects = inputs
+    d.data(data)
+    d.comparisons(comparisons)
+    d.effects(effects)
     assert d.result() == want
     assert d.drawn_here
