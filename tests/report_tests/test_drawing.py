@@ -4,12 +4,14 @@ worker used only where it helps."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 
 import pytest
 
+from bench.errors import UsageError
 from reports import drawing, figures
 from reports.load import load
 from reports.render import build_interactions, build_tables, render_report
@@ -41,6 +43,7 @@ def _draw(inputs) -> tuple:
 #: TensorFlow, whose forked children ``in_worker`` avoids (see its docstring).
 SAME_SVG = """
 import sys
+from bench.errors import UsageError
 from reports import drawing, figures
 from reports.load import load
 from reports.render import build_interactions, build_tables
@@ -140,3 +143,45 @@ def test_a_worker_dead_before_the_data_leaves_the_figures_to_this_process(inputs
     d.effects(effects)
     assert d.result() == want
     assert d.drawn_here
+
+
+#: ``bnbench report`` with and without the worker, each in a fresh interpreter (as a user runs it).
+CLI = """
+import sys
+from bench.cli import main
+from reports import drawing
+drawing.in_worker = lambda n_runs: sys.argv[3] == "worker"
+result = drawing.Drawing.result
+def checked(self):
+    out = result(self)
+    assert self.drawn_here is (sys.argv[3] == "here"), "the worker died"
+    return out
+drawing.Drawing.result = checked
+assert main(["report", sys.argv[1], "-o", sys.argv[2]]) == 0
+"""
+
+
+def test_the_command_writes_the_same_report_with_its_worker(planted_store, tmp_path):
+    pages = {}
+    for how in ("worker", "here"):
+        out = tmp_path / f"{how}.html"
+        res = subprocess.run([sys.executable, "-c", CLI, str(planted_store), str(out), how],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        pages[how] = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "<generated>", out.read_text())
+    assert pages["worker"] == pages["here"]
+
+
+def test_a_store_the_report_cannot_load_stops_its_worker(planted_store, monkeypatch):
+    """Started before loading, the worker is stopped when the load fails (an unknown grid)."""
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
+    closed, close = [], drawing.Drawing.close
+
+    def recorded(self):
+        closed.append(self._pool is not None)
+        close(self)
+
+    monkeypatch.setattr(drawing.Drawing, "close", recorded)
+    with pytest.raises(UsageError, match="no grid named 'nope'"):
+        render_report(planted_store, grid="nope", **FAST)
+    assert closed == [True]
