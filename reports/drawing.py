@@ -138,6 +138,7 @@ class Drawing:
         self._futures: list[Future] = []  # the worker's drawings of them
         self.drawn_here = self._pool is None  # by this process (no worker, or it died)
         self._broken = False  # the worker died before a submit
+        self.importing: Future | None = None  # the worker's import of matplotlib
         if self._pool is not None:
             # The first submit forks. Frozen (as Python's documentation advises before a fork
             # without exec), the inherited objects are never visited by the worker's
@@ -146,7 +147,7 @@ class Drawing:
             # fork).
             gc.freeze()
             try:
-                self._send(_import_figures)
+                self.importing = self._send(_import_figures)  # an import error: raised by each figure
             finally:
                 gc.unfreeze()
 
@@ -155,21 +156,26 @@ class Drawing:
         feeder thread while this process goes on), which draws its figures at once."""
         self._data = data
         self._calls.append(functools.partial(_data_figures, data))
-        self._send(_keep_and_draw, figure_data(data))
+        self._draw(self._send(_keep_and_draw, figure_data(data)))
 
     def _submit(self, fn: Callable[..., dict], *args: object) -> None:
         """Draw ``fn(data, *args)``: in the worker at once, else here in ``result``."""
         self._calls.append(functools.partial(fn, self._data, *args))
-        self._send(_with_data, fn, *args)
+        self._draw(self._send(_with_data, fn, *args))
 
-    def _send(self, fn: Callable[..., object], *args: object) -> None:
-        """``fn(*args)`` to the worker, if there is one and it lives."""
+    def _draw(self, future: Future | None) -> None:
+        if future is not None:
+            self._futures.append(future)
+
+    def _send(self, fn: Callable[..., object], *args: object) -> Future | None:
+        """``fn(*args)`` in the worker, if there is one and it lives."""
         if self._pool is None or self._broken:
-            return
+            return None
         try:
-            self._futures.append(self._pool.submit(fn, *args))
+            return self._pool.submit(fn, *args)
         except BrokenProcessPool:  # it died before this submit
             self._broken = True
+            return None
 
     def comparisons(self, comparisons: pd.DataFrame) -> None:
         self._submit(_comparison_figures, comparisons)
@@ -191,7 +197,7 @@ class Drawing:
         try:
             if self._broken:
                 raise BrokenProcessPool
-            return [future.result() for future in self._futures][1:]  # not _import_figures's
+            return [future.result() for future in self._futures]
         except BrokenProcessPool:
             self.drawn_here = True
             return [call() for call in self._calls]

@@ -136,7 +136,7 @@ def test_a_worker_dead_before_the_data_leaves_the_figures_to_this_process(inputs
     monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
     monkeypatch.setattr(drawing, "_import_figures", killed)  # the fork inherits it
     d = drawing.Drawing(len(inputs[0].runs))
-    assert d._futures[0].exception(timeout=60) is not None  # dead, and the pool knows it
+    assert d.importing.exception(timeout=60) is not None  # dead, and the pool knows it
     data, comparisons, effects = inputs
     d.data(data)
     d.comparisons(comparisons)
