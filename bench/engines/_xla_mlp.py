@@ -98,51 +98,8 @@ def _dense(h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return tf.einsum("sbi,sio->sbo", h, kernel)
 
 
-def input_bn_dense(x: tf.Tensor, mean: tf.Tensor, var: tf.Tensor, gamma, beta, kernel, bias,
-                   epsilon: float) -> tf.Tensor:
-    """``_dense(tf.nn.batch_normalization(x, ...), kernel) + bias`` with a hand-written gradient
-    for gamma, beta, kernel and bias (x, mean and var: data, no gradient).
-
-    Why: the input BN's gamma/beta gradients need dh = dz W^T per sample ([S, B, 784], a
-    784 x 300 GEMM per sample, 29% of an ``after+input`` step's FLOPs), but only its sums over
-    the batch, which regroup around a product shaped like the kernel gradient (measured
-    faster, docs/performance.md): sum_b dh = W (sum_b dz), sum_b dh * x = rowsum(W * x^T dz).
-    Same terms in another summation order; the kernel and bias gradients are the tape's.
-    x: [S, B, I]; mean, var: [S, I]; gamma, beta: [S, I]; kernel [S, I, O]; bias [S, O].
-    """
-    gamma, beta = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
-    kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
-
-    @tf.custom_gradient
-    def bn_dense(gamma, beta, kernel, bias):
-        h = tf.nn.batch_normalization(x, mean[:, None, :], var[:, None, :], beta[:, None, :],
-                                      gamma[:, None, :], epsilon)
-
-        def grad(dz):
-            d_bias = tf.reduce_sum(dz, axis=1)  # [S, O]
-            d_beta = tf.einsum("sio,so->si", kernel, d_bias)  # sum_b dh
-            # As batch_normalization's tape gradient: with inv = rsqrt(var + eps) * gamma,
-            # d inv = sum_b dh * x - mean * sum_b dh and d gamma = d inv * rsqrt(var + eps).
-            d_inv = tf.reduce_sum(kernel * _weight_grad(x, dz), axis=2) - mean * d_beta
-            return d_inv * tf.math.rsqrt(var + epsilon), d_beta, _weight_grad(h, dz), d_bias
-
-        return _dense(h, kernel) + bias[:, None, :], grad
-
-    return bn_dense(gamma, beta, kernel, bias)
-
-
-def _weight_grad(h: tf.Tensor, dz: tf.Tensor) -> tf.Tensor:
-    """[S, B, I], [S, B, O] -> [S, I, O]: sum over the batch of h^T dz (a dense layer's kernel
-    gradient), one plain GEMM when there is one seed (as ``_dense``)."""
-    if h.shape[0] == 1 and _SQUEEZE_SINGLE:
-        return tf.matmul(h[0], dz[0], transpose_a=True)[None]
-    return tf.einsum("sbi,sbo->sio", h, dz)
-
-
 #: Switch for measuring the S=1 shortcut against the batched dot (read at trace time).
 _SQUEEZE_SINGLE = True
-#: Switch for measuring ``input_bn_dense``'s gradient against the tape's (read at trace time).
-_FUSED_INPUT_BN = True
 
 
 class StackedMLP:
@@ -208,24 +165,16 @@ class StackedMLP:
         if sp.normalizer == "rms":
             rrms = tf.math.rsqrt(tf.reduce_mean(tf.square(h), axis=-1, keepdims=True) + sp.bn_epsilon)
             return h * rrms * self.gammas[i][:, None, :]
-        mean, var = self._batch_stats(h, i) if training else (self.moving_means[i], self.moving_vars[i])
+        if training:
+            mean, var = tf.nn.moments(h, axes=[1])  # [S, d] each; biased variance
+            m = sp.bn_momentum
+            self.moving_means[i].assign(self.moving_means[i] * m + mean * (1.0 - m))
+            self.moving_vars[i].assign(self.moving_vars[i] * m + var * (1.0 - m))
+        else:
+            mean, var = self.moving_means[i], self.moving_vars[i]
         return tf.nn.batch_normalization(
             h, mean[:, None, :], var[:, None, :], self.betas[i][:, None, :],
             self.gammas[i][:, None, :], sp.bn_epsilon)
-
-    def _batch_stats(self, h: tf.Tensor, i: int) -> tuple[tf.Tensor, tf.Tensor]:
-        """BN layer ``i``'s batch mean and biased variance of h [S, B, d]; updates its moving ones."""
-        mean, var = tf.nn.moments(h, axes=[1])  # [S, d] each
-        m = self.spec.bn_momentum
-        self.moving_means[i].assign(self.moving_means[i] * m + mean * (1.0 - m))
-        self.moving_vars[i].assign(self.moving_vars[i] * m + var * (1.0 - m))
-        return mean, var
-
-    def _input_bn_dense(self, x: tf.Tensor) -> tf.Tensor:
-        """Training-mode input BN then layer 1 (``after+input``): ``input_bn_dense``."""
-        mean, var = self._batch_stats(x, 0)
-        return input_bn_dense(x, mean, var, self.gammas[0], self.betas[0], self.kernels[0],
-                              self.biases[0], self.spec.bn_epsilon)
 
     def logits(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         """x: [S, B, F] (or [B, F], shared by all seeds) -> logits [S, B, C].
@@ -235,15 +184,10 @@ class StackedMLP:
         """
         sp, bn = self.spec, 0
         h = x if x.shape.rank == 3 else tf.broadcast_to(x[None], [self.n_seeds, *x.shape])
-        fused = (training and sp.placement == "after+input" and sp.normalizer == "batch"
-                 and _FUSED_INPUT_BN)
-        if sp.placement == "after+input" and not fused:
+        if sp.placement == "after+input":
             h, bn = self._bn(h, 0, training), 1
         for layer in range(len(sp.sizes) - 1):
-            if layer == 0 and fused:
-                h, bn = self._input_bn_dense(h), 1
-            else:
-                h = _dense(h, self.kernels[layer]) + self.biases[layer][:, None, :]
+            h = _dense(h, self.kernels[layer]) + self.biases[layer][:, None, :]
             if layer == len(sp.sizes) - 2:
                 return h
             if sp.placement == "before":

@@ -62,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--placements", default="none,after+input")
-    ap.add_argument("--tape-input-bn", action="store_true",
-                    help="also time after+input with the input BN's gradient left to the tape (main's)")
     ap.add_argument("--only", default="", help="time only the parts whose name contains this")
     args = ap.parse_args(argv)
 
@@ -74,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from bench.datasets import load_dataset
-    from bench.engines import _xla_mlp
     from bench.engines._xla_mlp import NetSpec, StackedMLP
     from throughput import train_flops_per_sample
 
@@ -97,23 +94,18 @@ def main(argv: list[str] | None = None) -> int:
                        fn(w, acc).numpy().ravel()[0])
 
     per_seed = {}
-    steps_of = [(p, n, True) for p in args.placements.split(",") for n in seed_counts]
-    if args.tape_input_bn:
-        steps_of += [("after+input", n, False) for n in seed_counts]
-    for placement, n_seeds, fused in steps_of:
+    for placement, n_seeds in ((p, n) for p in args.placements.split(",") for n in seed_counts):
         spec = NetSpec((784, 300, 100, 10), placement, "leaky_relu", "sgd", 1e-3, 0.99, 1e-3)
         net = StackedMLP(spec, list(range(n_seeds)), "glorot_uniform")
         rows = tf.constant(rng.integers(0, len(data.x_train), (K, n_seeds, B)).astype(np.int32))
 
-        def steps(net=net, rows=rows, fused=fused):
-            _xla_mlp._FUSED_INPUT_BN = fused  # read while tracing
+        def steps(net=net, rows=rows):
             for i in tf.range(K):
                 net.train_step(tf.gather(x_all, rows[i]), tf.gather(y_all, rows[i]))
 
         fn = tf.function(steps, jit_compile=True)
         flops = train_flops_per_sample(spec.sizes, placement) * n_seeds * B * K
-        name = (f"train step, {placement}" + (f", S={n_seeds}" if len(seed_counts) > 1 else "")
-                + ("" if fused else ", input BN by the tape"))
+        name = f"train step, {placement}" + (f", S={n_seeds}" if len(seed_counts) > 1 else "")
         per_seed[name] = n_seeds
         calls[name] = (flops, lambda fn=fn, net=net: (fn(), net.kernels[0][0, 0, 0].numpy()))
 
