@@ -21,10 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def gemm_variants(lr: float):
-    """name -> (FLOPs per iteration, body(h [S, B, 784], w [S, 784, 300], acc) -> acc).
+    """name -> (body(h [S, B, 784], w [S, 784, 300], acc) -> acc, which start value acc takes).
 
-    ``acc`` is what the loop carries: the kernel itself where the variant updates it, else a
-    small [S, B, out] sum of the products (cheap, and it keeps every product alive).
+    Each body is one product of layer 1 (2 S B 784 300 FLOP). ``acc`` is what the loop carries:
+    the kernel itself where the variant updates it (``"w"``), else a small [S, B, out] sum of
+    the products (cheap, and it keeps every product alive). The output gradient dz is a
+    stand-in, the gathered rows' first 300 columns: the same shape and cost as the real one.
     """
     import tensorflow as tf
 
