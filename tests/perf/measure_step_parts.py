@@ -51,7 +51,11 @@ def gemm_variants(lr: float):
     def fwd_unstacked(h, w, acc):  # one plain GEMM per seed
         return acc + tf.stack([tf.matmul(h[s], w[s]) for s in range(h.shape[0])])
 
+    def fwd_batch_major(h, w, acc):  # activations [B, S, in] (the gather transposes the rows)
+        return acc + tf.einsum("bsi,sio->bso", tf.transpose(h, [1, 0, 2]), w)
+
     return {"L1 forward": (fwd, "small"), "L1 forward, kernel [S,O,I]": (fwd_t, "small_t"),
+            "L1 forward, activations [B,S,I]": (fwd_batch_major, "small_bs"),
             "L1 forward, output [S,O,B]": (fwd_out_t, "small"),
             "L1 forward, one GEMM per seed": (fwd_unstacked, "small"), "L1 wgrad+update": (wgrad_update, "w"),
             "L1 wgrad+update folded": (wgrad_folded, "w"), "L1 input grad": (igrad, "input")}
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = {}
     w0 = tf.constant(rng.standard_normal((S, 784, 300)).astype(np.float32) * 0.01)
     start = {"w": w0, "small": tf.zeros((S, B, 300)), "input": tf.zeros((S, B, 784)),
-             "small_t": tf.zeros((S, B, 300))}
+             "small_t": tf.zeros((S, B, 300)), "small_bs": tf.zeros((B, S, 300))}
     w0_t = tf.transpose(w0, [0, 2, 1])
     for name, (body, carried) in gemm_variants(1e-3).items():
         fn = tf.function(lambda w, acc, body=body: _loop(tf, body, w, acc, x_all, idx, K), jit_compile=True)
