@@ -67,6 +67,25 @@ def test_chunking_of_steps_does_not_change_results(digits):
             assert metric_rows(a) == metric_rows(b)
 
 
+def test_step_count_is_not_compiled_in(digits):
+    """One XLA program for every step count: n_steps stays a runtime argument of the loop.
+
+    With ``for i in tf.range(n_steps)`` AutoGraph made n_steps the loop's maximum_iterations,
+    a compile-time constant: the HLO differed per count, and each new count (an epoch's
+    remainder chunk) compiled a new executable inside the timed epoch (docs/performance.md).
+    """
+    import tensorflow as tf
+
+    tf.random.set_seed(0)  # lowering asks for a seed under op determinism
+    cfgs = make_configs(2, engine_opts={"seeds_per_program": 2})
+    prog = stacked._Program(cfgs, digits)
+    idx = tf.constant(np.zeros((4, 2, 32), np.int32))
+    hlo = [prog.train_fn.experimental_get_compiler_ir(prog.x_train, prog.y_train, idx,
+                                                      tf.constant(n, tf.int32))(stage="hlo")
+           for n in (3, 4)]
+    assert hlo[0] == hlo[1]
+
+
 def test_partial_last_batch_is_trained(digits):
     """Dropping the 16-example last batch would change the epoch's sample count and metrics."""
     assert len(digits.x_train) % 32 == 16

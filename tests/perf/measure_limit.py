@@ -2,6 +2,7 @@
 
     python tests/perf/measure_limit.py                 # 2 epochs of the notebook cell, ~2 min quiet
     python tests/perf/measure_limit.py --epochs 10 --json limit.json
+    python tests/perf/measure_limit.py --per-program 8,4,2    # the engine at several S, one sandwich
 
 The limit is measured twice, before and after the engine (a sandwich: the machine's load
 changes within minutes), each time as
@@ -13,7 +14,7 @@ changes within minutes), each time as
 
 Each figure is the best of ``--repeats`` calls after a warm-up (interference only adds time).
 The engine rows train the notebook cell (784-300-100-10, SGD, batch 32, MNIST) with the
-stacked engine at ``--seeds`` seeds per program, per placement, and report training GFLOP/s
+stacked engine at ``--seeds`` seeds per program (or each of ``--per-program``), per placement, and report training GFLOP/s
 (FLOPs counted as in docs/performance.md, compile excluded) and its fraction of the run's
 limit (the best GEMM figure of the run). The 1-minute load average is printed with each row:
 on a shared machine only rows of one run, at similar load, compare.
@@ -97,15 +98,18 @@ def engine_rows(args: argparse.Namespace) -> list[dict]:
 
     data = load_dataset(args.dataset, args.validation_size, train_limit=args.train_limit)
     rows = []
+    per_program = [int(s) for s in args.per_program.split(",")] if args.per_program else [args.seeds]
     for placement in args.placements.split(","):
-        cfgs = notebook_configs(placement, args.seeds, args.epochs, dataset=args.dataset,
-                                train_limit=args.train_limit, validation_size=args.validation_size,
-                                seeds_per_program=args.seeds)
-        load = os.getloadavg()[0]
-        cell = time_cell(f"stacked S={args.seeds}", cfgs, data, stacked.train_cell)
-        rows.append({"what": f"stacked S={args.seeds}, {placement}, {args.epochs} epochs",
-                     "when": "engine", "gflops": cell.gflops, "load": load})
-        print(json.dumps(rows[-1]), flush=True)
+        for per in per_program:
+            cfgs = notebook_configs(placement, args.seeds, args.epochs, dataset=args.dataset,
+                                    train_limit=args.train_limit, validation_size=args.validation_size,
+                                    seeds_per_program=per)
+            load = os.getloadavg()[0]
+            cell = time_cell(f"stacked S={per}", cfgs, data, stacked.train_cell)
+            seeds = "" if per == args.seeds else f" ({args.seeds} seeds)"
+            rows.append({"what": f"stacked S={per}{seeds}, {placement}, {args.epochs} epochs",
+                         "when": "engine", "gflops": cell.gflops, "load": load})
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -125,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--numpy-size", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--seeds", type=int, default=8, help="stacked seeds per program")
+    ap.add_argument("--seeds", type=int, default=8, help="stacked seeds per program (and seeds trained)")
+    ap.add_argument("--per-program", default="",
+                    help="several seeds per program to time in turn, e.g. 8,4,2 (each trains --seeds seeds)")
     ap.add_argument("--placements", default="none,after+input")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--validation-size", type=int, default=5000)

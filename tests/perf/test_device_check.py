@@ -43,7 +43,8 @@ def test_device_check_cpu_mode_runs(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_measure_limit_runs_in_one_process(tmp_path: Path, capsys):
+@pytest.mark.parametrize("per_program", [[], ["--per-program", "2,1"]])
+def test_measure_limit_runs_in_one_process(tmp_path: Path, capsys, per_program):
     """Tiny sizes: the script's code paths, not its numbers (timings are never asserted)."""
     from . import measure_limit
 
@@ -51,10 +52,13 @@ def test_measure_limit_runs_in_one_process(tmp_path: Path, capsys):
     assert measure_limit.main(["--sizes", "64,128", "--numpy-size", "128", "--repeats", "1",
                                "--epochs", "1", "--seeds", "2", "--dataset", "digits",
                                "--validation-size", "300", "--placements", "none",
-                               "--json", str(out)]) == 0
+                               "--json", str(out), *per_program]) == 0
     import json
 
     rows = json.loads(out.read_text())
-    assert [r["when"] for r in rows] == ["before"] * 3 + ["engine"] + ["after"] * 3
+    engines = [r["what"] for r in rows if r["when"] == "engine"]
+    assert [r["when"] for r in rows] == ["before"] * 3 + ["engine"] * len(engines) + ["after"] * 3
+    assert engines == (["stacked S=2, none, 1 epochs", "stacked S=1 (2 seeds), none, 1 epochs"] if per_program
+                       else ["stacked S=2, none, 1 epochs"])
     assert all(r["gflops"] > 0 for r in rows)
     assert "share of the run's limit" in capsys.readouterr().out

@@ -113,7 +113,8 @@ def export_cell(cfgs, data, out: Path) -> dict:
     batch = cfg.batch_size
     full, rem = divmod(n, batch)
     k = max(1, min(cfg.engine.steps_per_execution, full))
-    # (rows of idx, batch, steps): n_steps is a compile-time constant of the loop (tf.range).
+    # (rows of idx, batch, steps): one file per step count as before, although n_steps is now a
+    # runtime argument of the loop (the replay passes it after idx).
     shapes = {(k, batch, k)} if full >= k else set()
     if full % k:
         shapes.add((k, batch, full % k))

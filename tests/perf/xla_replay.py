@@ -159,8 +159,10 @@ def replay_cell(folder: Path, epochs: int | None = None, data_path: str = "") ->
         return outs
 
     def train(key, idx: np.ndarray) -> None:
+        """key = (rows, batch, steps); the step count is a runtime argument of the program."""
         nonlocal state
-        state = list(run(executables[key], key, [x_train, y_train, put(idx), *state])[:n_state])
+        steps = put(np.asarray(key[2], np.int32))
+        state = list(run(executables[key], key, [x_train, y_train, put(idx), steps, *state])[:n_state])
 
     full, rem = divmod(n, batch)
     history: list[list[tuple[float, float, float, float]]] = [[] for _ in seeds]
