@@ -45,7 +45,6 @@ EVAL_BATCH_SIZE = 1024
 
 def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
     import keras
-    import tensorflow as tf
 
     from bench.cnn import build_cnn_model, spec_of
     from bench.model import build_model, make_optimizer
@@ -99,9 +98,19 @@ def train_one(cfg: RunConfig, data: Dataset) -> RunResult:
     return make_result(
         cfg, epochs, compile_s=compile_s, total_s=time.perf_counter() - t_start,
         started_at=started_at, seeds_in_program=1,
-        threads=tf.config.threading.get_intra_op_parallelism_threads(),
+        threads=_tensorflow_threads(keras.backend.backend()),
         test=test, data_fingerprint=data.fingerprint,
     )
+
+
+def _tensorflow_threads(backend: str) -> int:
+    """TensorFlow's intra-op threads; 0 under another Keras backend (JAX: the GPU device check,
+    tests/perf/keras_device_check.py, where the device machines have no TensorFlow)."""
+    if backend != "tensorflow":
+        return 0
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def _evaluate_test(model, data: Dataset, batch_size: int, best_weights: list | None) -> TestScores:

@@ -4,8 +4,9 @@ The replay is how the stacked engine was timed on a GPU machine without TensorFl
 (docs/performance.md, "GPU and other devices"); its numbers mean something only if it runs the
 engine's computation. Here, on the CPU, the same seeds are trained by the engine (TensorFlow's
 XLA; device_check.py's CPU reference) and by the replay (JAX's XLA compiling the exported HLO,
-through tests/perf/xla_device_check.sh, in processes that do not import TensorFlow), and the
-first epoch's metrics are compared.
+through tests/perf/xla_device_check.sh, in processes that cannot import TensorFlow), and the
+first epoch's metrics are compared; so are those of plain Keras fit under Keras' JAX backend
+(keras_device_check.py, the same script's last step).
 
 Tolerance: both compile the same HLO for the same CPU, but two XLA versions may fuse and
 vectorize differently, so sums are reordered: float32 noise (~1e-7 relative per operation) that
@@ -75,15 +76,23 @@ def test_device_script_runs_on_the_cpu(tmp_path, require):
     repo = HERE.parents[1]
     subprocess.run([sys.executable, str(HERE / "device_check.py"), "--cpu", "--json",
                     str(folder / "cpu_reference.json")], check=True, cwd=repo, capture_output=True)
+    # As on the GPU machines: TensorFlow cannot be imported (Keras and bench must not need it).
+    no_tensorflow = tmp_path / "no_tensorflow"
+    (no_tensorflow / "tensorflow").mkdir(parents=True)
+    (no_tensorflow / "tensorflow" / "__init__.py").write_text("raise ImportError('no TensorFlow here')\n")
     done = subprocess.run(["bash", str(HERE / "xla_device_check.sh"), str(folder)], cwd=repo, text=True,
                           capture_output=True, env={**os.environ, "OUT": str(tmp_path), "REFERENCE_EPOCHS": "1",
-                                                    "PYTHON": sys.executable})
+                                                    "PYTHON": sys.executable, "PYTHONPATH": str(no_tensorflow)})
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
     assert "losses differ by" in log and "FAIL" not in log and "exited" not in log, log
     cells = json.loads((tmp_path / "s4.json").read_text())
     assert sorted(c["placement"] for c in cells) == ["after+input", "none"]
     assert all(c["seeds"] == 4 and c["runs_per_hour"] > 0 for c in cells)
+    # Plain Keras fit under the JAX backend (keras_device_check.py), checked by the same rules.
+    keras_cells = json.loads((tmp_path / "keras.json").read_text())
+    assert [(c["placement"], c["seeds"], c["epochs"]) for c in keras_cells] == [("none", 1, 1), ("after+input", 1, 1)]
+    assert "keras check" not in log, log
     # Planted: the same check fails when the replay's seeds are not the reference's.
     from xla_replay import check_against_cpu
 

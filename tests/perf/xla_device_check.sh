@@ -6,6 +6,9 @@
 #
 #   bash tests/perf/xla_device_check.sh DIR
 #
+# Then plain Keras fit of seed 0 per placement on the same device, the engine under Keras 3's JAX
+# backend (tests/perf/keras_device_check.py), for the largest exported cell's data and epochs.
+#
 # DIR holds one xla_export.py OUT folder per program size, named s<S> (the check used s256: 256
 # seeds x 10 epochs, S = auto on an H100; s8, s64, s1024: 1 epoch), mnist.npz and
 # cpu_reference.json (device_check.py --json on a CPU; REFERENCE_EPOCHS: its epochs, 10).
@@ -36,3 +39,7 @@ if [ -d "$dir/s256" ]; then
   echo "## s256 with XLA's default kernels, 2 epochs"
   replay "$dir"/s256/* --epochs 2 --json "$out/s256_default.json"
 fi
+cell=$(ls -d "$dir"/s*/*/ | sort -V | tail -1)
+echo "## keras fit, JAX backend, seed 0 per placement, the cell of $cell - deterministic kernels"
+XLA_FLAGS=$deterministic KERAS_BACKEND=jax "$py" tests/perf/keras_device_check.py --cell "$cell" \
+  --data-path "$dir/mnist.npz" "${check[@]}" --json "$out/keras.json" || echo "# keras check exited $?"
