@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from throughput import notebook_configs, run_flops  # noqa: E402
-from xla_replay import Replay, check_against_cpu  # noqa: E402
+from xla_replay import Replay, add_check_options, check_all, keep  # noqa: E402
 
 
 def fit_cell(placement: str, seeds: int, cell: dict, data_path: str) -> Replay:
@@ -73,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", type=Path, required=True,
                         help="an xla_export.py placement folder: train the cell its manifest.json describes")
     parser.add_argument("--data-path", default="", help="where mnist.npz is (bench.datasets' search otherwise)")
-    parser.add_argument("--json", type=Path, help="write summaries and per-seed curves here")
-    parser.add_argument("--cpu-reference", type=Path,
-                        help="device_check.py --json output of the engine on a CPU: check against it")
-    parser.add_argument("--reference-epochs", type=int, default=10,
-                        help="epochs of the CPU reference (accuracies are compared only at equal epochs)")
+    add_check_options(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
@@ -85,21 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     if keras.backend.backend() != "jax":
         parser.error(f"KERAS_BACKEND is {keras.backend.backend()!r}: this check is for the JAX backend")
     manifest = json.loads((args.cell / "manifest.json").read_text())
-    results = []
+    results: list[dict] = []
     for placement in args.placements:
-        cell = fit_cell(placement, args.seeds, manifest, args.data_path)
-        print(json.dumps({"engine": "keras fit (JAX backend)", **cell.summary()}), flush=True)
-        results.append({**cell.summary(), "history": cell.history})
-        if args.json:
-            args.json.write_text(json.dumps(results))
-    problems = []
-    if args.cpu_reference:
-        reference = json.loads(args.cpu_reference.read_text())
-        for result in results:
-            problems += check_against_cpu(result, reference, args.reference_epochs)
-    for p in problems:
-        print(f"keras check: FAIL: {p}", file=sys.stderr)
-    return 1 if problems else 0
+        keep(results, fit_cell(placement, args.seeds, manifest, args.data_path), args.json,
+             engine="keras fit (JAX backend)")
+    return check_all(results, args, "keras check")
 
 
 if __name__ == "__main__":

@@ -227,39 +227,56 @@ def check_against_cpu(replay: dict, reference: list[dict], reference_epochs: int
     return problems
 
 
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """The output and check options of this script and keras_device_check.py."""
+    parser.add_argument("--json", type=Path, help="write summaries and per-seed curves here")
+    parser.add_argument("--cpu-reference", type=Path,
+                        help="device_check.py --json output of the engine on a CPU: check against it")
+    parser.add_argument("--reference-epochs", type=int, default=10,
+                        help="epochs of the CPU reference (accuracies are compared only at equal epochs)")
+
+
+def keep(results: list[dict], cell: Replay, json_path: Path | None, **label: str) -> None:
+    """Print ``cell``'s summary, add it with its curves to ``results``, and rewrite the JSON
+    file (after each cell, so a later cell's crash loses nothing)."""
+    print(json.dumps({**label, **cell.summary()}), flush=True)
+    results.append({**cell.summary(), "history": cell.history})
+    if json_path:
+        json_path.write_text(json.dumps(results))
+
+
+def check_all(results: list[dict], args: argparse.Namespace, name: str) -> int:
+    """Each result against ``--cpu-reference`` (when given); the problems on stderr; the exit status."""
+    problems: list[str] = []
+    if args.cpu_reference:
+        reference = json.loads(args.cpu_reference.read_text())
+        for result in results:
+            problems += check_against_cpu(result, reference, args.reference_epochs)
+    for p in problems:
+        print(f"{name}: FAIL: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, help="xla_export.py folders (one per placement)")
     parser.add_argument("--check", type=Path, help="check this earlier --json result instead of training")
     parser.add_argument("--epochs", type=int, default=None, help="fewer epochs than exported")
     parser.add_argument("--data-path", default="", help="where mnist.npz is (bench.datasets' search otherwise)")
-    parser.add_argument("--json", type=Path, help="write summaries and per-seed curves here")
-    parser.add_argument("--cpu-reference", type=Path,
-                        help="device_check.py --json output of the engine on a CPU: check against it")
-    parser.add_argument("--reference-epochs", type=int, default=10,
-                        help="epochs of the CPU reference (accuracies are compared only at equal epochs)")
+    add_check_options(parser)
     args = parser.parse_args(argv)
     if not args.folders and not args.check:
         parser.error("give export folders to train, or --check RESULT.json")
     if args.check and not args.cpu_reference:
         parser.error("--check needs --cpu-reference")
-    results, problems = [], []
+    results: list[dict] = []
     for folder in args.folders:
-        replay = replay_cell(folder, args.epochs, args.data_path)
-        print(json.dumps(replay.summary()), flush=True)
-        results.append({**replay.summary(), "history": replay.history})
-        if args.json:
-            args.json.write_text(json.dumps(results))
+        keep(results, replay_cell(folder, args.epochs, args.data_path), args.json)
     if args.check:
         opener = gzip.open if args.check.suffix == ".gz" else open
         with opener(args.check, "rt", encoding="utf-8") as f:
             results = json.load(f)
-    reference = json.loads(args.cpu_reference.read_text()) if args.cpu_reference else None
-    for result in results if reference else []:
-        problems += check_against_cpu(result, reference, args.reference_epochs)
-    for p in problems:
-        print(f"replay check: FAIL: {p}", file=sys.stderr)
-    return 1 if problems else 0
+    return check_all(results, args, "replay check")
 
 
 if __name__ == "__main__":
