@@ -25,13 +25,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from throughput import notebook_configs, run_flops  # noqa: E402
+from throughput import cell_gflop, notebook_configs, train_timed  # noqa: E402
 from xla_replay import Replay, add_check_options, check_all, keep  # noqa: E402
 
 
@@ -49,19 +48,12 @@ def fit_cell(placement: str, seeds: int, cell: dict, data_path: str) -> Replay:
                             validation_size=cell["validation_size"], name="keras", jit_compile=True,
                             deterministic=False, steps_per_execution=1)
     data = load_dataset(cell["dataset"], cell["validation_size"], cell["train_limit"], data_path)
-    t0 = time.perf_counter()
-    results = keras_fit.train_cell(cfgs, data)
-    wall_s = time.perf_counter() - t0
-    bad = [r for r in results if r.status != "ok"]
-    if bad:
-        raise RuntimeError(f"{placement}: {len(bad)} run(s) {bad[0].status}: {bad[0].error}")
-    sizes = (data.n_features, *cfgs[0].hidden, data.n_classes)
+    results, wall_s = train_timed(placement, cfgs, data, keras_fit.train_cell)
     device = jax.devices()[0]
     return Replay(
         placement, f"{device.platform}: {getattr(device, 'device_kind', device)}", len(results), epochs,
         sum(r.compile_s for r in results), sum(e.epoch_s for r in results for e in r.epochs), wall_s,
-        run_flops(sizes, placement, len(data.x_train), len(data.x_val), epochs) * len(results) / 1e9,
-        len(data.x_train), len(data.x_val),
+        cell_gflop(cfgs, data), len(data.x_train), len(data.x_val),
         [[(e.train_loss, e.train_acc, e.val_loss, e.val_acc) for e in r.epochs] for r in results],
     )
 

@@ -69,23 +69,34 @@ class CellTiming:
         return statistics.fmean(self.final_acc)
 
 
-def time_cell(label: str, cfgs: list[RunConfig], data, train_cell) -> CellTiming:
-    """Train ``cfgs`` (one cell) with ``train_cell`` and summarize; ``data`` is a bench Dataset."""
+def train_timed(label: str, cfgs: list[RunConfig], data, train_cell) -> tuple[list, float]:
+    """Train ``cfgs`` (one cell) with ``train_cell``: the results and the call's wall seconds.
+    Raises if any run did not end ok (a timing of failed runs means nothing)."""
     t0 = time.perf_counter()
     results = train_cell(cfgs, data)
     wall = time.perf_counter() - t0
     bad = [r for r in results if r.status != "ok"]
     if bad:
         raise RuntimeError(f"{label}: {len(bad)} run(s) {bad[0].status}: {bad[0].error}")
+    return results, wall
+
+
+def cell_gflop(cfgs: list[RunConfig], data) -> float:
+    """GFLOP of training (and validating) every run of the cell ``cfgs``."""
+    cfg = cfgs[0]
+    sizes = (data.n_features, *cfg.hidden, data.n_classes)
+    return run_flops(sizes, cfg.placement, len(data.x_train), len(data.x_val), cfg.epochs) * len(cfgs) / 1e9
+
+
+def time_cell(label: str, cfgs: list[RunConfig], data, train_cell) -> CellTiming:
+    """Train ``cfgs`` (one cell) with ``train_cell`` and summarize; ``data`` is a bench Dataset."""
+    results, wall = train_timed(label, cfgs, data, train_cell)
     # epoch_s and compile_s are per run: the program's time divided by its seeds.
     train_s = sum(e.epoch_s for r in results for e in r.epochs)
     compile_s = sum(r.compile_s for r in results)
-    cfg = cfgs[0]
-    sizes = (data.n_features, *cfg.hidden, data.n_classes)
-    flops = run_flops(sizes, cfg.placement, len(data.x_train), len(data.x_val), cfg.epochs)
     return CellTiming(
-        label, cfg.placement, len(results), wall, train_s, compile_s,
-        max(r.seeds_in_program for r in results), flops * len(results) / 1e9,
+        label, cfgs[0].placement, len(results), wall, train_s, compile_s,
+        max(r.seeds_in_program for r in results), cell_gflop(cfgs, data),
         [r.epochs[-1].val_acc for r in results],
         [(e.train_loss, e.train_acc, e.val_loss, e.val_acc) for r in results for e in r.epochs[:1]],
     )

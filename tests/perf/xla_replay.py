@@ -239,8 +239,9 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
 def keep(results: list[dict], cell: Replay, json_path: Path | None, **label: str) -> None:
     """Print ``cell``'s summary, add it with its curves to ``results``, and rewrite the JSON
     file (after each cell, so a later cell's crash loses nothing)."""
-    print(json.dumps({**label, **cell.summary()}), flush=True)
-    results.append({**cell.summary(), "history": cell.history})
+    summary = cell.summary()
+    print(json.dumps({**label, **summary}), flush=True)
+    results.append({**summary, "history": cell.history})
     if json_path:
         json_path.write_text(json.dumps(results))
 
