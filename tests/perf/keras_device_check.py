@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if keras.backend.backend() != "jax":
         parser.error(f"KERAS_BACKEND is {keras.backend.backend()!r}: this check is for the JAX backend")
+    if not (args.cell / "manifest.json").is_file():
+        parser.error(f"--cell {args.cell}: no manifest.json (give an xla_export.py placement folder)")
     manifest = json.loads((args.cell / "manifest.json").read_text())
     results: list[dict] = []
     for placement in args.placements:
