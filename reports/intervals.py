@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import scipy.stats
+import scipy.special
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -105,6 +105,16 @@ def per_unit_groups(x: np.ndarray, group: np.ndarray, unit: np.ndarray) -> tuple
     return means[order], np.asarray(group)[first][order]
 
 
+def binomial_half_cdf(k: np.ndarray, n: int) -> np.ndarray:
+    """P(B <= k) for B ~ Binomial(n, 1/2), k an integer array: 1 - I_{1/2}(k + 1, n - k), the
+    regularized incomplete beta function that scipy.stats.binom's CDF evaluates (Boost's;
+    within 2e-15 of it for n <= 10,000). From scipy.special: the report's main process never
+    imports scipy.stats (~1.3 s on 2 cores, half its start; docs/performance.md)."""
+    k = np.asarray(k)
+    inside = np.clip(k, 0, max(n - 1, 0))
+    return np.where(k < 0, 0.0, np.where(k >= n, 1.0, scipy.special.betaincc(inside + 1, n - inside, 0.5)))
+
+
 @lru_cache(maxsize=256)
 def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int, float, float]:
     """(k, lambda, coverage of the plain interval [x_(k), x_(n-k+1)]) for the median of n values.
@@ -116,8 +126,7 @@ def order_statistic_bounds(n: int, confidence: float = CONFIDENCE) -> tuple[int,
     # cover(k) = P(k <= B <= n-k) for k = 0..n//2 + 1 (0 once 2k > n), in one vectorized call:
     # a pooled median of thousands of values would take ~n/2 scalar cdf calls (seconds)
     ks = np.arange(n // 2 + 2)
-    binom = scipy.stats.binom(n, 0.5)
-    covers = np.where(2 * ks <= n, binom.cdf(n - ks) - binom.cdf(ks - 1), 0.0)
+    covers = np.where(2 * ks <= n, binomial_half_cdf(n - ks, n) - binomial_half_cdf(ks - 1, n), 0.0)
     k = int(np.argmin(covers[1:] >= confidence))  # decreasing: the last k whose cover(k) qualifies
     if k == 0:
         return 0, 0.0, float(covers[1])
@@ -223,6 +232,8 @@ def median_intervals(x: np.ndarray | list[float], group: np.ndarray, n_groups: i
 
 def _bootstrap(data: tuple[np.ndarray, ...], fn: Statistic, method: str, confidence: float,
                n_resamples: int, seed: int | None) -> tuple[float, float]:
+    import scipy.stats  # here: the report's own intervals need none of it (binomial_half_cdf)
+
     with warnings.catch_warnings():  # BCa warns (and returns NaN) on degenerate resamples
         warnings.simplefilter("ignore")
         res = scipy.stats.bootstrap(
@@ -239,10 +250,11 @@ def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE
                       ) -> tuple[np.ndarray, np.ndarray] | tuple[float, float]:
     """Percentile interval of each row (last axis) of bootstrap statistics.
 
-    A row of finite values gets scipy.stats.bootstrap's own percentile interval (its
-    ``quantile`` call). "Not reached" (inf) is an order, not a number: a row holding one gets
-    order statistics, and a resample whose statistic is undefined (NaN: could be anything)
-    counts against both ends.
+    A row of finite values gets scipy.stats.bootstrap's percentile interval: its ``quantile``
+    is Hyndman & Fan's definition 7, numpy's default (the two round differently, a few ulps
+    apart; numpy's needs no scipy.stats import, see ``binomial_half_cdf``). "Not reached"
+    (inf) is an order, not a number: a row holding one gets order statistics, and a resample
+    whose statistic is undefined (NaN: could be anything) counts against both ends.
     """
     boot = np.asarray(boot, dtype=float)
     if boot.shape[-1] == 0:  # no replicate defined: no interval
@@ -252,11 +264,10 @@ def percentile_bounds(boot: np.ndarray, confidence: float = CONFIDENCE
         return nan, nan.copy()
     alpha = (1 - confidence) / 2
     finite = np.all(np.isfinite(boot), axis=-1)
-    scipy_ci = scipy.stats.quantile(np.where(finite[..., None], boot, 0.0), np.array([alpha, 1 - alpha]),
-                                    axis=-1)
+    plain_low, plain_high = np.quantile(np.where(finite[..., None], boot, 0.0), [alpha, 1 - alpha], axis=-1)
     low = np.quantile(np.where(np.isnan(boot), -np.inf, boot), alpha, axis=-1, method="inverted_cdf")
     high = np.quantile(np.where(np.isnan(boot), np.inf, boot), 1 - alpha, axis=-1, method="inverted_cdf")
-    low, high = np.where(finite, scipy_ci[..., 0], low), np.where(finite, scipy_ci[..., 1], high)
+    low, high = np.where(finite, plain_low, low), np.where(finite, plain_high, high)
     return (float(low), float(high)) if boot.ndim == 1 else (low, high)  # one sample: plain floats
 
 
@@ -354,6 +365,8 @@ def two_sample(
     def on_rows(ix: np.ndarray, iy: np.ndarray, axis: int = -1) -> np.ndarray:
         ix, iy = np.asarray(ix, dtype=np.intp), np.asarray(iy, dtype=np.intp)  # scipy may pass floats
         return statistic(*(c[ix] for c in x), *(c[iy] for c in y), axis=-1)
+
+    import scipy.stats  # here: the report's own intervals need none of it (binomial_half_cdf)
 
     with warnings.catch_warnings():  # BCa warns on degenerate resamples
         warnings.simplefilter("ignore")

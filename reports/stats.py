@@ -16,7 +16,7 @@ from functools import lru_cache
 from collections.abc import Callable
 
 import numpy as np
-import scipy.stats
+import scipy.special
 
 from reports import intervals
 from reports.signed_rank import EXACT_MAX_TIED, signed_rank_p
@@ -112,8 +112,9 @@ def _clopper_pearson(k: float, n: int) -> tuple[float, float]:
     """Clopper–Pearson bounds of k successes in n (cached: a big report asks for the same few
     (k, n) thousands of times, and each beta quantile costs a scipy distribution call)."""
     alpha = 1 - CONFIDENCE
-    low = float(scipy.stats.beta.ppf(alpha / 2, k, n - k + 1)) if k > 0 else 0.0
-    high = float(scipy.stats.beta.ppf(1 - alpha / 2, k + 1, n - k)) if k < n else 1.0
+    # beta quantiles: scipy.special's inverse incomplete beta, which scipy.stats.beta.ppf calls
+    low = float(scipy.special.betaincinv(k, n - k + 1, alpha / 2)) if k > 0 else 0.0
+    high = float(scipy.special.betaincinv(k + 1, n - k, 1 - alpha / 2)) if k < n else 1.0
     return low, high
 
 
@@ -155,7 +156,7 @@ def _signflip_p(scores: np.ndarray) -> float:
     obs = abs(float(np.sum(scores)))
     m = v.size
     if m > _EXACT_MAX:
-        return float(2 * scipy.stats.norm.sf(obs / math.sqrt(float(np.sum(v**2)))))
+        return float(2 * scipy.special.ndtr(-obs / math.sqrt(float(np.sum(v**2)))))  # normal sf
     total = np.abs(_sign_flips(m) @ v)
     return float(np.mean(total >= obs - 1e-9 * max(1.0, obs)))
 
@@ -547,9 +548,10 @@ def mcnemar_counts(r: int, b: int) -> TestResult:
 
 @lru_cache(maxsize=4096)
 def _binomial_p(k: int, n: int) -> float:
-    """Two-sided exact binomial p of k in n at 1/2 (cached: a grid's cells repeat a few
-    (k, n), and each scipy call costs milliseconds)."""
-    return float(scipy.stats.binomtest(k, n, 0.5).pvalue)
+    """Two-sided exact binomial p of k in n at 1/2: scipy.stats.binomtest's, which for a
+    symmetric null is twice the smaller tail, P(B <= min(k, n - k)) (cached: a grid's cells
+    repeat a few (k, n))."""
+    return float(min(1.0, 2 * intervals.binomial_half_cdf(min(k, n - k), n)))
 
 
 def logrank(
@@ -588,4 +590,4 @@ def logrank(
     if not np.any(v):
         return TestResult(math.nan, name, "no variance (every run reached at the same epoch)")
     stat = float(diff @ np.linalg.pinv(v) @ diff)
-    return TestResult(float(scipy.stats.chi2.sf(stat, k - 1)), name)
+    return TestResult(float(scipy.special.chdtrc(k - 1, stat)), name)  # chi-square sf

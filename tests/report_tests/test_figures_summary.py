@@ -88,15 +88,21 @@ def test_small_grid_keeps_a_panel_per_cell(make_store):
     assert figures.km_curves(data).count('id="axes_') == 2
 
 
-def test_markdown_report_does_not_import_matplotlib(make_store):
-    """The Markdown report draws nothing, so it skips matplotlib's ~1.5 s import."""
+def test_markdown_report_does_not_import_matplotlib_or_scipy_stats(make_store):
+    """The Markdown report draws nothing, so it skips matplotlib's ~1.5 s import; its statistics
+    use scipy.special, so it skips scipy.stats' ~1.3 s too (so does the HTML report's main
+    process: its figures' worker imports both). A store with diverged and failed runs, two
+    factors and three placements, so that every test and interval of the report runs."""
     import subprocess
     import sys
 
-    store = make_store(make_spec(seeds=3, epochs=4), through_store=False)
+    spec = make_spec(placements=["none", "before", "after"],
+                     factors={"activation": ["relu", "tanh"], "learning_rate": [0.01, 0.1]}, seeds=6, epochs=4)
+    store = make_store(spec, through_store=False, diverged=[("after", 3)], failed=[("before", 2)])
     code = ("import sys; from reports.render import render_report; "
             f"render_report({str(store)!r}, fmt='markdown'); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'seaborn')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'seaborn') "
+            "or m.startswith('scipy.stats')))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
