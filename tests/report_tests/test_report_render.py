@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 import subprocess
@@ -121,6 +122,8 @@ def test_cli_writes_html_and_markdown(planted_store, tmp_path, capsys):
     assert bench.cli.main(["report", str(planted_store), "--grid", "synthetic",
                            "--format", "markdown", "-o", "-"]) == 0
     assert "## Findings" in capsys.readouterr().out
+    # objects are frozen at exit only (bench.commands.report): a caller's collector keeps working
+    assert gc.get_freeze_count() == 0
 
 
 def test_cli_output_suffix_md_means_markdown(planted_store, tmp_path):
