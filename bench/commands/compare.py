@@ -11,9 +11,9 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
+from bench import outputs
 from bench.errors import UsageError
 from bench.thresholds import parse_amount
 
@@ -223,7 +223,7 @@ RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_
 
 def _write(path: str, text: str) -> None:
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        outputs.write_text(path, text)  # all or nothing: a report there before stays whole
     except OSError as exc:
         raise UsageError(f"{path}: cannot write report ({exc.strerror})") from None
 

@@ -12,8 +12,8 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
+from bench import outputs
 from bench.errors import UsageError
 
 DEFAULT_HISTORY = os.environ.get("BNBENCH_HISTORY", "results/history.sqlite")
@@ -118,7 +118,7 @@ def main_report(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        Path(args.output).write_text(text, encoding="utf-8")
+        outputs.write_text(args.output, text)  # all or nothing: a page there before stays whole
     except OSError as exc:
         raise UsageError(f"--output: cannot write {args.output} ({exc.strerror})") from None
     print(args.output)

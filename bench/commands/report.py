@@ -11,6 +11,7 @@ import atexit
 import gc
 from pathlib import Path
 
+from bench import outputs
 from bench.errors import UsageError
 
 DESCRIPTION = """\
@@ -81,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         print(text)
     else:
-        Path(out).write_text(text, encoding="utf-8")
+        try:
+            outputs.write_text(out, text)  # all or nothing: a report there before stays whole
+        except OSError as exc:
+            raise UsageError(f"{out}: cannot write report ({exc.strerror})") from None
         print(f"wrote {out}")
     # When the process ends, the objects left (pandas' and scipy's modules, the caches) are
     # frozen first, so the interpreter's last collection does not free them one by one (~0.3 s,
