@@ -11,7 +11,8 @@ sizes of its known texts (``_text_inches``), instead of ``tight_layout`` or a cr
 (each measures every tick label again); the figures are drawn with matplotlib alone, the
 aggregates computed with pandas (seaborn's categorical plots drew an artist per group and
 searched for a legend spot); the look and the colours are seaborn's own (``sns.set_theme``,
-``sns.color_palette``).
+``sns.color_palette``), set from ``reports.theme`` without importing seaborn (which imports
+scipy.stats, ~1.3 s) and checked against seaborn by the tests.
 """
 
 from __future__ import annotations
@@ -27,20 +28,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib import cbook  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import text_to_path  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
-from reports import intervals, stats  # noqa: E402
+from reports import intervals, stats, theme  # noqa: E402
 from reports.load import StoreData  # noqa: E402
 from reports.metrics import METRICS  # noqa: E402
 
 MAX_CELLS = 12
 MAX_FOREST_ROWS = 40
 
-sns.set_theme(style="whitegrid", context="notebook")
+theme.apply()  # seaborn's whitegrid look (reports.theme: without importing seaborn)
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "bnbench", "figure.dpi": 80})
 
 
@@ -163,7 +163,7 @@ TITLED_LEGEND_ROW = 0.75
 def palette(arms: list[str]) -> dict[str, tuple]:
     """A colour per arm: the colour-blind palette, or tab20 beyond its 10 colours."""
     name = "colorblind" if len(arms) <= 10 else "tab20"
-    return dict(zip(arms, sns.color_palette(name, max(len(arms), 1))))
+    return dict(zip(arms, theme.colors(name, max(len(arms), 1))))
 
 
 #: Margins of ``_grid``'s panels in inches: left (y tick labels and axis label), right, top

@@ -16,7 +16,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from reports.figures import plt, sns, to_svg
+from reports import theme
+from reports.figures import plt, to_svg
 from reports.history import METRIC_LABELS, SERIES_KEYS, find_steps
 
 #: At most this many series per figure (one panel each); the rest are listed in the tables.
@@ -76,7 +77,7 @@ def metric_figure(points: pd.DataFrame, steps: pd.DataFrame, metric: str) -> str
         x = np.arange(len(s))
         y = s["value"].to_numpy(dtype=float)
         ax.fill_between(x, s["low"].to_numpy(dtype=float), s["high"].to_numpy(dtype=float),
-                        alpha=0.25, color=sns.color_palette("colorblind")[0], linewidth=0,
+                        alpha=0.25, color=theme.colors("colorblind", 1)[0], linewidth=0,
                         label="95% interval")
         ax.plot(x, y, marker="o", markersize=2.5, linewidth=1, label="value")
         st = steps[steps["series"] == name]
