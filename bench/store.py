@@ -552,5 +552,17 @@ def read_epochs(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFra
     return epochs.sort_values(["run_id", "epoch"], kind="stable").reset_index(drop=True)
 
 
+def read_epoch_times(conn: sqlite3.Connection, grid: str | None = None) -> pd.DataFrame:
+    """``run_id`` and ``epoch_s`` of ``read_epochs``' rows, unsorted: what a run's median epoch
+    time needs, without the losses and accuracies (the report's main process)."""
+    if grid is None:
+        return pd.read_sql_query("SELECT run_id, epoch_s FROM epochs", conn)
+    return pd.read_sql_query(
+        "SELECT e.run_id, e.epoch_s FROM epochs e JOIN grid_runs g ON g.run_id = e.run_id WHERE g.grid = ?",
+        conn,
+        params=(grid,),
+    )
+
+
 def read_grids(conn: sqlite3.Connection) -> pd.DataFrame:
     return pd.read_sql_query("SELECT * FROM grids ORDER BY created_at, name", conn)

@@ -4,7 +4,8 @@ A 10,000-run report spends about as long importing matplotlib and drawing its fi
 as loading the store and computing its tables, interactions and rows, which need no figure.
 With a core idle (and ``fork``: the worker starts in milliseconds and inherits the imports
 already there) the figures are drawn in one worker process, started before the store is
-loaded: it imports matplotlib while this process loads, is sent the loaded data once, and
+loaded: it imports matplotlib while this process loads, is sent the loaded runs once, reads
+the epochs itself (only its figures need them; this process then loads without them), and
 draws each figure as soon as its inputs exist: those of the loaded data at once, the forest
 plot once the comparisons are computed, the effects by level once the interaction effects
 are. Otherwise (``in_worker``: a small store, one core, a busy machine, no ``fork``) they are
@@ -28,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
-from reports.load import StoreData
+from reports.load import StoreData, load_epochs
 
 
 def usable_cores() -> int:
@@ -76,6 +77,9 @@ def in_worker(n_runs: int) -> bool:
 def _data_figures(data: StoreData) -> dict[str, str]:
     from reports import figures  # matplotlib only when drawing (~0.5 s to import)
 
+    if data.epochs is None:  # the main process loaded without them: read them here
+        load_epochs(data)
+
     return {"learning_curves": figures.learning_curves(data), "km": figures.km_curves(data),
             "time_per_epoch": figures.time_per_epoch(data), "interaction": figures.interaction(data),
             "_captions": figures.figure_captions(data)}
@@ -101,7 +105,8 @@ def _import_figures() -> None:
 def figure_data(data: StoreData) -> StoreData:
     """What the figures read of the data: the runs without their JSON records (the machine,
     versions, engine and configuration of each run, ~40% of what the worker would be sent)
-    and without the settings frame, which only the methods section reads."""
+    and without the settings frame, which only the methods section reads. The epochs, if
+    the main process loaded without them, the worker reads itself (``_data_figures``)."""
     records = [c for c in data.runs.columns if c.endswith("_json")]
     return dataclasses.replace(data, runs=data.runs.drop(columns=records), settings=None)
 

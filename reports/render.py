@@ -684,7 +684,8 @@ def render_report(store: str | Path, *, grid: str | None = None, fmt: str = "htm
     # Started first: its worker, if any, imports matplotlib while the store loads.
     drawing = Drawing(stored_runs(store, grid)) if html else None
     try:
-        data = load(store, grid, arms)
+        # Only the figures read the epochs: a worker reads them itself, Markdown has none.
+        data = load(store, grid, arms, with_epochs=drawing is not None and drawing.drawn_here)
         if drawing is not None and not len(data.runs):  # emptied since it was counted
             drawing.close()
             drawing = None

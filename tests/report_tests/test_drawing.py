@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from bench.errors import UsageError
 from reports import drawing, figures
-from reports.load import load
+from reports.load import load, load_epochs
 from reports.render import build_interactions, build_tables, render_report
 
 FAST = {"n_resamples": 200}
@@ -120,6 +121,38 @@ def test_a_dead_worker_leaves_the_figures_to_this_process(inputs, monkeypatch):
     monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
     monkeypatch.setattr(figures, "learning_curves", killed_in_the_worker)  # the fork inherits it
     d = _drawing(inputs)
+    assert d.result() == want
+    assert d.drawn_here
+
+
+@pytest.mark.parametrize("grid", [None, "synthetic"])
+def test_loading_without_epochs_then_reading_them_is_loading_with_them(planted_store, grid):
+    """The report's main process loads without the epochs, its figures read them later
+    (``load_epochs``): the same runs, per-run epoch times and epochs as one full load."""
+    full = load(planted_store, grid)
+    light = load(planted_store, grid, with_epochs=False)
+    assert light.epochs is None
+    pd.testing.assert_frame_equal(light.runs, full.runs)  # epoch_s_median included
+    load_epochs(light)
+    pd.testing.assert_frame_equal(light.epochs, full.epochs)
+
+
+def test_a_dead_worker_leaves_figures_of_data_without_epochs_to_this_process(inputs, planted_store, monkeypatch):
+    """As the report runs it: loaded without the epochs, the worker killed while drawing; this
+    process reads the epochs and draws the same figures."""
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: False)
+    want = _draw(inputs)
+    here, real = os.getpid(), figures.learning_curves
+
+    def killed_in_the_worker(data):
+        if os.getpid() != here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(data)
+
+    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
+    monkeypatch.setattr(figures, "learning_curves", killed_in_the_worker)  # the fork inherits it
+    _, comparisons, effects = inputs
+    d = _drawing((load(planted_store, with_epochs=False), comparisons, effects))
     assert d.result() == want
     assert d.drawn_here
 
