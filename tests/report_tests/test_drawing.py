@@ -107,8 +107,10 @@ def test_a_figure_error_is_raised_by_the_report(planted_store, monkeypatch, work
         render_report(planted_store, **FAST)
 
 
-def test_a_dead_worker_leaves_the_figures_to_this_process(inputs, monkeypatch):
-    """The worker killed (as by the OOM killer) while drawing: the same figures, drawn here."""
+@pytest.mark.parametrize("with_epochs", [True, False])
+def test_a_dead_worker_leaves_the_figures_to_this_process(inputs, planted_store, monkeypatch, with_epochs):
+    """The worker killed (as by the OOM killer) while drawing: the same figures, drawn here;
+    from data loaded without the epochs (as the report loads it), after reading them here."""
     monkeypatch.setattr(drawing, "in_worker", lambda n_runs: False)
     want = _draw(inputs)
     here, real = os.getpid(), figures.learning_curves
@@ -120,7 +122,10 @@ def test_a_dead_worker_leaves_the_figures_to_this_process(inputs, monkeypatch):
 
     monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
     monkeypatch.setattr(figures, "learning_curves", killed_in_the_worker)  # the fork inherits it
-    d = _drawing(inputs)
+    data, comparisons, effects = inputs
+    if not with_epochs:
+        data = load(planted_store, with_epochs=False)
+    d = _drawing((data, comparisons, effects))
     assert d.result() == want
     assert d.drawn_here
 
@@ -135,26 +140,6 @@ def test_loading_without_epochs_then_reading_them_is_loading_with_them(planted_s
     pd.testing.assert_frame_equal(light.runs, full.runs)  # epoch_s_median included
     load_epochs(light)
     pd.testing.assert_frame_equal(light.epochs, full.epochs)
-
-
-def test_a_dead_worker_leaves_figures_of_data_without_epochs_to_this_process(inputs, planted_store, monkeypatch):
-    """As the report runs it: loaded without the epochs, the worker killed while drawing; this
-    process reads the epochs and draws the same figures."""
-    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: False)
-    want = _draw(inputs)
-    here, real = os.getpid(), figures.learning_curves
-
-    def killed_in_the_worker(data):
-        if os.getpid() != here:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(data)
-
-    monkeypatch.setattr(drawing, "in_worker", lambda n_runs: True)
-    monkeypatch.setattr(figures, "learning_curves", killed_in_the_worker)  # the fork inherits it
-    _, comparisons, effects = inputs
-    d = _drawing((load(planted_store, with_epochs=False), comparisons, effects))
-    assert d.result() == want
-    assert d.drawn_here
 
 
 def test_a_worker_dead_before_the_data_leaves_the_figures_to_this_process(inputs, monkeypatch):
