@@ -12,6 +12,8 @@ import os
 import stat
 from pathlib import Path
 
+from bench.errors import UsageError
+
 
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically. The new file gets the mode an existing
@@ -32,3 +34,12 @@ def write_text(path: str | Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_report(path: str | Path, text: str) -> None:
+    """``write_text`` for a command's report file: a failure (a full disk, no permission) is
+    the one-line UsageError naming the file (exit 2), not a traceback."""
+    try:
+        write_text(path, text)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write report ({exc.strerror})") from None

@@ -221,13 +221,6 @@ def render_json(comparison) -> str:
 RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json}
 
 
-def _write(path: str, text: str) -> None:
-    try:
-        outputs.write_text(path, text)  # all or nothing: a report there before stays whole
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write report ({exc.strerror})") from None
-
-
 def main(args: argparse.Namespace) -> int:
     from reports.compare import compare_paths
 
@@ -245,7 +238,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"bnbench compare: warning: {w}", file=sys.stderr)
     sys.stdout.write(RENDERERS[args.format](comparison))
     if args.markdown_file:
-        _write(args.markdown_file, render_markdown(comparison))
+        outputs.write_report(args.markdown_file, render_markdown(comparison))
     if args.json_file:
-        _write(args.json_file, render_json(comparison))
+        outputs.write_report(args.json_file, render_json(comparison))
     return 0 if comparison.passed else 1

@@ -82,10 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         print(text)
     else:
-        try:
-            outputs.write_text(out, text)  # all or nothing: a report there before stays whole
-        except OSError as exc:
-            raise UsageError(f"{out}: cannot write report ({exc.strerror})") from None
+        outputs.write_report(out, text)  # all or nothing: a report there before stays whole
         print(f"wrote {out}")
     # When the process ends, the objects left (pandas' and scipy's modules, the caches) are
     # frozen first, so the interpreter's last collection does not free them one by one (~0.3 s,
