@@ -95,20 +95,61 @@ def simulate_power(n: int, sd: float, delta: float, alpha: float = 0.05, *,
 # ------------------------------------------------------------- the report's own test
 
 
-def min_wilcoxon_p(n: int) -> float:
-    """Smallest two-sided p of the exact signed-rank test with ``n`` nonzero differences: 2 / 2^n."""
+def min_possible_p(n: int) -> float:
+    """Smallest two-sided p that any test of the report's comparison table can give with ``n``
+    pairs, whatever the data: 2 / 2^n (attained when every pair points the same way).
+
+    Each is a paired sign-flip test (Wilcoxon signed-rank, the paired log-rank, exact McNemar
+    on at most ``n`` discordant pairs). Exact: the observed signs and their mirror image are 2
+    of the 2^n equally likely flips, so p >= 2 / 2^n. A normal approximation, which the tests
+    take only above ``reports.signed_rank.EXACT_MAX_TIED`` pairs, has |z| = |sum s_i r_i| / sqrt(sum r_i^2) <= sqrt(n)
+    (Cauchy-Schwarz), so p >= 2 Phi(-sqrt(n)), which is above 2 / 2^n from 13 pairs on.
+    """
     return min(1.0, 2.0 / 2.0**n)
 
 
 def min_seeds(alpha: float, family: int = 1) -> int:
-    """Fewest seeds whose best possible Wilcoxon p survives Holm over ``family`` p-values.
+    """Fewest seeds whose best possible p (``min_possible_p``) survives Holm over ``family`` p-values.
 
     Holm rejects anything only if the smallest p times ``family`` is below ``alpha``.
     """
     n = 1
-    while family * min_wilcoxon_p(n) >= alpha:
+    while family * min_possible_p(n) >= alpha:
         n += 1
     return n
+
+
+@dataclass(frozen=True)
+class ClosedFamily:
+    """A Holm family of a report in which no comparison can be significant, whatever its data."""
+
+    family: str  # the question: "accuracy", "time per epoch", ... (reports.tables.METRICS)
+    tests: int  # Holm's m: the family's p-values
+    max_pairs: int  # the most pairs (or timing measurements) any of its tests has
+    best_p: float  # min_possible_p(max_pairs): no test of the family can go below it
+    alpha: float
+
+    @property
+    def threshold(self) -> float:
+        """The p Holm's first step needs to go below."""
+        return self.alpha / self.tests
+
+
+def closed_families(comparisons: pd.DataFrame, alpha: float = 0.05) -> list[ClosedFamily]:
+    """The Holm families of a comparison table (``reports.tables``) that cannot reject anything.
+
+    Holm rejects nothing unless the family's smallest p times its size m is below ``alpha``;
+    when even ``min_possible_p`` of the family's largest test fails that, every comparison of
+    the family reads "not significant" whatever the effect, and the report must say so.
+    """
+    tested = comparisons[(comparisons["family"] != "") & np.isfinite(comparisons["p"].astype(float))]
+    out = []
+    for family, rows in tested.groupby("family", sort=False):
+        m, n = len(rows), int(rows["n_pairs"].max())
+        best = min_possible_p(n)
+        if m * best >= alpha:  # as Holm computes it: the first adjusted p is m * p
+            out.append(ClosedFamily(str(family), m, n, best, alpha))
+    return out
 
 
 def report_family_size(n_cells: int, n_placements: int) -> int:

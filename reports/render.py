@@ -23,7 +23,7 @@ from bench.cells import Arms, varying_settings
 from bench.errors import UsageError
 from bench.store import StoreError, count_runs, open_readonly
 from reports import interactions as ix
-from reports import stats
+from reports import power, stats
 from reports.drawing import Drawing
 from reports.load import StoreData, json_values, load
 from reports.metrics import METRICS as METRIC_TABLE
@@ -185,6 +185,16 @@ def interaction_finding(test: pd.Series, effects: pd.DataFrame, words: Callable[
     return f"{start}: {' vs '.join(parts)} ({tail})."
 
 
+def closed_families_finding(families: list[power.ClosedFamily]) -> str:
+    """Why every comparison of these families reads "did not detectably change": none could
+    do otherwise (``reports.power.closed_families``)."""
+    parts = [f"{f.family} ({f.tests} test{'s' * (f.tests != 1)}: Holm needs p < {f.threshold:.2g}; "
+             f"at most {f.max_pairs} pairs give p ≥ {f.best_p:.2g})" for f in families]
+    return (f"No comparison can be significant in {'this Holm family' if len(parts) == 1 else 'these Holm families'}: "
+            f"{', '.join(parts)}. Read their intervals (95% each, not corrected for multiplicity); more seeds "
+            f"per cell, or fewer cells or arms, make a finding possible (bnbench plan computes the seeds).")
+
+
 def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = None) -> list[str]:
     """Flagged interactions, significant comparisons, the rest, then qualifying warnings."""
     out: list[str] = []
@@ -201,6 +211,9 @@ def findings(data: StoreData, tables: Tables, inter: ix.Interactions | None = No
         else:
             out.append(f"No {data.arm_word} shares seeds with the reference: no paired comparison possible.")
     else:
+        closed = power.closed_families(comps)
+        if closed:
+            out.append(closed_families_finding(closed))
         order = comps.assign(_sig=comps["p_holm"].fillna(1.0) >= 0.05).sort_values("_sig", kind="stable")
         for _, row in order.head(MAX_FINDINGS).iterrows():
             out.append(finding(row, n_cells, data.arm_words))
@@ -480,7 +493,9 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         "Multiple comparisons: one Holm family per question: "
         + (", ".join(families) if families else "none")
         + "; \"significant\" means Holm p < 0.05 within its family. Each hypothesis is tested once "
-        "(epochs to target only by the log-rank test)."
+        "(epochs to target only by the log-rank test). Intervals are 95% for each comparison on its "
+        "own, not corrected for multiplicity: an interval that excludes zero can come with a Holm "
+        "p of 0.05 or more."
         + (" The interaction tests are a family of their own (below)." if inter is not None else ""),
         "Test accuracy: each run scores the held-out test split (never used for training or "
         "selection) with its weights of the best-validation epoch; validation picks the epoch, the "

@@ -191,7 +191,7 @@ def test_smallest_wilcoxon_p_and_minimum_seeds():
     import numpy as np
     import scipy.stats
 
-    assert power.min_wilcoxon_p(5) == 0.0625
+    assert power.min_possible_p(5) == 0.0625
     assert scipy.stats.wilcoxon(np.arange(1.0, 6.0)).pvalue == pytest.approx(0.0625)  # all 5 positive
     assert power.min_seeds(0.05) == 6  # 2/2^6 = 0.031
     assert power.min_seeds(0.05, family=40) == 11  # 40 * 2/2^11 = 0.039 < 0.05 <= 40 * 2/2^10

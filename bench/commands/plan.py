@@ -215,7 +215,7 @@ def _seed_lines(spec, runs_df, effect: float, sd_override: float | None, args,
              f"alpha {args.alpha}; power {args.power}):"]
     if have < need_min:
         lines.append(f"  warning: with {have} seeds nothing can be significant: the smallest Wilcoxon "
-                     f"p is {power.min_wilcoxon_p(have):.2g} and Holm needs p < {args.alpha}/{family}; "
+                     f"p is {power.min_possible_p(have):.2g} and Holm needs p < {args.alpha}/{family}; "
                      f"at least {need_min} seeds")
     if sd_override is not None:
         residuals, sd, source = None, sd_override, f"normal paired differences, sd {_pp(sd_override)} from --sd"
