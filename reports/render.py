@@ -188,10 +188,18 @@ def interaction_finding(test: pd.Series, effects: pd.DataFrame, words: Callable[
 def closed_families_finding(families: list[power.ClosedFamily]) -> str:
     """Why every comparison of these families reads "did not detectably change": none could
     do otherwise (``reports.power.closed_families``)."""
-    parts = [f"{f.family} ({f.tests} test{'s' * (f.tests != 1)}: Holm needs p < {f.threshold:.2g}; "
-             f"at most {f.max_pairs} pairs give p ≥ {f.best_p:.2g})" for f in families]
-    return (f"No comparison can be significant in {'this Holm family' if len(parts) == 1 else 'these Holm families'}: "
-            f"{', '.join(parts)}. Read their intervals (95% each, not corrected for multiplicity); more seeds "
+    alike: dict[tuple[int, int], list[power.ClosedFamily]] = {}  # same size, same pairs: one clause
+    for f in families:
+        alike.setdefault((f.tests, f.max_pairs), []).append(f)
+    parts = []
+    for (m, n), fams in alike.items():
+        names = [f.family for f in fams]
+        named = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        size = f"{m} test{'s' * (m != 1)}{' each' if len(fams) > 1 else ''}"
+        parts.append(f"{named} ({size}: Holm needs p < {fams[0].threshold:.2g}; "
+                     f"at most {n} pairs give p ≥ {fams[0].best_p:.2g})")
+    return (f"No comparison can be significant in {'this Holm family' if len(families) == 1 else 'these Holm families'}: "
+            f"{', '.join(parts)}. Read their intervals (each for its comparison alone, not corrected for multiplicity); more seeds "
             f"per cell, or fewer cells or arms, make a finding possible (bnbench plan computes the seeds).")
 
 
@@ -493,9 +501,9 @@ def methods(data: StoreData, tables: Tables, inter: ix.Interactions | None = Non
         "Multiple comparisons: one Holm family per question: "
         + (", ".join(families) if families else "none")
         + "; \"significant\" means Holm p < 0.05 within its family. Each hypothesis is tested once "
-        "(epochs to target only by the log-rank test). Intervals are 95% for each comparison on its "
-        "own, not corrected for multiplicity: an interval that excludes zero can come with a Holm "
-        "p of 0.05 or more."
+        "(epochs to target only by the log-rank test). Each interval is for its comparison alone "
+        "(95% unless its note says otherwise), not corrected for multiplicity: an interval that "
+        "excludes zero can come with a Holm p of 0.05 or more."
         + (" The interaction tests are a family of their own (below)." if inter is not None else ""),
         "Test accuracy: each run scores the held-out test split (never used for training or "
         "selection) with its weights of the best-validation epoch; validation picks the epoch, the "

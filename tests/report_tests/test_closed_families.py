@@ -89,8 +89,23 @@ def test_report_says_when_nothing_can_be_significant(make_store, planted_store):
     for fmt in ("html", "markdown"):
         text = render_report(small, fmt=fmt, n_resamples=200)
         findings = text.split("Findings", 1)[1][:3000]
-        assert "No comparison can be significant in these Holm families: accuracy (1 test: Holm needs p" in findings
+        assert "No comparison can be significant in these Holm families: accuracy, " in findings
+        assert "(1 test each: Holm needs p" in findings
         assert "at most 4 pairs give p ≥ 0.12" in findings, fmt
         assert "not corrected for multiplicity" in text
     planted = render_report(planted_store, fmt="markdown", n_resamples=200)
     assert "can be significant" not in planted
+
+
+def test_families_of_one_size_share_a_clause():
+    from reports.render import closed_families_finding
+
+    frame = pd.concat([_family("accuracy", 668, 10), _family("time per epoch", 668, 10),
+                       _family("divergence", 334, 10)], ignore_index=True)
+    text = closed_families_finding(power.closed_families(frame))
+    assert text.startswith("No comparison can be significant in these Holm families: accuracy and time per "
+                           "epoch (668 tests each: Holm needs p < 7.5e-05; at most 10 pairs give p ≥ 0.002), "
+                           "divergence (334 tests: Holm needs p < 0.00015; at most 10 pairs give p ≥ 0.002). ")
+    one = closed_families_finding(power.closed_families(_family("accuracy", 1, 3)))
+    assert one.startswith("No comparison can be significant in this Holm family: accuracy (1 test: Holm needs "
+                          "p < 0.05; at most 3 pairs give p ≥ 0.25). ")
