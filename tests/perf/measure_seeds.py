@@ -7,7 +7,8 @@ for ``--seeds`` seeds once per S in ``--per-program`` (the S values interleaved,
 drifts touch all of them), per placement, and prints training GFLOP/s (compile excluded,
 validation and test passes included as in measure_limit.py). Each program shape is compiled
 once per process (the engine's cache), so later rounds time training only. The best round is
-kept; the 1-minute load is printed with every row.
+kept; the 1-minute load is printed with every row. ``--threads 1`` in two processes started
+together times the ``bnbench run --jobs 2`` layout on 2 cores (add their GFLOP/s).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--placements", default="none,after+input")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="TensorFlow threads (1 with two processes side by side: the --jobs 2 layout)")
     args = ap.parse_args(argv)
 
     from bench.datasets import load_dataset
     from bench.engines import stacked
     from bench.tf_setup import configure_tensorflow
 
-    configure_tensorflow(2, deterministic=True)
+    configure_tensorflow(args.threads, deterministic=True)
     data = load_dataset("mnist", 5000)
     best: dict[tuple[str, int], float] = {}
     for rnd in range(args.rounds):
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 best[placement, per] = max(best.get((placement, per), 0.0), cell.gflops)
                 print(json.dumps({"round": rnd, "placement": placement, "S": per, "gflops": round(cell.gflops, 1),
                                   "train_s_per_run": round(cell.train_s / cell.seeds, 2),
-                                  "mean_val_acc": round(cell.mean_acc, 4), "load": load}), flush=True)
+                                  "mean_val_acc": round(cell.mean_acc, 4), "load": load,
+                                  "threads": args.threads}), flush=True)
     print("| placement | S | GFLOP/s (best round) |\n|---|---:|---:|")
     for (placement, per), g in best.items():
         print(f"| {placement} | {per} | {g:.1f} |")
