@@ -5,7 +5,9 @@ bnbench depends on the ``tensorflow`` wheel (a CUDA build) so that one distribut
 CUDA libraries). On a machine without a GPU that build writes start-up lines straight to file
 descriptor 2 from C++, before absl logging starts, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide
 them: absl's "log messages before InitializeLog" notice, ``cudart_stub.cc ... Could not find
-cuda drivers`` (twice per import) and, at the first device query, ``failed call to cuInit``.
+cuda drivers`` (twice per import) and, at the first device query, ``failed call to cuInit``;
+on CPUs where TensorFlow turns oneDNN on by default, also its "oneDNN custom operations are
+on" notice (any build).
 They would break every one-line error and every progress bar, in every worker.
 
 The first ``import tensorflow`` after ``import bench`` and bnbench's device query run with
@@ -29,6 +31,9 @@ from contextlib import contextmanager
 _STARTUP_NOTICES = (
     re.compile(r"All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
     re.compile(r"cudart_stub\.cc.*Could not find cuda drivers on your machine"),
+    # On CPUs with AVX-512 VNNI/BF16 (Zen 4, Cascade Lake and later) every import announces
+    # TensorFlow's oneDNN kernels, whatever TF_CPP_MIN_LOG_LEVEL says.
+    re.compile(r"oneDNN custom operations are on"),
 )
 _CUINIT_FAILURE = re.compile(r"failed call to cuInit")
 

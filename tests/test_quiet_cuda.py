@@ -13,12 +13,16 @@ CUDART = ("I0000 00:00:1795779864.171326   11370 cudart_stub.cc:31] Could not fi
           "your machine, GPU will not be used.\n")
 CUINIT = ("E0000 00:00:1795779873.575908   11370 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
           "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+ONEDNN = ("I0000 00:00:1795870544.277710   26354 port.cc:153] oneDNN custom operations are on. You may "
+          "see slightly different numerical results due to floating-point round-off errors from different "
+          "computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n")
 REAL = "E0000 00:00:1.0 1 some_kernel.cc:1] a real error\n"
 
 
 def test_notices_are_recognized_and_real_lines_are_not():
     assert quiet_cuda.is_startup_notice(ABSL, driver_present=True)
     assert quiet_cuda.is_startup_notice(CUDART, driver_present=True)
+    assert quiet_cuda.is_startup_notice(ONEDNN, driver_present=True)
     assert quiet_cuda.is_startup_notice(CUINIT, driver_present=False)
     assert not quiet_cuda.is_startup_notice(CUINIT, driver_present=True)  # a real failure there
     assert not quiet_cuda.is_startup_notice(REAL, driver_present=False)
@@ -27,7 +31,7 @@ def test_notices_are_recognized_and_real_lines_are_not():
 def test_filtered_stderr_drops_notices_and_keeps_the_rest_in_order(capfd, monkeypatch):
     monkeypatch.setattr(quiet_cuda, "nvidia_driver_present", lambda: False)
     with quiet_cuda.filtered_stderr():
-        for line in (ABSL, CUDART, REAL, CUINIT):
+        for line in (ABSL, ONEDNN, CUDART, REAL, CUINIT):
             os.write(2, line.encode())  # C++ writes to the descriptor, not to sys.stderr
     assert capfd.readouterr().err == REAL
 
