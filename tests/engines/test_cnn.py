@@ -7,7 +7,8 @@ Tolerances are the MLP's, derived in tests/engines/test_stacked_vs_keras.py (TOL
 metrics of one epoch) and tests/test_factor_combinations.py (rel 1e-5 on the first steps): the
 CNN adds longer sums (a 3x3 conv over 8 channels sums 72 products, BN over a batch of 32
 8x8 maps sums 2,048) but the same kind of float32 reordering, and these bounds sit far below a
-one-sample change in validation accuracy (1/300 = 3.3e-3).
+one-sample change in validation accuracy (1/300 = 3.3e-3). An arm whose epoch is chaotic on
+some CPU (``CHAOTIC``) is compared after an epoch in distribution over seeds instead.
 """
 
 from __future__ import annotations
@@ -72,15 +73,50 @@ def test_first_steps_match_keras(digits_64, placement, normalizer):
     assert a.val_acc == pytest.approx(b.val_acc, abs=1e-7)  # Keras averages in float32
 
 
+#: Arms whose epoch at learning rate 0.05 is chaotic: float-noise differences in the first
+#: steps grow into a different trajectory. With TensorFlow's oneDNN kernels (on by default on
+#: CPUs with AVX-512 VNNI/BF16, e.g. AMD Zen 4) Keras' BN over the 1-channel input sums in
+#: another order, and after one epoch seed 0 ended 2 validation images (0.0067) away from the
+#: stacked engine, while its first steps agree to rel. 1e-5 (test_first_steps_match_keras). As
+#: in tests/test_factor_combinations.py, such arms are tested tightly on the first steps and in
+#: distribution over seeds after an epoch, never by a margin that happened to hold on one CPU.
+CHAOTIC = {("after+input", "batch")}
+#: 16 paired seeds: an exact two-sided signed-rank test can reach 2/2**16 ~ 3e-5, far below ALPHA.
+CHAOTIC_SEEDS = list(range(16))
+#: False-failure rate per loss when the engines are equal in distribution (Bonferroni over the
+#: two losses: <= 0.1% per CPU), as in tests/test_factor_combinations.py.
+ALPHA = 0.001
+ONE_EPOCH_ARMS = [(p, "batch") for p in PLACEMENTS] + [("after", n) for n in NORMALIZERS[1:]]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("placement", "normalizer"), [(p, "batch") for p in PLACEMENTS]
-                         + [("after", n) for n in NORMALIZERS[1:]])
+@pytest.mark.parametrize(("placement", "normalizer"), [a for a in ONE_EPOCH_ARMS if a not in CHAOTIC])
 def test_one_epoch_matches_keras(digits, placement, normalizer):
     ours, theirs = both_engines(digits, epochs=1, placement=placement, normalizer=normalizer,
                                 learning_rate=0.05)
     assert ours.status == theirs.status == "ok"
     assert max_abs_diff(ours, theirs) <= TOL
     assert max_abs_test_diff(ours, theirs) <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("placement", "normalizer"), sorted(CHAOTIC))
+def test_one_epoch_matches_keras_in_distribution_over_seeds(digits, placement, normalizer):
+    """Paired by seed, the end-of-epoch losses of the two engines differ only by chaos: an exact
+    Wilcoxon signed-rank test finds no systematic difference (size ALPHA per loss, Bonferroni)."""
+    from scipy.stats import wilcoxon
+
+    cfgs = cnn_configs(CHAOTIC_SEEDS, epochs=1, placement=placement, normalizer=normalizer,
+                       learning_rate=0.05, engine_opts={"seeds_per_program": 8})
+    ours = stacked.train_cell(cfgs, digits)
+    theirs = keras_fit.train_cell(with_engine(cfgs, name="keras", jit_compile=False, steps_per_execution=1),
+                                  digits)
+    assert all(r.status == "ok" for r in ours + theirs)
+    for metric in ("train_loss", "val_loss"):
+        a = np.array([getattr(r.epochs[0], metric) for r in ours])
+        b = np.array([getattr(r.epochs[0], metric) for r in theirs])
+        p = wilcoxon(a, b, method="exact").pvalue
+        assert p > ALPHA / 2, f"{metric}: engines differ systematically over seeds (p={p:.2g})"
 
 
 @pytest.mark.slow
