@@ -13,8 +13,9 @@ import math
 from functools import cache
 from typing import Any
 
-import numpy as np
 import pytest
+
+from chaos_helpers import CHAOTIC_SEEDS, assert_same_in_distribution
 
 from bench.spec import ACTIVATIONS, INITIALIZERS, NORMALIZERS, OPTIMIZERS, PLACEMENTS, RunConfig, parse_spec
 
@@ -104,12 +105,6 @@ def test_combination_trains(engine: str, case: str):
 #: in the same net: <= 1e-7 throughout).
 CHAOTIC = {"batch-2-bn", "groups-of-2"}
 
-#: Seeds for the distribution test: 16 paired seeds let an exact two-sided Wilcoxon signed-rank
-#: test reach p = 2/2**16 ~ 3e-5, far below ALPHA.
-CHAOTIC_SEEDS = list(range(16))
-#: Per-test false-failure rate when the engines are equal in distribution; Bonferroni over the
-#: two losses tested, so a correct engine fails this test on a given CPU with probability <= 0.1%.
-ALPHA = 0.001
 
 
 @pytest.mark.slow
@@ -154,13 +149,4 @@ def train_seeds(engine: str, case: str) -> list:
 def test_engines_agree_in_distribution_over_seeds_in_chaotic_cases(case: str):
     """Paired by seed, the end-of-epoch losses of the two engines differ only by chaos: an exact
     Wilcoxon signed-rank test finds no systematic difference (size ALPHA per loss, Bonferroni)."""
-    from scipy.stats import wilcoxon
-
-    keras_runs, stacked_runs = train_seeds("keras", case), train_seeds("stacked", case)
-    assert all(r.status == "ok" for r in keras_runs + stacked_runs)
-    for metric in ("train_loss", "val_loss"):
-        k = np.array([getattr(r.epochs[0], metric) for r in keras_runs])
-        s = np.array([getattr(r.epochs[0], metric) for r in stacked_runs])
-        assert np.isfinite(k).all() and np.isfinite(s).all()
-        p = wilcoxon(s, k, method="exact").pvalue
-        assert p > ALPHA / 2, f"{metric}: engines differ systematically over seeds (p={p:.2g})"
+    assert_same_in_distribution(train_seeds("stacked", case), train_seeds("keras", case))

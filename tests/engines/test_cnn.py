@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from chaos_helpers import CHAOTIC_SEEDS, assert_same_in_distribution
 
 from bench.engines import keras_fit, stacked
 
@@ -81,11 +82,6 @@ def test_first_steps_match_keras(digits_64, placement, normalizer):
 #: in tests/test_factor_combinations.py, such arms are tested tightly on the first steps and in
 #: distribution over seeds after an epoch, never by a margin that happened to hold on one CPU.
 CHAOTIC = {("after+input", "batch")}
-#: 16 paired seeds: an exact two-sided signed-rank test can reach 2/2**16 ~ 3e-5, far below ALPHA.
-CHAOTIC_SEEDS = list(range(16))
-#: False-failure rate per loss when the engines are equal in distribution (Bonferroni over the
-#: two losses: <= 0.1% per CPU), as in tests/test_factor_combinations.py.
-ALPHA = 0.001
 ONE_EPOCH_ARMS = [(p, "batch") for p in PLACEMENTS] + [("after", n) for n in NORMALIZERS[1:]]
 
 
@@ -104,19 +100,12 @@ def test_one_epoch_matches_keras(digits, placement, normalizer):
 def test_one_epoch_matches_keras_in_distribution_over_seeds(digits, placement, normalizer):
     """Paired by seed, the end-of-epoch losses of the two engines differ only by chaos: an exact
     Wilcoxon signed-rank test finds no systematic difference (size ALPHA per loss, Bonferroni)."""
-    from scipy.stats import wilcoxon
-
     cfgs = cnn_configs(CHAOTIC_SEEDS, epochs=1, placement=placement, normalizer=normalizer,
                        learning_rate=0.05, engine_opts={"seeds_per_program": 8})
     ours = stacked.train_cell(cfgs, digits)
     theirs = keras_fit.train_cell(with_engine(cfgs, name="keras", jit_compile=False, steps_per_execution=1),
                                   digits)
-    assert all(r.status == "ok" for r in ours + theirs)
-    for metric in ("train_loss", "val_loss"):
-        a = np.array([getattr(r.epochs[0], metric) for r in ours])
-        b = np.array([getattr(r.epochs[0], metric) for r in theirs])
-        p = wilcoxon(a, b, method="exact").pvalue
-        assert p > ALPHA / 2, f"{metric}: engines differ systematically over seeds (p={p:.2g})"
+    assert_same_in_distribution(ours, theirs)
 
 
 @pytest.mark.slow
